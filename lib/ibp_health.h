@@ -1,0 +1,46 @@
+/* The monitor's /results snapshot (IBP-NODE §5) and the online() rule. */
+#ifndef IBP_HEALTH_H
+#define IBP_HEALTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "ibp_err.h"
+
+typedef enum ibp_check_kind {
+    IBP_CHECK_SITE = 0,
+    IBP_CHECK_DOMAIN = 1,
+    IBP_CHECK_ENDPOINT = 2,
+} ibp_check_kind_t;
+
+typedef struct ibp_health_group {
+    ibp_check_kind_t kind;
+    char *domain;          /* NULL for site groups */
+    bool ipv6;             /* group-level IsIPv6: the one that counts */
+    char **offline;        /* MemberName of every result with Status false */
+    size_t n_offline;
+} ibp_health_group_t;
+
+typedef struct ibp_health {
+    bool loaded;           /* false: no snapshot, everybody is online */
+    size_t n_lists;        /* total groups in the three lists; 0 => permissive */
+    ibp_health_group_t *groups;
+    size_t n_groups;
+} ibp_health_t;
+
+/* Parses a /results body. An all-empty body is valid (and permissive).
+ * Checktime must be RFC 3339, as the Go decoder demands. */
+bool ibp_health_parse(const char *buf, size_t len, const char *src,
+                      ibp_health_t *out, ibp_err_t *err);
+
+/* X-IBP-Results-Source: snapshots from the monitor's own "local" view are
+ * not consensus and must be ignored (value trimmed, case-insensitive). */
+bool ibp_health_source_accepted(const char *header_value);
+
+/* online(host, member name, family) of IBP-NODE §5.3. */
+bool ibp_health_online(const ibp_health_t *h, const char *host,
+                       const char *member_name, bool ipv6);
+
+void ibp_health_free(ibp_health_t *h);
+
+#endif

@@ -1,0 +1,134 @@
+/* In-memory models of the IBP inputs (node config, members, services, static
+ * records, country overrides). Parsed from JSON by ibp_parse.c; consumed by
+ * the compiler. All strings are heap-allocated and owned by the model. */
+#ifndef IBP_MODEL_H
+#define IBP_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ibp_err.h"
+
+#define IBP_MAX_ANSWERS 8      /* Routing.AnswersPerFamily upper bound */
+#define IBP_NAME_MAX 253       /* presentation length of a DNS name */
+
+typedef struct ibp_member {
+    char *key;             /* key in the members object: tie-break order */
+    char *name;            /* Details.Name: matched against monitor results */
+    bool active;           /* Service.Active != 0 */
+    bool override;         /* top-level "Override": never routed to */
+    bool has_v4, has_v6;   /* ServiceIPv4 / ServiceIPv6 non-empty */
+    uint8_t v4[4];
+    uint8_t v6[16];
+    double lat, lon;       /* Location.Latitude / Longitude, degrees */
+    char **services;       /* union of all ServiceAssignments lists */
+    size_t n_services;
+} ibp_member_t;
+
+typedef struct ibp_members {
+    ibp_member_t *v;       /* sorted by key, plain byte order */
+    size_t n;
+} ibp_members_t;
+
+typedef struct ibp_service {
+    char *key;             /* key in the services object */
+    bool active;           /* Configuration.Active != 0 */
+    char **hosts;          /* lowercased hosts of every RpcUrls entry, unique */
+    size_t n_hosts;
+} ibp_service_t;
+
+typedef struct ibp_services {
+    ibp_service_t *v;      /* in file order */
+    size_t n;
+} ibp_services_t;
+
+/* Record types we serve from the static config. */
+enum {
+    IBP_T_A = 1, IBP_T_NS = 2, IBP_T_CNAME = 5, IBP_T_SOA = 6, IBP_T_PTR = 12,
+    IBP_T_MX = 15, IBP_T_TXT = 16, IBP_T_AAAA = 28, IBP_T_SRV = 33,
+    IBP_T_CAA = 257, IBP_T_ANY = 255,
+};
+
+typedef struct ibp_static_rr {
+    char *owner;           /* lowercase, no trailing dot */
+    uint16_t type;         /* IBP_T_* */
+    uint32_t ttl;
+    char *content;         /* validated presentation format, as in the file */
+    bool acme;             /* _acme-challenge TXT whose content is a URL */
+} ibp_static_rr_t;
+
+typedef struct ibp_statics {
+    ibp_static_rr_t *v;    /* in file order */
+    size_t n;
+} ibp_statics_t;
+
+typedef struct ibp_override {
+    char *domain;          /* lowercase, no trailing dot */
+    char cc[3];            /* uppercase ISO country code */
+    char *member_name;     /* "" when the entry gives addresses */
+    bool has_v4, has_v6;
+    uint8_t v4[4];
+    uint8_t v6[16];
+} ibp_override_t;
+
+typedef struct ibp_overrides {
+    ibp_override_t *v;
+    size_t n;
+} ibp_overrides_t;
+
+typedef enum ibp_all_down {
+    IBP_ALL_DOWN_NEAREST = 0,   /* fail open: answer the nearest anyway */
+    IBP_ALL_DOWN_NONE = 1,      /* IBP's behaviour: no answer */
+} ibp_all_down_t;
+
+typedef struct ibp_routing_cfg {
+    char *table_path;           /* default /var/lib/ibpdns/routing.tbl */
+    unsigned answers_per_family;/* 1..IBP_MAX_ANSWERS, default 1 */
+    ibp_all_down_t all_down;
+    uint32_t ttl;               /* dynamic A/AAAA TTL, default 30 */
+    uint32_t soa_refresh, soa_retry, soa_expire, soa_minimum; /* 3600 600 1209600 3600 */
+    uint32_t soa_ttl;           /* TTL of the SOA record itself, default 3600 */
+} ibp_routing_cfg_t;
+
+typedef struct ibp_node_config {
+    char *path;                 /* the file it was read from */
+    char *log_level;
+    int config_reload_s;        /* <= 0 in the file => 30 */
+    char *static_url, *members_url, *services_url;
+    char *maxmind_path, *maxmind_account, *maxmind_key;
+    char *nats_node_id, *nats_url, *nats_user, *nats_pass;
+    char *mysql_host, *mysql_port, *mysql_user, *mysql_pass, *mysql_db;
+    char *api_listen_address, *api_listen_port;
+    char *monitor_address, *monitor_port;
+    int monitor_refresh_s;      /* <= 0 in the file => 30 */
+    char *storage_path;         /* Storage.Path: SQLite file */
+    ibp_routing_cfg_t routing;
+    ibp_overrides_t overrides;  /* GeoDNSOverrides */
+    char **warnings;            /* unknown keys, one message each */
+    size_t n_warnings;
+} ibp_node_config_t;
+
+/* Parsers. `src` names the input in error messages (usually the file's base
+ * name); errors read "src: .json.path: problem". On failure *out is left
+ * zeroed and nothing needs freeing. */
+bool ibp_members_parse(const char *buf, size_t len, const char *src,
+                       ibp_members_t *out, ibp_err_t *err);
+bool ibp_services_parse(const char *buf, size_t len, const char *src,
+                        ibp_services_t *out, ibp_err_t *err);
+bool ibp_statics_parse(const char *buf, size_t len, const char *src,
+                       ibp_statics_t *out, ibp_err_t *err);
+bool ibp_node_config_parse(const char *buf, size_t len, const char *src,
+                           ibp_node_config_t *out, ibp_err_t *err);
+
+void ibp_members_free(ibp_members_t *m);
+void ibp_services_free(ibp_services_t *s);
+void ibp_statics_free(ibp_statics_t *s);
+void ibp_overrides_free(ibp_overrides_t *o);
+void ibp_node_config_free(ibp_node_config_t *c);
+
+/* Normalises a DNS name into out (lowercase, one trailing dot removed).
+ * Returns false for names that are not valid hostnames/owner names. */
+bool ibp_name_normalize(const char *in, char out[IBP_NAME_MAX + 1], ibp_err_t *err);
+
+#endif

@@ -1,0 +1,1 @@
+/* placeholder */ typedef int ibp_placeholder_ibp_table_reader;
