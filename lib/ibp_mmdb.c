@@ -1,1 +1,509 @@
-/* placeholder */ typedef int ibp_placeholder_ibp_mmdb;
+#include "ibp_mmdb.h"
+
+#include <errno.h>
+#include <maxminddb.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+/* ---- small open-addressing maps ---------------------------------------- */
+
+typedef struct u64map {        /* data-record offset + 1 -> class id */
+    uint64_t *keys;
+    uint32_t *vals;
+    size_t cap, n;
+} u64map_t;
+
+static size_t hash_u64(uint64_t k)
+{
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdULL;
+    k ^= k >> 33;
+    return (size_t)k;
+}
+
+static bool u64map_grow(u64map_t *m)
+{
+    size_t cap = m->cap ? m->cap * 2 : 1 << 16;
+    uint64_t *keys = calloc(cap, sizeof *keys);
+    uint32_t *vals = calloc(cap, sizeof *vals);
+    if (!keys || !vals) {
+        free(keys);
+        free(vals);
+        return false;
+    }
+    for (size_t i = 0; i < m->cap; i++) {
+        if (!m->keys[i])
+            continue;
+        size_t j = hash_u64(m->keys[i]) & (cap - 1);
+        while (keys[j])
+            j = (j + 1) & (cap - 1);
+        keys[j] = m->keys[i];
+        vals[j] = m->vals[i];
+    }
+    free(m->keys);
+    free(m->vals);
+    m->keys = keys;
+    m->vals = vals;
+    m->cap = cap;
+    return true;
+}
+
+/* Returns the slot for key (key != 0), found or empty. */
+static size_t u64map_slot(const u64map_t *m, uint64_t key)
+{
+    size_t j = hash_u64(key) & (m->cap - 1);
+    while (m->keys[j] && m->keys[j] != key)
+        j = (j + 1) & (m->cap - 1);
+    return j;
+}
+
+static void u64map_free(u64map_t *m)
+{
+    free(m->keys);
+    free(m->vals);
+}
+
+/* ---- the walk ----------------------------------------------------------- */
+
+typedef struct walker {
+    MMDB_s db;
+    const ibp_geo_input_t *in;
+    ibp_geo_classes_t *out;
+    u64map_t by_offset;    /* record offset -> class */
+    u64map_t by_key;       /* class key hash -> class id + 1 (chained by probing on key bytes) */
+    uint16_t *order_buf;
+    double *term_buf;
+    size_t cls_cap, orders_cap;
+    size_t node_budget;
+    ibp_err_t *err;
+} walker_t;
+
+static bool cc_relevant(const ibp_geo_input_t *in, const char *cc)
+{
+    for (size_t i = 0; i < in->n_ccs; i++)
+        if (!strcasecmp(in->ccs[i], cc))
+            return true;
+    return false;
+}
+
+static bool class_equal(const walker_t *w, uint32_t id, bool located, const char cc[3],
+                        const uint16_t *order)
+{
+    const ibp_geo_class_t *c = &w->out->cls[id];
+    size_t n = w->out->n_members;
+    return c->located == located && !memcmp(c->cc, cc, 3) &&
+           (!located || !memcmp(&w->out->orders[c->order], order, n * sizeof *order));
+}
+
+static bool class_append(walker_t *w, bool located, const char cc[3], const uint16_t *order,
+                         double lat, double lon, uint32_t *id)
+{
+    ibp_geo_classes_t *o = w->out;
+    size_t n = o->n_members;
+    if (o->n_cls == w->cls_cap) {
+        size_t cap = w->cls_cap ? w->cls_cap * 2 : 256;
+        ibp_geo_class_t *cls = realloc(o->cls, cap * sizeof *cls);
+        if (!cls)
+            return ibp_err_set(w->err, "out of memory");
+        o->cls = cls;
+        w->cls_cap = cap;
+    }
+    if ((o->n_cls + 1) * n > w->orders_cap) {
+        size_t cap = (w->orders_cap ? w->orders_cap * 2 : 4096) + n;
+        uint16_t *orders = realloc(o->orders, cap * sizeof *orders);
+        if (!orders)
+            return ibp_err_set(w->err, "out of memory");
+        o->orders = orders;
+        w->orders_cap = cap;
+    }
+    ibp_geo_class_t *c = &o->cls[o->n_cls];
+    c->located = located;
+    memcpy(c->cc, cc, 3);
+    c->order = (uint32_t)(o->n_cls * n);
+    c->lat = lat;
+    c->lon = lon;
+    if (located)
+        memcpy(&o->orders[c->order], order, n * sizeof *order);
+    else
+        memset(&o->orders[c->order], 0, n * sizeof *order);
+    *id = (uint32_t)o->n_cls++;
+    return true;
+}
+
+static uint64_t class_hash(bool located, const char cc[3], const uint16_t *order, size_t n)
+{
+    uint64_t h = XXH3_64bits_withSeed(cc, 3, located);
+    return located ? XXH3_64bits_withSeed(order, n * sizeof *order, h) : h;
+}
+
+static bool class_intern(walker_t *w, bool located, const char cc[3], double lat, double lon,
+                         uint32_t *id)
+{
+    const uint16_t *order = w->order_buf;
+    uint64_t key = class_hash(located, cc, order, w->out->n_members) | 1; /* never 0 */
+    if (w->by_key.n * 2 >= w->by_key.cap && !u64map_grow(&w->by_key))
+        return ibp_err_set(w->err, "out of memory");
+    size_t j = hash_u64(key) & (w->by_key.cap - 1);
+    for (; w->by_key.keys[j]; j = (j + 1) & (w->by_key.cap - 1))
+        if (w->by_key.keys[j] == key &&
+            class_equal(w, w->by_key.vals[j], located, cc, order)) {
+            *id = w->by_key.vals[j];
+            return true;
+        }
+    if (!class_append(w, located, cc, order, lat, lon, id))
+        return false;
+    w->by_key.keys[j] = key;
+    w->by_key.vals[j] = *id;
+    w->by_key.n++;
+    return true;
+}
+
+/* Reads one value at path; a missing path is not an error, bad data is. */
+static bool get_value(walker_t *w, MMDB_entry_s *entry, MMDB_entry_data_s *data,
+                      const char *const *path)
+{
+    int status = MMDB_aget_value(entry, data, path);
+    if (status == MMDB_LOOKUP_PATH_DOES_NOT_MATCH_DATA_ERROR) {
+        data->has_data = false;
+        return true;
+    }
+    if (status != MMDB_SUCCESS)
+        return ibp_err_set(w->err, "corrupt data record at offset %u: %s",
+                           entry->offset, MMDB_strerror(status));
+    return true;
+}
+
+static bool get_double(walker_t *w, MMDB_entry_s *entry, const char *const *path,
+                       bool *found, double *v)
+{
+    MMDB_entry_data_s data;
+    if (!get_value(w, entry, &data, path))
+        return false;
+    *found = data.has_data;
+    if (!data.has_data)
+        return true;
+    if (data.type == MMDB_DATA_TYPE_DOUBLE)
+        *v = data.double_value;
+    else if (data.type == MMDB_DATA_TYPE_FLOAT)
+        *v = data.float_value;
+    else
+        return ibp_err_set(w->err, "data record at offset %u: %s.%s is not a number",
+                           entry->offset, path[0], path[1]);
+    return true;
+}
+
+static bool record_location(walker_t *w, MMDB_entry_s *entry, bool *located,
+                            double *lat, double *lon, char cc[3])
+{
+    static const char *const lat_path[] = {"location", "latitude", NULL};
+    static const char *const lon_path[] = {"location", "longitude", NULL};
+    static const char *const cc_path[] = {"country", "iso_code", NULL};
+    bool has_lat = false, has_lon = false;
+    if (!get_double(w, entry, lat_path, &has_lat, lat) ||
+        !get_double(w, entry, lon_path, &has_lon, lon))
+        return false;
+    *located = has_lat && has_lon && *lat >= -90 && *lat <= 90 && *lon >= -180 && *lon <= 180;
+    MMDB_entry_data_s data;
+    if (!get_value(w, entry, &data, cc_path))
+        return false;
+    memset(cc, 0, 3);
+    if (data.has_data && data.type == MMDB_DATA_TYPE_UTF8_STRING && data.data_size == 2) {
+        cc[0] = data.utf8_string[0];
+        cc[1] = data.utf8_string[1];
+        if (!cc_relevant(w->in, cc))
+            memset(cc, 0, 3);
+    }
+    return true;
+}
+
+static bool record_class(walker_t *w, MMDB_entry_s *entry, uint32_t *id)
+{
+    uint64_t key = (uint64_t)entry->offset + 1;
+    if (w->by_offset.n * 2 >= w->by_offset.cap && !u64map_grow(&w->by_offset))
+        return ibp_err_set(w->err, "out of memory");
+    size_t slot = u64map_slot(&w->by_offset, key);
+    if (w->by_offset.keys[slot]) {
+        *id = w->by_offset.vals[slot];
+        return true;
+    }
+    bool located;
+    double lat = 0, lon = 0;
+    char cc[3];
+    if (!record_location(w, entry, &located, &lat, &lon, cc))
+        return false;
+    w->out->n_records++;
+    if (!located && !cc[0]) {
+        *id = IBP_CLASS_NODATA;
+    } else {
+        if (located) {
+            ibp_site_t client = ibp_site_from_degrees(lat, lon);
+            ibp_geo_order(&client, w->in->sites, w->in->n_sites, w->order_buf, w->term_buf);
+        }
+        if (!class_intern(w, located, cc, lat, lon, id))
+            return false;
+    }
+    /* class_intern may have grown by_key, not by_offset: the slot is still valid. */
+    w->by_offset.keys[slot] = key;
+    w->by_offset.vals[slot] = *id;
+    w->by_offset.n++;
+    return true;
+}
+
+/* IPv6 ranges that carry IPv4 addresses. Clients there are looked up as
+ * IPv4, so their space is filled with placeholders that never merge with
+ * real networks (gdnsd does the same), keeping neighbouring scopes honest. */
+typedef struct alias_range {
+    ibp_u128_t prefix;
+    unsigned len;
+} alias_range_t;
+
+#define U128(hi, lo) (((ibp_u128_t)(hi) << 64) | (ibp_u128_t)(lo))
+static const alias_range_t v4_aliases[] = {
+    {U128(0x0064ff9b00000000ULL, 0), 96},              /* NAT64 well-known prefix */
+    {U128(0, 0x0000ffff00000000ULL), 96},              /* v4-mapped */
+    {U128(0, 0xffff000000000000ULL), 96},              /* SIIT */
+    {U128(0x2001000000000000ULL, 0), 32},              /* Teredo */
+    {U128(0x2002000000000000ULL, 0), 16},              /* 6to4 */
+};
+
+static bool prefix_within(ibp_u128_t p, unsigned len, const alias_range_t *a)
+{
+    if (len < a->len)
+        return false;
+    ibp_u128_t mask = ~(ibp_u128_t)0 << (128 - a->len);
+    return (p & mask) == a->prefix;
+}
+
+static bool prefix_contains(ibp_u128_t p, unsigned len, const alias_range_t *a)
+{
+    if (len >= a->len)
+        return false;
+    ibp_u128_t mask = len ? ~(ibp_u128_t)0 << (128 - len) : 0;
+    return (a->prefix & mask) == p;
+}
+
+/* Appends p/len with class id, carving out the v4 alias ranges. */
+static bool emit(walker_t *w, ibp_u128_t p, unsigned len, uint32_t id)
+{
+    for (size_t i = 0; i < sizeof v4_aliases / sizeof v4_aliases[0]; i++) {
+        if (prefix_within(p, len, &v4_aliases[i]))
+            return ibp_nlist_append(&w->out->list, len, IBP_CLASS_UNDEF, w->err);
+        if (prefix_contains(p, len, &v4_aliases[i]))
+            return emit(w, p, len + 1, id) &&
+                   emit(w, p | ((ibp_u128_t)1 << (127 - len)), len + 1, id);
+    }
+    return ibp_nlist_append(&w->out->list, len, id, w->err);
+}
+
+typedef struct pending {
+    uint64_t record;
+    uint8_t type;
+    MMDB_entry_s entry;
+    ibp_u128_t prefix;
+    unsigned len;          /* in the 128-bit space */
+} pending_t;
+
+static bool read_children(walker_t *w, const pending_t *at, pending_t kids[2])
+{
+    if (w->out->n_nodes++ > w->node_budget)
+        return ibp_err_set(w->err, "search tree visits more nodes than it has: corrupt tree");
+    if (at->record > UINT32_MAX)
+        return ibp_err_set(w->err, "search tree node %llu out of range",
+                           (unsigned long long)at->record);
+    MMDB_search_node_s node;
+    int status = MMDB_read_node(&w->db, (uint32_t)at->record, &node);
+    if (status != MMDB_SUCCESS)
+        return ibp_err_set(w->err, "corrupt search tree at node %llu: %s",
+                           (unsigned long long)at->record, MMDB_strerror(status));
+    ibp_u128_t bit = (ibp_u128_t)1 << (127 - at->len);
+    kids[0] = (pending_t){node.left_record, node.left_record_type, node.left_record_entry,
+                          at->prefix, at->len + 1};
+    kids[1] = (pending_t){node.right_record, node.right_record_type, node.right_record_entry,
+                          at->prefix | bit, at->len + 1};
+    return true;
+}
+
+static bool visit_leaf(walker_t *w, pending_t *p)
+{
+    uint32_t id = IBP_CLASS_NODATA;
+    if (p->type == MMDB_RECORD_TYPE_DATA) {
+        if (!record_class(w, &p->entry, &id))
+            return false;
+    } else if (p->type != MMDB_RECORD_TYPE_EMPTY) {
+        return ibp_err_set(w->err, "corrupt search tree: invalid record below /%u", p->len);
+    }
+    return emit(w, p->prefix, p->len, id);
+}
+
+/* Depth-first, left before right, so networks come out in address order. */
+static bool walk_tree(walker_t *w, ibp_u128_t base, unsigned base_len)
+{
+    pending_t stack[130];
+    size_t top = 0;
+    stack[top++] = (pending_t){0, MMDB_RECORD_TYPE_SEARCH_NODE, {0}, base, base_len};
+    while (top) {
+        pending_t p = stack[--top];
+        bool alias = false;
+        for (size_t i = 0; i < sizeof v4_aliases / sizeof v4_aliases[0]; i++)
+            alias |= prefix_within(p.prefix, p.len, &v4_aliases[i]);
+        if (alias) {
+            if (!ibp_nlist_append(&w->out->list, p.len, IBP_CLASS_UNDEF, w->err))
+                return false;
+            continue;
+        }
+        if (p.type != MMDB_RECORD_TYPE_SEARCH_NODE) {
+            if (!visit_leaf(w, &p))
+                return false;
+            continue;
+        }
+        if (p.len >= 128)
+            return ibp_err_set(w->err, "corrupt search tree: deeper than 128 bits");
+        pending_t kids[2];
+        if (!read_children(w, &p, kids))
+            return false;
+        stack[top++] = kids[1];
+        stack[top++] = kids[0];
+    }
+    return true;
+}
+
+/* An IPv4-only database covers ::/96; the rest of the IPv6 space has no data. */
+static bool fill_after_v4(walker_t *w)
+{
+    for (unsigned len = 96; len >= 1; len--)
+        if (!emit(w, (ibp_u128_t)1 << (128 - len), len, IBP_CLASS_NODATA))
+            return false;
+    return true;
+}
+
+static bool open_city_db(walker_t *w, const char *path)
+{
+    int status = MMDB_open(path, MMDB_MODE_MMAP, &w->db);
+    if (status != MMDB_SUCCESS) {
+        const char *why = status == MMDB_IO_ERROR ? strerror(errno) : MMDB_strerror(status);
+        return ibp_err_set(w->err, "%s: cannot open MaxMind database: %s", path, why);
+    }
+    const char *type = w->db.metadata.database_type ? w->db.metadata.database_type : "";
+    snprintf(w->out->db_type, sizeof w->out->db_type, "%s", type);
+    w->out->build_epoch = w->db.metadata.build_epoch;
+    if (!strstr(type, "City")) {
+        MMDB_close(&w->db);
+        return ibp_err_set(w->err, "%s: database type '%s' is not a City database "
+                           "(routing needs location coordinates)", path, type);
+    }
+    if (w->db.metadata.ip_version != 4 && w->db.metadata.ip_version != 6) {
+        MMDB_close(&w->db);
+        return ibp_err_set(w->err, "%s: unsupported ip_version %u", path,
+                           w->db.metadata.ip_version);
+    }
+    return true;
+}
+
+static bool walker_init(walker_t *w, const ibp_geo_input_t *in, ibp_geo_classes_t *out,
+                        ibp_err_t *err)
+{
+    memset(w, 0, sizeof *w);
+    w->in = in;
+    w->out = out;
+    w->err = err;
+    if (in->n_sites > IBP_GEO_MAX_MEMBERS)
+        return ibp_err_set(err, "%zu members: at most %d are supported", in->n_sites,
+                           IBP_GEO_MAX_MEMBERS);
+    out->n_members = in->n_sites;
+    out->fingerprint = in->fingerprint;
+    w->order_buf = calloc(in->n_sites + 1, sizeof *w->order_buf);
+    w->term_buf = calloc(in->n_sites + 1, sizeof *w->term_buf);
+    if (!w->order_buf || !w->term_buf || !u64map_grow(&w->by_offset) ||
+        !u64map_grow(&w->by_key))
+        return ibp_err_set(err, "out of memory");
+    uint32_t id;   /* classes 0 and 1 are fixed: NODATA and UNDEF */
+    static const char no_cc[3] = {0};
+    return class_append(w, false, no_cc, w->order_buf, 0, 0, &id) &&
+           class_append(w, false, no_cc, w->order_buf, 0, 0, &id);
+}
+
+bool ibp_geo_classes_build(const ibp_geo_input_t *in, ibp_geo_classes_t *out, ibp_err_t *err)
+{
+    memset(out, 0, sizeof *out);
+    walker_t w;
+    bool ok = walker_init(&w, in, out, err) && open_city_db(&w, in->mmdb_path);
+    if (ok) {
+        w.node_budget = 2 * (size_t)w.db.metadata.node_count + 256;
+        if (w.db.metadata.ip_version == 6)
+            ok = walk_tree(&w, 0, 0);
+        else
+            ok = walk_tree(&w, 0, 96) && fill_after_v4(&w);
+        if (ok && !out->list.full)
+            ok = ibp_err_set(err, "search tree does not cover the address space");
+        if (!ok)
+            ibp_err_prefix(err, "%s", in->mmdb_path);
+        MMDB_close(&w.db);
+    }
+    free(w.order_buf);
+    free(w.term_buf);
+    u64map_free(&w.by_offset);
+    u64map_free(&w.by_key);
+    if (!ok)
+        ibp_geo_classes_free(out);
+    return ok;
+}
+
+void ibp_geo_classes_free(ibp_geo_classes_t *c)
+{
+    ibp_nlist_free(&c->list);
+    free(c->cls);
+    free(c->orders);
+    memset(c, 0, sizeof *c);
+}
+
+bool ibp_geo_locate(const char *mmdb_path, const uint8_t addr[16], bool is_v4,
+                    ibp_geo_point_t *out, ibp_err_t *err)
+{
+    memset(out, 0, sizeof *out);
+    MMDB_s db;
+    int status = MMDB_open(mmdb_path, MMDB_MODE_MMAP, &db);
+    if (status != MMDB_SUCCESS)
+        return ibp_err_set(err, "%s: cannot open MaxMind database: %s", mmdb_path,
+                           MMDB_strerror(status));
+    struct sockaddr_storage ss = {0};
+    if (is_v4) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+        sin->sin_family = AF_INET;
+        memcpy(&sin->sin_addr, &addr[12], 4);
+    } else {
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+        sin6->sin6_family = AF_INET6;
+        memcpy(&sin6->sin6_addr, addr, 16);
+    }
+    int mmdb_error = 0;
+    MMDB_lookup_result_s r = MMDB_lookup_sockaddr(&db, (struct sockaddr *)&ss, &mmdb_error);
+    bool ok = mmdb_error == MMDB_SUCCESS;
+    if (!ok)
+        ibp_err_set(err, "%s: lookup failed: %s", mmdb_path, MMDB_strerror(mmdb_error));
+    if (ok && r.found_entry) {
+        out->found = true;
+        MMDB_entry_data_s d;
+        bool has_lat = MMDB_get_value(&r.entry, &d, "location", "latitude", NULL) == MMDB_SUCCESS &&
+                       d.has_data && d.type == MMDB_DATA_TYPE_DOUBLE;
+        double lat = has_lat ? d.double_value : 0;
+        bool has_lon = MMDB_get_value(&r.entry, &d, "location", "longitude", NULL) == MMDB_SUCCESS &&
+                       d.has_data && d.type == MMDB_DATA_TYPE_DOUBLE;
+        out->located = has_lat && has_lon;
+        out->lat = lat;
+        out->lon = has_lon ? d.double_value : 0;
+        if (MMDB_get_value(&r.entry, &d, "country", "iso_code", NULL) == MMDB_SUCCESS &&
+            d.has_data && d.type == MMDB_DATA_TYPE_UTF8_STRING && d.data_size == 2)
+            memcpy(out->cc, d.utf8_string, 2);
+        if (MMDB_get_value(&r.entry, &d, "city", "names", "en", NULL) == MMDB_SUCCESS &&
+            d.has_data && d.type == MMDB_DATA_TYPE_UTF8_STRING) {
+            size_t n = d.data_size < sizeof out->city - 1 ? d.data_size : sizeof out->city - 1;
+            memcpy(out->city, d.utf8_string, n);
+        }
+    }
+    MMDB_close(&db);
+    return ok;
+}

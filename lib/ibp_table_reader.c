@@ -1,1 +1,447 @@
-/* placeholder */ typedef int ibp_placeholder_ibp_table_reader;
+#include "ibp_table.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+uint64_t ibp_table_checksum(const uint8_t *file, size_t len)
+{
+    ibp_tbl_header_t h;
+    memcpy(&h, file, sizeof h);
+    h.checksum = 0;
+    uint64_t seed = XXH3_64bits(&h, sizeof h);
+    return XXH3_64bits_withSeed(file + sizeof h, len - sizeof h, seed);
+}
+
+/* ---- validation --------------------------------------------------------
+ * A table that passes these checks can be walked without bounds checks on
+ * the query path: every index and string reference has been proven in range. */
+
+static const uint32_t expected_elem[IBP_SEC_COUNT] = {
+    1, sizeof(ibp_tbl_zone_t), sizeof(ibp_tbl_name_t), 4, sizeof(ibp_tbl_rr_t),
+    sizeof(ibp_tbl_host_t), sizeof(ibp_tbl_cand_t), sizeof(ibp_tbl_member_t),
+    sizeof(ibp_tbl_target_t), sizeof(ibp_tbl_policy_t), 8, sizeof(ibp_tbl_answer_t), 4,
+    sizeof(ibp_tbl_input_t),
+};
+
+static bool check_header(const uint8_t *buf, size_t len, ibp_err_t *err)
+{
+    if (len < sizeof(ibp_tbl_header_t))
+        return ibp_err_set(err, "truncated: %zu bytes is shorter than the header", len);
+    const ibp_tbl_header_t *h = (const ibp_tbl_header_t *)buf;
+    if (memcmp(h->magic, IBP_TBL_MAGIC, 8))
+        return ibp_err_set(err, "not an ibpdns routing table (bad magic)");
+    if (h->endian != IBP_TBL_ENDIAN)
+        return ibp_err_set(err, "written on a machine of another byte order");
+    if (h->version != IBP_TBL_VERSION)
+        return ibp_err_set(err, "format version %u, this program reads version %u",
+                           h->version, IBP_TBL_VERSION);
+    if (h->header_size != sizeof *h || h->n_sections != IBP_SEC_COUNT)
+        return ibp_err_set(err, "unexpected header size or section count");
+    if (h->file_size != len)
+        return ibp_err_set(err, "truncated or extended: header says %llu bytes, file has %zu",
+                           (unsigned long long)h->file_size, len);
+    if (ibp_table_checksum(buf, len) != h->checksum)
+        return ibp_err_set(err, "checksum mismatch: the file is corrupt");
+    return true;
+}
+
+static bool map_sections(ibp_table_t *t, ibp_err_t *err)
+{
+    const void *at[IBP_SEC_COUNT];
+    for (int s = 0; s < IBP_SEC_COUNT; s++) {
+        const ibp_tbl_section_ent_t *e = &t->h->sections[s];
+        if (e->offset % 8 || e->offset > t->size || e->size > t->size - e->offset ||
+            e->elem_size != expected_elem[s] || (uint64_t)e->count * e->elem_size != e->size)
+            return ibp_err_set(err, "section %d lies outside the file or is malformed", s);
+        at[s] = t->base + e->offset;
+        t->n[s] = e->count;
+    }
+    t->strings = at[IBP_SEC_STRINGS];
+    t->strings_size = t->h->sections[IBP_SEC_STRINGS].size;
+    t->zones = at[IBP_SEC_ZONES];
+    t->names = at[IBP_SEC_NAMES];
+    t->name_hash = at[IBP_SEC_NAME_HASH];
+    t->rrs = at[IBP_SEC_RRS];
+    t->hosts = at[IBP_SEC_HOSTS];
+    t->cands = at[IBP_SEC_CANDS];
+    t->members = at[IBP_SEC_MEMBERS];
+    t->targets = at[IBP_SEC_TARGETS];
+    t->policies = at[IBP_SEC_POLICIES];
+    t->nodes = at[IBP_SEC_NODES];
+    t->answers = at[IBP_SEC_ANSWERS];
+    t->spread = at[IBP_SEC_SPREAD];
+    t->inputs = at[IBP_SEC_INPUTS];
+    return true;
+}
+
+static bool str_ok(const ibp_table_t *t, uint32_t off)
+{
+    return off < t->strings_size;   /* the section ends in NUL (checked) */
+}
+
+static bool str_len_ok(const ibp_table_t *t, uint32_t off, uint32_t len)
+{
+    return str_ok(t, off) && len < t->strings_size - off && t->strings[off + len] == '\0' &&
+           !memchr(t->strings + off, '\0', len);
+}
+
+static bool idx_ok(uint32_t idx, uint32_t n, bool none_ok)
+{
+    return idx < n || (none_ok && idx == IBP_TBL_NONE);
+}
+
+static bool range_ok(uint32_t first, uint32_t count, uint32_t n)
+{
+    return first <= n && count <= n - first;
+}
+
+#define CHECK(cond, ...) do { if (!(cond)) return ibp_err_set(err, __VA_ARGS__); } while (0)
+
+static bool check_names(const ibp_table_t *t, ibp_err_t *err)
+{
+    for (uint32_t i = 0; i < t->n[IBP_SEC_ZONES]; i++) {
+        const ibp_tbl_zone_t *z = &t->zones[i];
+        CHECK(str_ok(t, z->name) && str_len_ok(t, z->soa_tail, z->soa_tail_len) && z->id > 0,
+              "zone %u is malformed", i);
+    }
+    for (uint32_t i = 0; i < t->n[IBP_SEC_NAMES]; i++) {
+        const ibp_tbl_name_t *nm = &t->names[i];
+        CHECK(str_len_ok(t, nm->name, nm->name_len) &&
+              idx_ok(nm->apex_zone, t->n[IBP_SEC_ZONES], true) &&
+              idx_ok(nm->zone, t->n[IBP_SEC_ZONES], false) &&
+              range_ok(nm->rr_first, nm->rr_count, t->n[IBP_SEC_RRS]) &&
+              idx_ok(nm->host, t->n[IBP_SEC_HOSTS], true),
+              "name %u is malformed", i);
+    }
+    uint32_t buckets = t->n[IBP_SEC_NAME_HASH];
+    CHECK(buckets > 0 && (buckets & (buckets - 1)) == 0, "name hash size is not a power of two");
+    for (uint32_t i = 0; i < buckets; i++)
+        CHECK(t->name_hash[i] <= t->n[IBP_SEC_NAMES], "name hash bucket %u is out of range", i);
+    for (uint32_t i = 0; i < t->n[IBP_SEC_RRS]; i++) {
+        const ibp_tbl_rr_t *rr = &t->rrs[i];
+        CHECK(str_len_ok(t, rr->tail, rr->tail_len) && str_ok(t, rr->content),
+              "record %u is malformed", i);
+    }
+    return true;
+}
+
+static bool check_hosts(const ibp_table_t *t, ibp_err_t *err)
+{
+    for (uint32_t i = 0; i < t->n[IBP_SEC_HOSTS]; i++) {
+        const ibp_tbl_host_t *h = &t->hosts[i];
+        CHECK(idx_ok(h->name, t->n[IBP_SEC_NAMES], false) &&
+              idx_ok(h->zone, t->n[IBP_SEC_ZONES], false) &&
+              range_ok(h->cand_first, h->cand_count, t->n[IBP_SEC_CANDS]),
+              "host %u is malformed", i);
+        for (int f = 0; f < 2; f++)
+            CHECK(idx_ok(h->policy[f], t->n[IBP_SEC_POLICIES], true) &&
+                  str_len_ok(t, h->tail[f], h->tail_len[f]) &&
+                  (h->policy[f] == IBP_TBL_NONE ||
+                   t->policies[h->policy[f]].family == (f ? 6u : 4u)),
+                  "host %u is malformed", i);
+    }
+    for (uint32_t i = 0; i < t->n[IBP_SEC_CANDS]; i++)
+        CHECK(idx_ok(t->cands[i].member, t->n[IBP_SEC_MEMBERS], false) &&
+              t->cands[i].skip[0] <= IBP_SKIP_NO_ADDRESS && t->cands[i].skip[1] <= IBP_SKIP_NO_ADDRESS,
+              "candidate %u is malformed", i);
+    for (uint32_t i = 0; i < t->n[IBP_SEC_MEMBERS]; i++) {
+        const ibp_tbl_member_t *m = &t->members[i];
+        CHECK(str_ok(t, m->key) && str_ok(t, m->name) &&
+              idx_ok(m->target[0], t->n[IBP_SEC_TARGETS], true) &&
+              idx_ok(m->target[1], t->n[IBP_SEC_TARGETS], true),
+              "member %u is malformed", i);
+    }
+    for (uint32_t i = 0; i < t->n[IBP_SEC_TARGETS]; i++) {
+        const ibp_tbl_target_t *tg = &t->targets[i];
+        CHECK(idx_ok(tg->member, t->n[IBP_SEC_MEMBERS], true) &&
+              str_len_ok(t, tg->text, tg->text_len) && tg->cc[3] == '\0',
+              "target %u is malformed", i);
+    }
+    for (uint32_t i = 0; i < t->n[IBP_SEC_INPUTS]; i++)
+        CHECK(str_ok(t, t->inputs[i].source) && str_ok(t, t->inputs[i].detail),
+              "input %u is malformed", i);
+    return true;
+}
+
+static bool ref_ok(const ibp_tbl_policy_t *p, uint32_t ref)
+{
+    return (ref & IBP_TBL_LEAF) ? (ref & ~IBP_TBL_LEAF) < p->answer_count : ref < p->node_count;
+}
+
+static bool check_policy(const ibp_table_t *t, uint32_t i, ibp_err_t *err)
+{
+    const ibp_tbl_policy_t *p = &t->policies[i];
+    CHECK((p->family == 4 || p->family == 6) &&
+          range_ok(p->node_first, p->node_count, t->n[IBP_SEC_NODES]) &&
+          range_ok(p->answer_first, p->answer_count, t->n[IBP_SEC_ANSWERS]) &&
+          range_ok(p->spread_first, p->spread_count, t->n[IBP_SEC_SPREAD]) &&
+          p->answer_count > 0 && ref_ok(p, p->root) && ref_ok(p, p->v4_root) &&
+          p->v4_depth <= 96 && p->answers_per_family >= 1 &&
+          p->answers_per_family <= IBP_TBL_MAX_ANSWERS,
+          "policy %u is malformed", i);
+    const uint32_t *nodes = t->nodes + 2 * (size_t)p->node_first;
+    for (uint32_t k = 0; k < 2 * p->node_count; k++)
+        CHECK(ref_ok(p, nodes[k]) && ((nodes[k] & IBP_TBL_LEAF) || nodes[k] > k / 2),
+              "policy %u: trie node %u points outside its tree or backwards", i, k / 2);
+    for (uint32_t k = 0; k < p->answer_count; k++) {
+        const ibp_tbl_answer_t *a = &t->answers[p->answer_first + k];
+        CHECK(a->kind <= IBP_ANS_UNDEF && a->n <= IBP_TBL_MAX_ANSWERS,
+              "policy %u: answer %u is malformed", i, k);
+        for (unsigned j = 0; j < a->n; j++)
+            CHECK(a->target[j] < t->n[IBP_SEC_TARGETS], "policy %u: answer %u is malformed", i, k);
+    }
+    for (uint32_t k = 0; k < p->spread_count; k++)
+        CHECK(t->spread[p->spread_first + k] < t->n[IBP_SEC_TARGETS],
+              "policy %u: spread list is malformed", i);
+    return true;
+}
+
+static bool validate(ibp_table_t *t, ibp_err_t *err)
+{
+    if (!check_header(t->base, t->size, err) || !map_sections(t, err))
+        return false;
+    CHECK(t->strings_size > 0 && t->strings[t->strings_size - 1] == '\0',
+          "string section is not terminated");
+    t->hash_mask = t->n[IBP_SEC_NAME_HASH] - 1;
+    if (!check_names(t, err) || !check_hosts(t, err))
+        return false;
+    for (uint32_t i = 0; i < t->n[IBP_SEC_POLICIES]; i++)
+        if (!check_policy(t, i, err))
+            return false;
+    return true;
+}
+
+bool ibp_table_attach(const uint8_t *buf, size_t len, ibp_table_t *t, ibp_err_t *err)
+{
+    memset(t, 0, sizeof *t);
+    t->base = buf;
+    t->size = len;
+    t->h = (const ibp_tbl_header_t *)buf;
+    if (!validate(t, err)) {
+        memset(t, 0, sizeof *t);
+        return false;
+    }
+    return true;
+}
+
+bool ibp_table_open(const char *path, ibp_table_t *t, ibp_err_t *err)
+{
+    memset(t, 0, sizeof *t);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return ibp_err_set(err, "%s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0) {
+        close(fd);
+        return ibp_err_set(err, "%s: not a regular, non-empty file", path);
+    }
+    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+    int saved = errno;
+    close(fd);
+    if (map == MAP_FAILED)
+        return ibp_err_set(err, "%s: mmap: %s", path, strerror(saved));
+    if (!ibp_table_attach(map, (size_t)st.st_size, t, err)) {
+        munmap(map, (size_t)st.st_size);
+        return ibp_err_prefix(err, "%s", path);
+    }
+    t->mapped = true;
+    return true;
+}
+
+void ibp_table_close(ibp_table_t *t)
+{
+    if (t->mapped && t->base)
+        munmap((void *)t->base, t->size);
+    memset(t, 0, sizeof *t);
+}
+
+/* ---- queries ------------------------------------------------------------ */
+
+static inline unsigned char lower(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
+}
+
+uint32_t ibp_name_hash(const char *name, size_t len)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ lower((unsigned char)name[i])) * 16777619u;
+    return h;
+}
+
+static bool name_equal(const char *stored, const char *name, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)stored[i] != lower((unsigned char)name[i]))
+            return false;
+    return true;
+}
+
+const ibp_tbl_name_t *ibp_table_find(const ibp_table_t *t, const char *name, size_t len)
+{
+    if (!t->base)
+        return NULL;
+    if (len > 1 && name[len - 1] == '.')
+        len--;
+    uint32_t h = ibp_name_hash(name, len);
+    for (uint32_t i = h & t->hash_mask, probes = 0; probes <= t->hash_mask;
+         i = (i + 1) & t->hash_mask, probes++) {
+        uint32_t slot = t->name_hash[i];
+        if (!slot)
+            return NULL;
+        const ibp_tbl_name_t *nm = &t->names[slot - 1];
+        if (nm->hash == h && nm->name_len == len &&
+            name_equal(t->strings + nm->name, name, len))
+            return nm;
+    }
+    return NULL;
+}
+
+typedef struct leaf {
+    const ibp_tbl_answer_t *answer;
+    uint32_t index;
+    unsigned scope;        /* in the client address's family */
+    unsigned spread_bits;  /* prefix hashed when spreading, same family */
+    unsigned scope_base;   /* 96 when the walk was in the IPv4 space */
+    ibp_addr_t key;        /* the address walked (IPv4 moved to ::/96) */
+} leaf_t;
+
+static void tree_lookup(const ibp_table_t *t, const ibp_tbl_policy_t *p, const ibp_addr_t *a,
+                        bool v4, leaf_t *out)
+{
+    const uint32_t *nodes = t->nodes + 2 * (size_t)p->node_first;
+    ibp_addr_t key = *a;
+    uint32_t ref, v4bits = 0;
+    unsigned depth;
+    unsigned embedded = v4 ? 0 : ibp_addr_v4_embedded(a, &v4bits);
+    if (embedded) {
+        memset(key.b, 0, 12);
+        key.b[12] = (uint8_t)(v4bits >> 24);
+        key.b[13] = (uint8_t)(v4bits >> 16);
+        key.b[14] = (uint8_t)(v4bits >> 8);
+        key.b[15] = (uint8_t)v4bits;
+    }
+    if (v4 || embedded)
+        ref = ibp_trie_walk_from(nodes, p->v4_root, p->v4_depth, key.b, &depth);
+    else
+        ref = ibp_trie_walk_from(nodes, p->root, 0, key.b, &depth);
+    uint32_t idx = (ref & IBP_TBL_LEAF) ? ref & ~IBP_TBL_LEAF : 0;
+    out->index = idx;
+    out->answer = &t->answers[p->answer_first + idx];
+    out->scope_base = (v4 || embedded) ? 96 : 0;
+    if (v4 || embedded) {
+        unsigned v4scope = depth > 96 ? depth - 96 : 0;
+        out->scope = v4 ? v4scope : v4scope + embedded;
+        out->spread_bits = (v4 ? 0 : embedded) + t->h->spread_v4_bits;
+    } else {
+        out->scope = depth;
+        out->spread_bits = t->h->spread_v6_bits;
+    }
+    out->key = key;
+}
+
+static void spread(const ibp_table_t *t, const ibp_tbl_policy_t *p, const leaf_t *l,
+                   ibp_route_t *out)
+{
+    if (p->spread_count == 0)
+        return;
+    /* Hash the client's prefix, not the address, so a whole /24 (/48) sticks
+     * to one member and the answer is honest about its scope. */
+    ibp_addr_t masked = l->key;
+    bool v4_space = l->scope_base == 96;
+    ibp_addr_mask(&masked, v4_space ? 96 + t->h->spread_v4_bits : t->h->spread_v6_bits);
+    uint32_t h = 2166136261u;
+    for (int i = 0; i < 16; i++)
+        h = (h ^ masked.b[i]) * 16777619u;
+    uint32_t start = h % p->spread_count;
+    unsigned n = p->answers_per_family < p->spread_count ? p->answers_per_family : p->spread_count;
+    for (unsigned i = 0; i < n; i++)
+        out->target[i] = t->spread[p->spread_first + (start + i) % p->spread_count];
+    out->n = n;
+    out->how = IBP_HOW_SPREAD;
+    if (out->scope < l->spread_bits)
+        out->scope = l->spread_bits;
+}
+
+static void take_targets(const ibp_tbl_answer_t *a, enum ibp_route_how how, ibp_route_t *out)
+{
+    out->n = a->n;
+    memcpy(out->target, a->target, a->n * sizeof a->target[0]);
+    if (a->flags & IBP_ANSF_OVERRIDE)
+        how = IBP_HOW_OVERRIDE;
+    else if (a->flags & IBP_ANSF_FAIL_OPEN && how == IBP_HOW_NEAREST)
+        how = IBP_HOW_FAIL_OPEN;
+    out->how = how;
+}
+
+void ibp_table_route(const ibp_table_t *t, const ibp_tbl_host_t *host, unsigned family,
+                     const ibp_client_t *client, ibp_route_t *out)
+{
+    memset(out, 0, sizeof *out);
+    uint32_t pi = host->policy[family & 1];
+    if (pi == IBP_TBL_NONE)
+        return;
+    const ibp_tbl_policy_t *p = &t->policies[pi];
+    leaf_t l;
+    tree_lookup(t, p, &client->addr, client->v4, &l);
+    out->scope = l.scope;
+    out->answer = l.index;
+    const ibp_tbl_answer_t *a = l.answer;
+    if (a->kind == IBP_ANS_UNLOCATED && client->has_resolver) {
+        leaf_t r;
+        tree_lookup(t, p, &client->resolver, client->resolver_v4, &r);
+        if (r.answer->kind == IBP_ANS_TARGETS) {
+            take_targets(r.answer, IBP_HOW_RESOLVER, out);
+            out->answer = r.index;
+            a = NULL;
+        }
+    }
+    if (a && a->kind == IBP_ANS_TARGETS)
+        take_targets(a, IBP_HOW_NEAREST, out);
+    else if (a && a->kind == IBP_ANS_UNLOCATED)
+        spread(t, p, &l, out);
+    /* A zero scope lets PowerDNS cache one client's answer for everybody. */
+    if (!(p->flags & IBP_POL_CLIENT_DEPENDENT))
+        out->scope = 0;
+    else if (out->scope == 0)
+        out->scope = 1;
+}
+
+const char *ibp_route_how_name(enum ibp_route_how how)
+{
+    static const char *const names[] = {"none", "nearest", "fail-open", "override",
+                                        "resolver-location", "spread"};
+    return how <= IBP_HOW_SPREAD ? names[how] : "?";
+}
+
+const char *ibp_skip_name(unsigned skip)
+{
+    static const char *const names[] = {"", "offline", "override", "inactive", "no-address"};
+    return skip <= IBP_SKIP_NO_ADDRESS ? names[skip] : "?";
+}
+
+const char *ibp_rrtype_name(unsigned type)
+{
+    switch (type) {
+    case 1: return "A";
+    case 2: return "NS";
+    case 5: return "CNAME";
+    case 6: return "SOA";
+    case 12: return "PTR";
+    case 15: return "MX";
+    case 16: return "TXT";
+    case 28: return "AAAA";
+    case 33: return "SRV";
+    case 257: return "CAA";
+    case 255: return "ANY";
+    default: return NULL;
+    }
+}

@@ -1,1 +1,189 @@
-/* placeholder */ typedef int ibp_placeholder_ibp_table_writer;
+#include "ibp_table_writer.h"
+#include "ibp_table.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const size_t elem_sizes[IBP_SEC_COUNT] = {
+    [IBP_SEC_STRINGS] = 1,
+    [IBP_SEC_ZONES] = sizeof(ibp_tbl_zone_t),
+    [IBP_SEC_NAMES] = sizeof(ibp_tbl_name_t),
+    [IBP_SEC_NAME_HASH] = sizeof(uint32_t),
+    [IBP_SEC_RRS] = sizeof(ibp_tbl_rr_t),
+    [IBP_SEC_HOSTS] = sizeof(ibp_tbl_host_t),
+    [IBP_SEC_CANDS] = sizeof(ibp_tbl_cand_t),
+    [IBP_SEC_MEMBERS] = sizeof(ibp_tbl_member_t),
+    [IBP_SEC_TARGETS] = sizeof(ibp_tbl_target_t),
+    [IBP_SEC_POLICIES] = sizeof(ibp_tbl_policy_t),
+    [IBP_SEC_NODES] = 2 * sizeof(uint32_t),
+    [IBP_SEC_ANSWERS] = sizeof(ibp_tbl_answer_t),
+    [IBP_SEC_SPREAD] = sizeof(uint32_t),
+    [IBP_SEC_INPUTS] = sizeof(ibp_tbl_input_t),
+};
+
+void ibp_tb_init(ibp_tb_t *b)
+{
+    memset(b, 0, sizeof *b);
+    for (int s = 0; s < IBP_SEC_COUNT; s++)
+        b->sec[s].elem = elem_sizes[s];
+    /* Offset 0 is the empty string, so a zeroed reference is always valid. */
+    ibp_tb_str(b, "", 0);
+}
+
+void ibp_tb_free(ibp_tb_t *b)
+{
+    for (int s = 0; s < IBP_SEC_COUNT; s++)
+        free(b->sec[s].data);
+    memset(b, 0, sizeof *b);
+}
+
+uint32_t ibp_tb_push(ibp_tb_t *b, enum ibp_tbl_section s, size_t count)
+{
+    ibp_tb_section_t *sec = &b->sec[s];
+    if (b->oom || sec->n + count >= IBP_TBL_NONE)
+        goto oom;
+    if (sec->n + count > sec->cap) {
+        size_t cap = sec->cap ? sec->cap : 64;
+        while (cap < sec->n + count)
+            cap *= 2;
+        uint8_t *data = realloc(sec->data, cap * sec->elem);
+        if (!data)
+            goto oom;
+        sec->data = data;
+        sec->cap = cap;
+    }
+    memset(sec->data + sec->n * sec->elem, 0, count * sec->elem);
+    uint32_t first = (uint32_t)sec->n;
+    sec->n += count;
+    return first;
+oom:
+    b->oom = true;
+    return IBP_TBL_NONE;
+}
+
+void *ibp_tb_at(ibp_tb_t *b, enum ibp_tbl_section s, uint32_t index)
+{
+    return b->sec[s].data + (size_t)index * b->sec[s].elem;
+}
+
+uint32_t ibp_tb_str(ibp_tb_t *b, const char *s, size_t len)
+{
+    uint32_t off = ibp_tb_push(b, IBP_SEC_STRINGS, len + 1);
+    if (off != IBP_TBL_NONE)
+        memcpy(b->sec[IBP_SEC_STRINGS].data + off, s, len);
+    return off;
+}
+
+uint32_t ibp_tb_strf(ibp_tb_t *b, const char *fmt, ...)
+{
+    char buf[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof buf) {
+        b->oom = true;   /* every caller formats far less than this */
+        return IBP_TBL_NONE;
+    }
+    return ibp_tb_str(b, buf, (size_t)n);
+}
+
+static size_t align8(size_t n)
+{
+    return (n + 7) & ~(size_t)7;
+}
+
+bool ibp_tb_finish(ibp_tb_t *b, const ibp_tbl_header_t *fields, uint8_t **out,
+                   size_t *out_len, ibp_err_t *err)
+{
+    *out = NULL;
+    if (b->oom)
+        return ibp_err_set(err, "out of memory while building the table");
+    ibp_tbl_header_t h = *fields;
+    memcpy(h.magic, IBP_TBL_MAGIC, 8);
+    h.version = IBP_TBL_VERSION;
+    h.endian = IBP_TBL_ENDIAN;
+    h.header_size = sizeof h;
+    h.n_sections = IBP_SEC_COUNT;
+    size_t off = align8(sizeof h);
+    for (int s = 0; s < IBP_SEC_COUNT; s++) {
+        h.sections[s].offset = off;
+        h.sections[s].size = b->sec[s].n * b->sec[s].elem;
+        h.sections[s].count = (uint32_t)b->sec[s].n;
+        h.sections[s].elem_size = (uint32_t)b->sec[s].elem;
+        off = align8(off + h.sections[s].size);
+    }
+    h.file_size = off;
+    uint8_t *buf = calloc(1, off);
+    if (!buf)
+        return ibp_err_set(err, "out of memory serialising the table (%zu bytes)", off);
+    for (int s = 0; s < IBP_SEC_COUNT; s++)
+        if (h.sections[s].size)
+            memcpy(buf + h.sections[s].offset, b->sec[s].data, h.sections[s].size);
+    h.checksum = 0;
+    memcpy(buf, &h, sizeof h);
+    h.checksum = ibp_table_checksum(buf, off);
+    memcpy(buf, &h, sizeof h);
+    *out = buf;
+    *out_len = off;
+    return true;
+}
+
+static bool write_all(int fd, const uint8_t *buf, size_t len)
+{
+    while (len) {
+        ssize_t w = write(fd, buf, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return false;
+        buf += w;
+        len -= (size_t)w;
+    }
+    return true;
+}
+
+static bool fsync_dir_of(const char *path)
+{
+    char *copy = strdup(path);
+    if (!copy)
+        return false;
+    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    free(copy);
+    if (fd < 0)
+        return false;
+    bool ok = fsync(fd) == 0;
+    close(fd);
+    return ok;
+}
+
+bool ibp_table_write_file(const char *path, const uint8_t *buf, size_t len, ibp_err_t *err)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
+        return ibp_err_set(err, "%s: path too long", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return ibp_err_set(err, "%s: cannot create: %s", tmp, strerror(errno));
+    bool ok = write_all(fd, buf, len) && fsync(fd) == 0;
+    int saved = errno;
+    ok = (close(fd) == 0) && ok;
+    if (!ok) {
+        unlink(tmp);
+        return ibp_err_set(err, "%s: cannot write: %s", tmp, strerror(saved));
+    }
+    if (rename(tmp, path) != 0) {
+        saved = errno;
+        unlink(tmp);
+        return ibp_err_set(err, "%s: cannot rename into place: %s", path, strerror(saved));
+    }
+    if (!fsync_dir_of(path))
+        return ibp_err_set(err, "%s: cannot fsync its directory: %s", path, strerror(errno));
+    return true;
+}

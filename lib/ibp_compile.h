@@ -1,0 +1,68 @@
+/* Compiles the models, the health snapshot and the geo classes into a
+ * routing table (BEHAVIOR §2-4). Pure function of its inputs: the same
+ * inputs, build time and generation give the same bytes. */
+#ifndef IBP_COMPILE_H
+#define IBP_COMPILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ibp_err.h"
+#include "ibp_health.h"
+#include "ibp_mmdb.h"
+#include "ibp_model.h"
+#include "ibp_table_format.h"
+
+typedef struct ibp_input_desc {
+    enum ibp_input_kind kind;
+    const char *source;    /* path or URL */
+    const char *detail;    /* free text, may be NULL */
+    uint64_t digest_hi, digest_lo;
+    uint64_t size;
+} ibp_input_desc_t;
+
+typedef struct ibp_compile_in {
+    const ibp_node_config_t *config;   /* Routing settings */
+    const ibp_members_t *members;
+    const ibp_services_t *services;
+    const ibp_statics_t *statics;
+    const ibp_overrides_t *overrides;  /* the file's, possibly changed over NATS */
+    const ibp_health_t *health;        /* NULL or not loaded: everybody online */
+    const ibp_geo_classes_t *geo;      /* built from ibp_compile_geo_input() */
+    const ibp_input_desc_t *inputs;
+    size_t n_inputs;
+    uint64_t build_time;               /* UTC seconds: the SOA serial */
+    uint64_t generation;
+} ibp_compile_in_t;
+
+typedef struct ibp_compile_out {
+    uint8_t *table;
+    size_t table_len;
+    char **warnings;       /* inputs that were valid but will not be served */
+    size_t n_warnings;
+    size_t n_policies, n_nodes;
+} ibp_compile_out_t;
+
+/* What the MaxMind walk needs from the model: member sites in key order and
+ * the countries that have overrides. The geo classes stay valid while these
+ * are unchanged (compare fingerprints). Free *sites and *ccs. */
+typedef struct ibp_geo_needs {
+    ibp_site_t *sites;
+    size_t n_sites;
+    char (*ccs)[3];
+    size_t n_ccs;
+    uint64_t fingerprint;
+} ibp_geo_needs_t;
+
+bool ibp_geo_needs_from_model(const ibp_members_t *m, const ibp_overrides_t *o,
+                              ibp_geo_needs_t *out, ibp_err_t *err);
+void ibp_geo_needs_free(ibp_geo_needs_t *n);
+
+bool ibp_compile(const ibp_compile_in_t *in, ibp_compile_out_t *out, ibp_err_t *err);
+void ibp_compile_out_free(ibp_compile_out_t *o);
+
+/* Zone id as IBP computes it: CRC-32 (IEEE) of the name & 0x7FFFFFFF. */
+uint32_t ibp_zone_crc(const char *name);
+
+#endif

@@ -1,0 +1,28 @@
+/* Reading inputs from local files (paths or file:// URLs). */
+#ifndef IBP_FILE_H
+#define IBP_FILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ibp_err.h"
+
+/* Reads at most max bytes; a larger file is an error, not a truncation.
+ * The buffer is NUL-terminated (not counted in *len). Free with free(). */
+bool ibp_file_read(const char *path, size_t max, char **buf, size_t *len, ibp_err_t *err);
+
+/* Turns a config URL into a local path: "file:///x" and "/x" as they are,
+ * relative paths against base_dir. http(s) URLs are not local: error. */
+bool ibp_local_path(const char *url, const char *base_dir, char *out, size_t cap,
+                    ibp_err_t *err);
+
+/* XXH3-128 of a buffer, or of a file streamed in chunks. */
+void ibp_digest(const void *buf, size_t len, uint64_t *hi, uint64_t *lo);
+bool ibp_digest_file(const char *path, uint64_t *hi, uint64_t *lo, uint64_t *size,
+                     ibp_err_t *err);
+
+/* "2026-11-21T23:54:00Z" */
+void ibp_format_utc(uint64_t t, char out[32]);
+
+#endif

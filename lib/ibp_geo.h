@@ -1,0 +1,29 @@
+/* Great-circle geometry. Ordering uses the haversine term alone (monotonic in
+ * the distance, no asin/sqrt), as gdnsd does; distances use R = 6371 km. */
+#ifndef IBP_GEO_H
+#define IBP_GEO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define IBP_EARTH_RADIUS_KM 6371.0
+
+/* A site's coordinates in radians with cos(lat) precomputed. */
+typedef struct ibp_site {
+    double lat, lon, cos_lat;
+} ibp_site_t;
+
+ibp_site_t ibp_site_from_degrees(double lat_deg, double lon_deg);
+
+/* sin²(Δlat/2) + cos(lat1)·cos(lat2)·sin²(Δlon/2): sorts like the distance. */
+double ibp_geo_term(const ibp_site_t *a, const ibp_site_t *b);
+
+double ibp_geo_distance_km(double lat1, double lon1, double lat2, double lon2);
+
+/* Fills order[0..n) with site indices nearest first; equal distances keep
+ * index order (sites are sorted by member key, so ties go to the first key).
+ * term is scratch space for n doubles. */
+void ibp_geo_order(const ibp_site_t *client, const ibp_site_t *sites, size_t n,
+                   uint16_t *order, double *term);
+
+#endif

@@ -1,0 +1,93 @@
+/* Reading a routing table: map it, validate every byte of it, and answer
+ * queries from it. This is all the coprocess links besides libc, so nothing
+ * here allocates after ibp_table_open() or makes a system call per query. */
+#ifndef IBP_TABLE_H
+#define IBP_TABLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "ibp_err.h"
+#include "ibp_net.h"
+#include "ibp_table_format.h"
+
+typedef struct ibp_table {
+    const uint8_t *base;
+    size_t size;
+    bool mapped;           /* base came from mmap (else the caller owns it) */
+    const ibp_tbl_header_t *h;
+    const char *strings;
+    size_t strings_size;
+    const ibp_tbl_zone_t *zones;
+    const ibp_tbl_name_t *names;
+    const uint32_t *name_hash;
+    uint32_t hash_mask;
+    const ibp_tbl_rr_t *rrs;
+    const ibp_tbl_host_t *hosts;
+    const ibp_tbl_cand_t *cands;
+    const ibp_tbl_member_t *members;
+    const ibp_tbl_target_t *targets;
+    const ibp_tbl_policy_t *policies;
+    const uint32_t *nodes;
+    const ibp_tbl_answer_t *answers;
+    const uint32_t *spread;
+    const ibp_tbl_input_t *inputs;
+    uint32_t n[IBP_SEC_COUNT];   /* element counts */
+} ibp_table_t;
+
+uint64_t ibp_table_checksum(const uint8_t *file, size_t len);
+
+/* Maps and validates path. On failure nothing stays mapped. */
+bool ibp_table_open(const char *path, ibp_table_t *t, ibp_err_t *err);
+/* Validates a table held in memory (the buffer must outlive t). */
+bool ibp_table_attach(const uint8_t *buf, size_t len, ibp_table_t *t, ibp_err_t *err);
+void ibp_table_close(ibp_table_t *t);
+
+static inline const char *ibp_table_str(const ibp_table_t *t, uint32_t off)
+{
+    return t->strings + off;
+}
+
+/* Case-insensitive; one trailing dot is ignored. NULL if unknown. */
+const ibp_tbl_name_t *ibp_table_find(const ibp_table_t *t, const char *name, size_t len);
+
+uint32_t ibp_name_hash(const char *name, size_t len);
+
+/* Who is asking: the address to route on and, when that is an ECS prefix,
+ * the resolver's own address to fall back on if the prefix has no location. */
+typedef struct ibp_client {
+    ibp_addr_t addr;
+    bool v4;
+    bool has_resolver;
+    ibp_addr_t resolver;
+    bool resolver_v4;
+} ibp_client_t;
+
+enum ibp_route_how {
+    IBP_HOW_NONE = 0,      /* nothing to answer */
+    IBP_HOW_NEAREST,       /* nearest healthy candidates */
+    IBP_HOW_FAIL_OPEN,     /* all candidates down: nearest anyway */
+    IBP_HOW_OVERRIDE,      /* country override */
+    IBP_HOW_RESOLVER,      /* client prefix unlocated: resolver's location */
+    IBP_HOW_SPREAD,        /* nobody located: stable hash over candidates */
+};
+
+typedef struct ibp_route {
+    unsigned n;
+    uint32_t target[IBP_TBL_MAX_ANSWERS];
+    unsigned scope;        /* ECS scope in the client address's family */
+    enum ibp_route_how how;
+    uint32_t answer;       /* answer index (diagnostics) */
+} ibp_route_t;
+
+/* family: 0 = A (IPv4 answers), 1 = AAAA. */
+void ibp_table_route(const ibp_table_t *t, const ibp_tbl_host_t *host, unsigned family,
+                     const ibp_client_t *client, ibp_route_t *out);
+
+const char *ibp_route_how_name(enum ibp_route_how how);
+const char *ibp_skip_name(unsigned skip);
+const char *ibp_rrtype_name(unsigned type);
+
+#endif

@@ -1,0 +1,44 @@
+/* Assembles a routing table in memory, section by section, and publishes it
+ * atomically (temporary file in the same directory, fsync, rename). */
+#ifndef IBP_TABLE_WRITER_H
+#define IBP_TABLE_WRITER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ibp_err.h"
+#include "ibp_table_format.h"
+
+typedef struct ibp_tb_section {
+    uint8_t *data;
+    size_t n, cap;         /* elements */
+    size_t elem;           /* bytes per element */
+} ibp_tb_section_t;
+
+typedef struct ibp_tb {
+    ibp_tb_section_t sec[IBP_SEC_COUNT];
+    bool oom;              /* sticky: any failed allocation */
+} ibp_tb_t;
+
+void ibp_tb_init(ibp_tb_t *b);
+void ibp_tb_free(ibp_tb_t *b);
+
+/* Appends count zeroed elements; returns the index of the first, or
+ * IBP_TBL_NONE (and sets oom) when out of memory. */
+uint32_t ibp_tb_push(ibp_tb_t *b, enum ibp_tbl_section s, size_t count);
+void *ibp_tb_at(ibp_tb_t *b, enum ibp_tbl_section s, uint32_t index);
+
+/* Interns nothing: appends s (len bytes) and a NUL; returns its offset. */
+uint32_t ibp_tb_str(ibp_tb_t *b, const char *s, size_t len);
+__attribute__((format(printf, 2, 3)))
+uint32_t ibp_tb_strf(ibp_tb_t *b, const char *fmt, ...);
+
+/* Serialises: header fields not set here (magic, sizes, sections, checksum)
+ * are filled in. The caller frees *out. */
+bool ibp_tb_finish(ibp_tb_t *b, const ibp_tbl_header_t *fields, uint8_t **out,
+                   size_t *out_len, ibp_err_t *err);
+
+bool ibp_table_write_file(const char *path, const uint8_t *buf, size_t len, ibp_err_t *err);
+
+#endif

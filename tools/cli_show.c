@@ -1,0 +1,369 @@
+/* ibpdns-table info | lookup | dump | verify: read-only views of a table. */
+#include <arpa/inet.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "ibp_file.h"
+#include "ibp_geo.h"
+#include "ibp_mmdb.h"
+#include "ibp_table.h"
+
+static const char *const input_kinds[] = {"node-config", "members", "services", "static",
+                                          "results", "city-db"};
+
+static int open_table(const char *path, ibp_table_t *t)
+{
+    ibp_err_t err;
+    if (!ibp_table_open(path, t, &err))
+        return cli_fail("%s", err.msg);
+    return 0;
+}
+
+static json_t *json_digest(const ibp_tbl_input_t *in)
+{
+    char hex[33];
+    snprintf(hex, sizeof hex, "%016" PRIx64 "%016" PRIx64, in->digest_hi, in->digest_lo);
+    return json_string(hex);
+}
+
+static json_t *inputs_json(const ibp_table_t *t)
+{
+    json_t *arr = json_array();
+    for (uint32_t i = 0; i < t->n[IBP_SEC_INPUTS]; i++) {
+        const ibp_tbl_input_t *in = &t->inputs[i];
+        json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:o, s:I}",
+            "kind", in->kind < 6 ? input_kinds[in->kind] : "?",
+            "source", ibp_table_str(t, in->source), "detail", ibp_table_str(t, in->detail),
+            "xxh3_128", json_digest(in), "bytes", (json_int_t)in->size));
+    }
+    return arr;
+}
+
+int cli_info(int argc, char **argv)
+{
+    if (argc != 2)
+        return cli_usage();
+    ibp_table_t t;
+    if (open_table(argv[1], &t))
+        return 1;
+    char built[32];
+    ibp_format_utc(t.h->build_time, built);
+    json_t *counts = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+        "zones", (json_int_t)t.n[IBP_SEC_ZONES], "names", (json_int_t)t.n[IBP_SEC_NAMES],
+        "records", (json_int_t)t.n[IBP_SEC_RRS], "hosts", (json_int_t)t.n[IBP_SEC_HOSTS],
+        "members", (json_int_t)t.n[IBP_SEC_MEMBERS], "policies", (json_int_t)t.n[IBP_SEC_POLICIES],
+        "tree_nodes", (json_int_t)t.n[IBP_SEC_NODES], "answers", (json_int_t)t.n[IBP_SEC_ANSWERS]);
+    json_t *zones = json_array();
+    for (uint32_t i = 0; i < t.n[IBP_SEC_ZONES]; i++)
+        json_array_append_new(zones, json_pack("{s:s, s:I}", "zone",
+            ibp_table_str(&t, t.zones[i].name), "id", (json_int_t)t.zones[i].id));
+    char checksum[17];
+    snprintf(checksum, sizeof checksum, "%016" PRIx64, t.h->checksum);
+    cli_print_json(json_pack("{s:s, s:I, s:I, s:I, s:s, s:s, s:I, s:I, s:o, s:o, s:o}",
+        "table", argv[1], "format_version", (json_int_t)t.h->version,
+        "generation", (json_int_t)t.h->generation, "build_time", (json_int_t)t.h->build_time,
+        "built", built, "checksum", checksum, "bytes", (json_int_t)t.size,
+        "ttl", (json_int_t)t.h->ttl, "inputs", inputs_json(&t), "counts", counts,
+        "zones", zones), true);
+    ibp_table_close(&t);
+    return 0;
+}
+
+int cli_verify(int argc, char **argv)
+{
+    if (argc != 2)
+        return cli_usage();
+    ibp_table_t t;
+    ibp_err_t err;
+    if (!ibp_table_open(argv[1], &t, &err)) {
+        cli_print_json(json_pack("{s:s, s:b, s:s}", "table", argv[1], "ok", 0, "error", err.msg), false);
+        return 1;
+    }
+    cli_print_json(json_pack("{s:s, s:b, s:I}", "table", argv[1], "ok", 1,
+                             "generation", (json_int_t)t.h->generation), false);
+    ibp_table_close(&t);
+    return 0;
+}
+
+/* ---- lookup ------------------------------------------------------------- */
+
+typedef struct lookup_opts {
+    const char *table, *name, *ip, *ecs, *mmdb;
+    unsigned family;
+} lookup_opts_t;
+
+static bool parse_lookup_args(int argc, char **argv, lookup_opts_t *o)
+{
+    static const struct option longs[] = {
+        {"type", required_argument, NULL, 't'}, {"ecs", required_argument, NULL, 'e'},
+        {"mmdb", required_argument, NULL, 'm'}, {NULL, 0, NULL, 0},
+    };
+    memset(o, 0, sizeof *o);
+    int ch;
+    while ((ch = getopt_long(argc, argv, "t:e:m:", longs, NULL)) != -1) {
+        if (ch == 't' && !strcasecmp(optarg, "A"))
+            o->family = 0;
+        else if (ch == 't' && !strcasecmp(optarg, "AAAA"))
+            o->family = 1;
+        else if (ch == 'e')
+            o->ecs = optarg;
+        else if (ch == 'm')
+            o->mmdb = optarg;
+        else
+            return false;
+    }
+    if (argc - optind != 3)
+        return false;
+    o->table = argv[optind];
+    o->name = argv[optind + 1];
+    o->ip = argv[optind + 2];
+    return true;
+}
+
+static const char *city_db(const ibp_table_t *t, const lookup_opts_t *o)
+{
+    if (o->mmdb)
+        return o->mmdb;
+    for (uint32_t i = 0; i < t->n[IBP_SEC_INPUTS]; i++)
+        if (t->inputs[i].kind == IBP_IN_CITY_DB && access(ibp_table_str(t, t->inputs[i].source), R_OK) == 0)
+            return ibp_table_str(t, t->inputs[i].source);
+    return NULL;
+}
+
+static json_t *location_json(const ibp_geo_point_t *p)
+{
+    if (!p->located)
+        return json_null();
+    return json_pack("{s:f, s:f, s:s, s:s}", "latitude", p->lat, "longitude", p->lon,
+                     "country", p->cc, "city", p->city);
+}
+
+static json_t *answers_json(const ibp_table_t *t, const ibp_route_t *r, const ibp_geo_point_t *loc)
+{
+    json_t *arr = json_array();
+    for (unsigned i = 0; i < r->n; i++) {
+        const ibp_tbl_target_t *tg = &t->targets[r->target[i]];
+        json_t *a = json_object();
+        if (tg->member != IBP_TBL_NONE) {
+            const ibp_tbl_member_t *m = &t->members[tg->member];
+            json_object_set_new(a, "member", json_string(ibp_table_str(t, m->name)));
+            json_object_set_new(a, "address", json_string(ibp_table_str(t, tg->text)));
+            json_object_set_new(a, "distance_km", loc->located
+                ? json_real(ibp_geo_distance_km(loc->lat, loc->lon, m->lat, m->lon)) : json_null());
+        } else {
+            json_object_set_new(a, "member", json_sprintf("override:%s", tg->cc));
+            json_object_set_new(a, "address", json_string(ibp_table_str(t, tg->text)));
+            json_object_set_new(a, "distance_km", json_null());
+        }
+        json_array_append_new(arr, a);
+    }
+    return arr;
+}
+
+static json_t *candidates_json(const ibp_table_t *t, const ibp_tbl_host_t *h, unsigned fam)
+{
+    json_t *arr = json_array();
+    for (uint32_t i = 0; h && i < h->cand_count; i++) {
+        const ibp_tbl_cand_t *c = &t->cands[h->cand_first + i];
+        const ibp_tbl_member_t *m = &t->members[c->member];
+        json_t *o = json_pack("{s:s}", "member", ibp_table_str(t, m->name));
+        json_object_set_new(o, "skipped", c->skip[fam] ? json_string(ibp_skip_name(c->skip[fam]))
+                                                       : json_null());
+        json_array_append_new(arr, o);
+    }
+    return arr;
+}
+
+static json_t *records_json(const ibp_table_t *t, const ibp_tbl_name_t *nm)
+{
+    json_t *arr = json_array();
+    for (uint32_t i = 0; nm && i < nm->rr_count; i++) {
+        const ibp_tbl_rr_t *rr = &t->rrs[nm->rr_first + i];
+        json_array_append_new(arr, json_pack("{s:s, s:I, s:s, s:b}", "type",
+            ibp_rrtype_name(rr->type), "ttl", (json_int_t)rr->ttl,
+            "content", ibp_table_str(t, rr->content), "acme", (rr->flags & IBP_RR_ACME) != 0));
+    }
+    return arr;
+}
+
+static bool client_from_opts(const lookup_opts_t *o, ibp_client_t *c)
+{
+    memset(c, 0, sizeof *c);
+    ibp_addr_t remote;
+    bool remote_v4;
+    if (!ibp_addr_parse(o->ip, strlen(o->ip), &remote, &remote_v4))
+        return false;
+    if (!o->ecs) {
+        c->addr = remote;
+        c->v4 = remote_v4;
+        return true;
+    }
+    unsigned plen;
+    if (!ibp_prefix_parse(o->ecs, strlen(o->ecs), &c->addr, &plen, &c->v4))
+        return false;
+    ibp_addr_mask(&c->addr, c->v4 ? 96 + plen : plen);
+    c->has_resolver = true;
+    c->resolver = remote;
+    c->resolver_v4 = remote_v4;
+    return true;
+}
+
+static void locate(const ibp_table_t *t, const lookup_opts_t *o, const ibp_client_t *c,
+                   const ibp_route_t *r, ibp_geo_point_t *p)
+{
+    memset(p, 0, sizeof *p);
+    const char *db = city_db(t, o);
+    bool resolver = r->how == IBP_HOW_RESOLVER;
+    ibp_err_t ignored;
+    if (db)
+        ibp_geo_locate(db, resolver ? c->resolver.b : c->addr.b,
+                       resolver ? c->resolver_v4 : c->v4, p, &ignored);
+}
+
+int cli_lookup(int argc, char **argv)
+{
+    lookup_opts_t o;
+    if (!parse_lookup_args(argc, argv, &o))
+        return cli_usage();
+    ibp_client_t client;
+    if (!client_from_opts(&o, &client))
+        return cli_fail("'%s'%s%s: not an IP address%s", o.ip, o.ecs ? " / " : "",
+                        o.ecs ? o.ecs : "", o.ecs ? " and prefix" : "");
+    ibp_table_t t;
+    if (open_table(o.table, &t))
+        return 1;
+    const ibp_tbl_name_t *nm = ibp_table_find(&t, o.name, strlen(o.name));
+    const ibp_tbl_host_t *h = nm && nm->host != IBP_TBL_NONE ? &t.hosts[nm->host] : NULL;
+    ibp_route_t r = {0};
+    if (h)
+        ibp_table_route(&t, h, o.family, &client, &r);
+    ibp_geo_point_t loc;
+    locate(&t, &o, &client, &r, &loc);
+    json_t *out = json_pack("{s:s, s:s, s:s}", "name", o.name, "ip", o.ip,
+                            "type", o.family ? "AAAA" : "A");
+    json_object_set_new(out, "ecs", o.ecs ? json_string(o.ecs) : json_null());
+    json_object_set_new(out, "zone", nm ? json_string(ibp_table_str(&t, t.zones[nm->zone].name)) : json_null());
+    json_object_set_new(out, "answers", answers_json(&t, &r, &loc));
+    json_object_set_new(out, "scope", json_integer(r.scope));
+    json_object_set_new(out, "ttl", json_integer(t.h->ttl));
+    json_object_set_new(out, "how", json_string(ibp_route_how_name(r.how)));
+    json_object_set_new(out, "location", location_json(&loc));
+    json_object_set_new(out, "candidates", candidates_json(&t, h, o.family));
+    json_object_set_new(out, "records", records_json(&t, nm));
+    cli_print_json(out, true);
+    ibp_table_close(&t);
+    return 0;
+}
+
+/* ---- dump --------------------------------------------------------------- */
+
+typedef struct dumper {
+    const ibp_table_t *t;
+    const ibp_tbl_policy_t *p;
+    uint32_t policy;
+    char **answer_json;    /* per answer of the policy, precomputed */
+} dumper_t;
+
+static const char *answer_kind(const ibp_tbl_answer_t *a)
+{
+    static const char *const kinds[] = {"targets", "unlocated", "none", "undef"};
+    if (a->kind == IBP_ANS_TARGETS)
+        return (a->flags & IBP_ANSF_OVERRIDE) ? "override"
+             : (a->flags & IBP_ANSF_FAIL_OPEN) ? "fail-open" : "nearest";
+    return a->kind <= IBP_ANS_UNDEF ? kinds[a->kind] : "?";
+}
+
+static void print_network(const uint8_t addr[16], unsigned len, char *out, size_t cap)
+{
+    static const uint8_t zeros[12] = {0};
+    char text[INET6_ADDRSTRLEN];
+    if (len >= 96 && !memcmp(addr, zeros, 12)) {
+        inet_ntop(AF_INET, &addr[12], text, sizeof text);
+        snprintf(out, cap, "%s/%u", text, len - 96);
+    } else {
+        inet_ntop(AF_INET6, addr, text, sizeof text);
+        snprintf(out, cap, "%s/%u", text, len);
+    }
+}
+
+static void dump_leaf(const dumper_t *d, const uint8_t addr[16], unsigned depth, uint32_t ref)
+{
+    char net[64];
+    print_network(addr, depth, net, sizeof net);
+    uint32_t idx = ref & ~IBP_TBL_LEAF;
+    const ibp_tbl_answer_t *a = &d->t->answers[d->p->answer_first + idx];
+    printf("{\"policy\":%u,\"family\":\"%s\",\"network\":\"%s\",\"kind\":\"%s\",\"answer\":%s}\n",
+           d->policy, d->p->family == 6 ? "AAAA" : "A", net, answer_kind(a), d->answer_json[idx]);
+}
+
+static void dump_subtree(const dumper_t *d, uint8_t addr[16], unsigned depth, uint32_t ref)
+{
+    if (ref & IBP_TBL_LEAF) {
+        dump_leaf(d, addr, depth, ref);
+        return;
+    }
+    const uint32_t *nodes = d->t->nodes + 2 * (size_t)d->p->node_first;
+    for (unsigned bit = 0; bit < 2; bit++) {
+        if (bit)
+            addr[depth / 8] |= (uint8_t)(0x80 >> (depth % 8));
+        dump_subtree(d, addr, depth + 1, nodes[2 * ref + bit]);
+    }
+    addr[depth / 8] &= (uint8_t)~(0x80 >> (depth % 8));
+}
+
+static char *answer_targets_json(const ibp_table_t *t, const ibp_tbl_answer_t *a)
+{
+    json_t *arr = json_array();
+    for (unsigned i = 0; i < a->n; i++) {
+        const ibp_tbl_target_t *tg = &t->targets[a->target[i]];
+        json_t *name = tg->member != IBP_TBL_NONE
+            ? json_string(ibp_table_str(t, t->members[tg->member].name))
+            : json_sprintf("override:%s", tg->cc);
+        json_array_append_new(arr, json_pack("{s:o, s:s}", "member", name, "address",
+                                             ibp_table_str(t, tg->text)));
+    }
+    char *s = json_dumps(arr, JSON_COMPACT);
+    json_decref(arr);
+    return s;
+}
+
+static void dump_policy_header(const ibp_table_t *t, uint32_t pi)
+{
+    json_t *hosts = json_array();
+    for (uint32_t h = 0; h < t->n[IBP_SEC_HOSTS]; h++)
+        if (t->hosts[h].policy[t->policies[pi].family == 6] == pi)
+            json_array_append_new(hosts, json_string(ibp_table_str(t, t->names[t->hosts[h].name].name)));
+    cli_print_json(json_pack("{s:I, s:s, s:o, s:I}", "policy", (json_int_t)pi, "family",
+                             t->policies[pi].family == 6 ? "AAAA" : "A", "hosts", hosts,
+                             "answers_per_family", (json_int_t)t->policies[pi].answers_per_family),
+                   false);
+}
+
+int cli_dump(int argc, char **argv)
+{
+    if (argc != 2)
+        return cli_usage();
+    ibp_table_t t;
+    if (open_table(argv[1], &t))
+        return 1;
+    for (uint32_t pi = 0; pi < t.n[IBP_SEC_POLICIES]; pi++) {
+        dumper_t d = {.t = &t, .p = &t.policies[pi], .policy = pi};
+        d.answer_json = calloc(d.p->answer_count, sizeof *d.answer_json);
+        for (uint32_t a = 0; d.answer_json && a < d.p->answer_count; a++)
+            d.answer_json[a] = answer_targets_json(&t, &t.answers[d.p->answer_first + a]);
+        dump_policy_header(&t, pi);
+        uint8_t addr[16] = {0};
+        if (d.answer_json)
+            dump_subtree(&d, addr, 0, d.p->root);
+        for (uint32_t a = 0; d.answer_json && a < d.p->answer_count; a++)
+            free(d.answer_json[a]);
+        free(d.answer_json);
+    }
+    ibp_table_close(&t);
+    return fflush(stdout) == 0 ? 0 : cli_fail("writing the dump failed");
+}
