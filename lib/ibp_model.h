@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "ibp_err.h"
+#include "ibp_table_format.h"   /* IBP_T_* record types */
 
 #define IBP_MAX_ANSWERS 8      /* Routing.AnswersPerFamily upper bound */
 #define IBP_NAME_MAX 253       /* presentation length of a DNS name */
@@ -43,12 +44,6 @@ typedef struct ibp_services {
     size_t n;
 } ibp_services_t;
 
-/* Record types we serve from the static config. */
-enum {
-    IBP_T_A = 1, IBP_T_NS = 2, IBP_T_CNAME = 5, IBP_T_SOA = 6, IBP_T_PTR = 12,
-    IBP_T_MX = 15, IBP_T_TXT = 16, IBP_T_AAAA = 28, IBP_T_SRV = 33,
-    IBP_T_CAA = 257, IBP_T_ANY = 255,
-};
 
 typedef struct ibp_static_rr {
     char *owner;           /* lowercase, no trailing dot */

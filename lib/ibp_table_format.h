@@ -18,6 +18,13 @@
 #define IBP_TBL_LEAF 0x80000000u      /* tree ref: top bit set => answer index */
 #define IBP_TBL_MAX_ANSWERS 8
 
+/* Record types we serve (DNS type codes). */
+enum {
+    IBP_T_A = 1, IBP_T_NS = 2, IBP_T_CNAME = 5, IBP_T_SOA = 6, IBP_T_PTR = 12,
+    IBP_T_MX = 15, IBP_T_TXT = 16, IBP_T_AAAA = 28, IBP_T_SRV = 33,
+    IBP_T_CAA = 257, IBP_T_ANY = 255,
+};
+
 enum ibp_tbl_section {
     IBP_SEC_STRINGS = 0,   /* NUL-terminated strings; refs are byte offsets */
     IBP_SEC_ZONES,         /* ibp_tbl_zone_t */

@@ -1,0 +1,239 @@
+/* ibpdns-pipe: the PowerDNS pipe coprocess. PowerDNS runs many of these and
+ * kills them at will, so the process keeps no state worth saving: it maps
+ * the routing table, answers one line at a time, and checks every few
+ * hundred milliseconds whether a new table has been renamed into place. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ibp_log.h"
+#include "ibp_table.h"
+#include "pipe_proto.h"
+
+#define DEFAULT_TABLE "/var/lib/ibpdns/routing.tbl"
+#define IN_CAP (64 * 1024)
+#define MALFORMED_LOG_FIRST 10
+
+typedef struct watcher {
+    const char *path;
+    ibp_table_t table;
+    bool loaded;
+    struct stat tried;     /* identity of the file last opened, good or bad */
+    bool tried_valid;
+    bool missing_logged;
+    uint64_t next_check_ms;
+    unsigned interval_ms;
+    pid_t parent;
+    const ibp_log_t *log;
+} watcher_t;
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;   /* the coarse clock is read from the vDSO: no system call */
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+static void watcher_drop(watcher_t *w, pipe_state_t *st)
+{
+    if (w->loaded)
+        ibp_table_close(&w->table);
+    w->loaded = false;
+    st->table = NULL;
+}
+
+static void watcher_try(watcher_t *w, pipe_state_t *st, const struct stat *s)
+{
+    /* A table rewritten in place (not renamed) can change under our mapping:
+     * stop using it at once rather than read a half-written file. */
+    if (w->loaded && w->tried_valid && s->st_ino == w->tried.st_ino &&
+        s->st_dev == w->tried.st_dev) {
+        ibp_log(w->log, IBP_LOG_ERROR, "%s was rewritten in place; tables must be "
+                "replaced by rename", w->path);
+        watcher_drop(w, st);
+    }
+    w->tried = *s;
+    w->tried_valid = true;
+    ibp_table_t fresh;
+    ibp_err_t err;
+    if (!ibp_table_open(w->path, &fresh, &err)) {
+        ibp_log(w->log, IBP_LOG_ERROR, "new table rejected, %s: %s", w->loaded
+                ? "keeping the previous one" : "no table loaded", err.msg);
+        return;
+    }
+    watcher_drop(w, st);
+    w->table = fresh;
+    w->loaded = true;
+    st->table = &w->table;
+    ibp_log(w->log, IBP_LOG_INFO, "table generation %llu loaded from %s",
+            (unsigned long long)fresh.h->generation, w->path);
+}
+
+static void watcher_check(watcher_t *w, pipe_state_t *st, bool force)
+{
+    uint64_t now = now_ms();
+    if (!force && now < w->next_check_ms)
+        return;
+    w->next_check_ms = now + w->interval_ms;
+    if (getppid() != w->parent)
+        exit(0);   /* PowerDNS is gone and nobody will read our answers */
+    struct stat s;
+    if (stat(w->path, &s) != 0) {
+        if (!w->missing_logged)
+            ibp_log(w->log, w->loaded ? IBP_LOG_WARN : IBP_LOG_INFO, "%s: %s%s", w->path,
+                    strerror(errno), w->loaded ? "; keeping the loaded table" : "");
+        w->missing_logged = true;
+        return;
+    }
+    w->missing_logged = false;
+    if (!w->tried_valid || !same_file(&s, &w->tried))
+        watcher_try(w, st, &s);
+}
+
+static bool write_out(pipe_out_t *out, void *ctx)
+{
+    (void)ctx;
+    const char *p = out->buf;
+    size_t left = out->len;
+    while (left) {
+        ssize_t n = write(STDOUT_FILENO, p, left);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        p += n;
+        left -= (size_t)n;
+    }
+    out->len = 0;
+    return true;
+}
+
+static void flush_or_exit(pipe_out_t *out)
+{
+    if (out->failed || (out->len && !write_out(out, NULL)))
+        exit(0);   /* PowerDNS closed the pipe */
+}
+
+static void note_malformed(const ibp_log_t *log, const pipe_state_t *st, const char *line,
+                           size_t len)
+{
+    uint64_t n = st->stats.malformed;
+    if (n <= MALFORMED_LOG_FIRST || n % 1000 == 0)
+        ibp_log(log, IBP_LOG_WARN, "malformed request #%llu (%zu bytes): %.*s",
+                (unsigned long long)n, len, (int)(len > 120 ? 120 : len), line);
+}
+
+static void handle_lines(char *buf, size_t *have, bool *discarding, pipe_state_t *st,
+                         pipe_out_t *out, watcher_t *w)
+{
+    size_t start = 0;
+    char *nl;
+    while ((nl = memchr(buf + start, '\n', *have - start)) != NULL) {
+        size_t len = (size_t)(nl - (buf + start));
+        if (*discarding) {
+            pipe_answer_overlong(st, out);
+            *discarding = false;
+            note_malformed(w->log, st, "(overlong line)", 15);
+        } else {
+            watcher_check(w, st, false);
+            if (pipe_handle_line(st, buf + start, len, out) != PIPE_OK)
+                note_malformed(w->log, st, buf + start, len);
+        }
+        start += len + 1;
+    }
+    memmove(buf, buf + start, *have - start);
+    *have -= start;
+    if (*have == IN_CAP) {   /* a line longer than any request: drop it, answer at its end */
+        *discarding = true;
+        *have = 0;
+    }
+}
+
+static void serve(pipe_state_t *st, watcher_t *w)
+{
+    static char buf[IN_CAP];
+    static pipe_out_t out = {.flush = write_out};
+    size_t have = 0;
+    bool discarding = false;
+    for (;;) {
+        ssize_t r = read(STDIN_FILENO, buf + have, IN_CAP - have);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return;   /* EOF: PowerDNS is done with us */
+        have += (size_t)r;
+        handle_lines(buf, &have, &discarding, st, &out, w);
+        flush_or_exit(&out);
+    }
+}
+
+/* Siblings forked at the same moment inherit each other's pipe ends and
+ * would keep each other alive after PowerDNS exits (PDNS-PIPE §1). */
+static void close_inherited_fds(void)
+{
+    if (close_range(3, ~0U, 0) == 0)
+        return;
+    long max = sysconf(_SC_OPEN_MAX);
+    for (long fd = 3; fd < (max > 0 ? max : 65536); fd++)
+        close((int)fd);
+}
+
+static int usage(void)
+{
+    fputs("usage: ibpdns-pipe [--table PATH] [--check-interval MS] [--log-level LEVEL]\n"
+          "  PowerDNS: launch=pipe, pipe-command=/usr/sbin/ibpdns-pipe --table=PATH\n", stderr);
+    return 2;
+}
+
+int main(int argc, char **argv)
+{
+    close_inherited_fds();
+    pid_t parent = getppid();
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent)
+        return 0;
+    signal(SIGPIPE, SIG_IGN);
+    static const struct option longs[] = {
+        {"table", required_argument, NULL, 't'}, {"check-interval", required_argument, NULL, 'i'},
+        {"log-level", required_argument, NULL, 'l'}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    ibp_log_t log = {.level = IBP_LOG_INFO, .ident = "ibpdns-pipe", .fd = STDERR_FILENO};
+    watcher_t w = {.path = DEFAULT_TABLE, .interval_ms = 250, .parent = parent, .log = &log};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "t:i:l:h", longs, NULL)) != -1) {
+        char *end;
+        if (ch == 't') {
+            w.path = optarg;
+        } else if (ch == 'i') {
+            long ms = strtol(optarg, &end, 10);
+            if (*end || ms < 10 || ms > 60000)
+                return usage();
+            w.interval_ms = (unsigned)ms;
+        } else if (ch == 'l') {
+            log.level = ibp_log_level_parse(optarg);
+        } else {
+            return usage();
+        }
+    }
+    if (optind != argc)
+        return usage();
+    pipe_state_t st = {.table_path = w.path};
+    watcher_check(&w, &st, true);
+    serve(&st, &w);
+    watcher_drop(&w, &st);
+    return 0;
+}

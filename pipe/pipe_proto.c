@@ -1,0 +1,441 @@
+#include "pipe_proto.h"
+
+#include <string.h>
+
+#define MAX_FIELDS 10
+#define BANNER "OK\tibpdns-pipe " IBPDNS_VERSION
+
+typedef struct field {
+    const char *s;
+    size_t len;
+} field_t;
+
+/* ---- output ---------------------------------------------------------------- */
+
+static void out_put(pipe_out_t *out, const char *s, size_t len)
+{
+    while (len && !out->failed) {
+        size_t room = PIPE_OUT_CAP - out->len;
+        if (room == 0) {
+            if (!out->flush || !out->flush(out, out->flush_ctx)) {
+                out->failed = true;
+                return;
+            }
+            continue;
+        }
+        size_t n = len < room ? len : room;
+        memcpy(out->buf + out->len, s, n);
+        out->len += n;
+        s += n;
+        len -= n;
+    }
+}
+
+static void out_str(pipe_out_t *out, const char *s)
+{
+    out_put(out, s, strlen(s));
+}
+
+static void out_uint(pipe_out_t *out, uint64_t v)
+{
+    char digits[24];
+    size_t i = sizeof digits;
+    do {
+        digits[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    out_put(out, digits + i, sizeof digits - i);
+}
+
+/* ---- parsing ---------------------------------------------------------------- */
+
+static size_t split_fields(const char *line, size_t len, field_t *f, size_t max)
+{
+    size_t n = 0;
+    const char *end = line + len;
+    while (line <= end && n < max) {
+        const char *tab = memchr(line, '\t', (size_t)(end - line));
+        const char *stop = tab ? tab : end;
+        f[n++] = (field_t){line, (size_t)(stop - line)};
+        if (!tab)
+            return n;
+        line = tab + 1;
+    }
+    return max + 1;   /* more fields than any request has */
+}
+
+static bool field_is(const field_t *f, const char *s)
+{
+    return f->len == strlen(s) && !memcmp(f->s, s, f->len);
+}
+
+static bool field_is_ci(const field_t *f, const char *s)
+{
+    if (f->len != strlen(s))
+        return false;
+    for (size_t i = 0; i < f->len; i++) {
+        char c = f->s[i];
+        if (c >= 'a' && c <= 'z')
+            c = (char)(c - 32);
+        if (c != s[i])
+            return false;
+    }
+    return true;
+}
+
+static bool parse_int(const field_t *f, long long min, long long max, long long *v)
+{
+    size_t i = 0;
+    bool neg = f->len > 0 && f->s[0] == '-';
+    i = neg;
+    if (f->len == i || f->len > 12)
+        return false;
+    long long x = 0;
+    for (; i < f->len; i++) {
+        if (f->s[i] < '0' || f->s[i] > '9')
+            return false;
+        x = x * 10 + (f->s[i] - '0');
+    }
+    x = neg ? -x : x;
+    if (x < min || x > max)
+        return false;
+    *v = x;
+    return true;
+}
+
+enum { QT_UNKNOWN = 0 };
+
+static unsigned parse_qtype(const field_t *f)
+{
+    static const unsigned types[] = {IBP_T_A, IBP_T_NS, IBP_T_CNAME, IBP_T_SOA, IBP_T_PTR,
+                                     IBP_T_MX, IBP_T_TXT, IBP_T_AAAA, IBP_T_SRV, IBP_T_CAA,
+                                     IBP_T_ANY};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+        if (field_is_ci(f, ibp_rrtype_name(types[i])))
+            return types[i];
+    long long n;
+    if (f->len > 4 && field_is_ci(&(field_t){f->s, 4}, "TYPE") &&
+        parse_int(&(field_t){f->s + 4, f->len - 4}, 0, 65535, &n))
+        return (unsigned)n;
+    return QT_UNKNOWN;
+}
+
+/* A remote may carry a %iface suffix on some setups. */
+static bool parse_remote(const field_t *f, ibp_addr_t *a, bool *v4)
+{
+    const char *pct = memchr(f->s, '%', f->len);
+    size_t len = pct ? (size_t)(pct - f->s) : f->len;
+    return ibp_addr_parse(f->s, len, a, v4);
+}
+
+/* The ECS field is remote/32 (or /128) when the query carried no ECS, and
+ * 0.0.0.0/0 for PowerDNS's internal lookups: both mean "use the remote". */
+static bool parse_client(const field_t *remote, const field_t *ecs, ibp_client_t *c)
+{
+    memset(c, 0, sizeof *c);
+    if (!parse_remote(remote, &c->addr, &c->v4))
+        return false;
+    if (!ecs)
+        return true;
+    ibp_addr_t pfx;
+    unsigned plen;
+    bool v4;
+    if (!ibp_prefix_parse(ecs->s, ecs->len, &pfx, &plen, &v4))
+        return false;
+    bool full = plen == (v4 ? 32u : 128u);
+    if (plen == 0 || (full && v4 == c->v4 && !memcmp(pfx.b, c->addr.b, 16)))
+        return true;
+    c->resolver = c->addr;
+    c->resolver_v4 = c->v4;
+    c->has_resolver = true;
+    ibp_addr_mask(&pfx, v4 ? 96 + plen : plen);
+    c->addr = pfx;
+    c->v4 = v4;
+    return true;
+}
+
+/* ---- answers ---------------------------------------------------------------- */
+
+typedef struct query {
+    field_t qname;
+    unsigned qtype;
+    const field_t *remote, *ecs;
+} query_t;
+
+static void out_data_head(const pipe_state_t *st, pipe_out_t *out, unsigned scope,
+                          const char *owner, size_t owner_len)
+{
+    if (st->abi >= 3) {
+        out_put(out, "DATA\t", 5);
+        out_uint(out, scope);
+        out_put(out, "\t1\t", 3);
+    } else {
+        out_put(out, "DATA\t", 5);
+    }
+    out_put(out, owner, owner_len);
+    out_put(out, "\t", 1);
+}
+
+static void out_soa(const pipe_state_t *st, pipe_out_t *out, const ibp_tbl_zone_t *z,
+                    const char *owner, size_t owner_len)
+{
+    out_data_head(st, out, 0, owner, owner_len);
+    out_put(out, ibp_table_str(st->table, z->soa_tail), z->soa_tail_len);
+    out_put(out, "\n", 1);
+}
+
+static void out_statics(const pipe_state_t *st, pipe_out_t *out, const ibp_tbl_name_t *nm,
+                        unsigned qtype, const char *owner, size_t owner_len)
+{
+    const ibp_table_t *t = st->table;
+    for (uint32_t i = 0; i < nm->rr_count; i++) {
+        const ibp_tbl_rr_t *rr = &t->rrs[nm->rr_first + i];
+        /* The raw ACME URL is never served (BEHAVIOR §5). */
+        if ((rr->flags & IBP_RR_ACME) || (qtype != IBP_T_ANY && rr->type != qtype))
+            continue;
+        out_data_head(st, out, 0, owner, owner_len);
+        out_put(out, ibp_table_str(t, rr->tail), rr->tail_len);
+        out_put(out, "\n", 1);
+    }
+}
+
+static void out_route(const pipe_state_t *st, pipe_out_t *out, const ibp_tbl_host_t *h,
+                      unsigned fam, const ibp_route_t *r, const char *owner, size_t owner_len)
+{
+    const ibp_table_t *t = st->table;
+    for (unsigned i = 0; i < r->n; i++) {
+        const ibp_tbl_target_t *tg = &t->targets[r->target[i]];
+        out_data_head(st, out, r->scope, owner, owner_len);
+        out_put(out, ibp_table_str(t, h->tail[fam]), h->tail_len[fam]);
+        out_put(out, ibp_table_str(t, tg->text), tg->text_len);
+        out_put(out, "\n", 1);
+    }
+}
+
+static void out_dynamic(pipe_state_t *st, pipe_out_t *out, const ibp_tbl_host_t *h,
+                        unsigned qtype, const ibp_client_t *c, const char *owner, size_t owner_len)
+{
+    for (unsigned fam = 0; fam < 2; fam++) {
+        unsigned want = fam ? IBP_T_AAAA : IBP_T_A;
+        if ((qtype != IBP_T_ANY && qtype != want) || h->policy[fam] == IBP_TBL_NONE)
+            continue;
+        ibp_route_t r;
+        ibp_table_route(st->table, h, fam, c, &r);
+        out_route(st, out, h, fam, &r, owner, owner_len);
+        st->stats.answers_dynamic += r.n;
+    }
+}
+
+static const ibp_tbl_name_t *find_name(const pipe_state_t *st, const field_t *qname)
+{
+    return st->table ? ibp_table_find(st->table, qname->s, qname->len) : NULL;
+}
+
+static void answer_query(pipe_state_t *st, pipe_out_t *out, const query_t *q,
+                         const ibp_client_t *c)
+{
+    const ibp_tbl_name_t *nm = find_name(st, &q->qname);
+    if (nm) {
+        bool apex = nm->apex_zone != IBP_TBL_NONE;
+        if (apex && (q->qtype == IBP_T_SOA || q->qtype == IBP_T_ANY))
+            out_soa(st, out, &st->table->zones[nm->apex_zone], q->qname.s, q->qname.len);
+        if (q->qtype != IBP_T_SOA) {
+            out_statics(st, out, nm, q->qtype, q->qname.s, q->qname.len);
+            if (nm->host != IBP_TBL_NONE)
+                out_dynamic(st, out, &st->table->hosts[nm->host], q->qtype, c,
+                            q->qname.s, q->qname.len);
+        }
+    }
+    out_put(out, "END\n", 4);
+}
+
+/* ---- requests ------------------------------------------------------------- */
+
+static pipe_result_t malformed(pipe_state_t *st, pipe_out_t *out, bool soa)
+{
+    /* FAIL to an SOA question makes PowerDNS wait for a line that never
+     * comes; an empty answer keeps it in step. */
+    st->stats.malformed++;
+    out_str(out, soa ? "END\n" : "FAIL\n");
+    return PIPE_MALFORMED;
+}
+
+static pipe_result_t handle_helo(pipe_state_t *st, const field_t *f, size_t n, pipe_out_t *out)
+{
+    long long abi;
+    if (n != 2 || !parse_int(&f[1], 1, 5, &abi)) {
+        st->abi = 0;
+        st->stats.malformed++;
+        out_str(out, "FAIL\n");
+        return PIPE_MALFORMED;
+    }
+    st->abi = (int)abi;
+    out_str(out, BANNER);
+    if (st->table) {
+        out_str(out, " table generation ");
+        out_uint(out, st->table->h->generation);
+    } else {
+        out_str(out, " (no table yet)");
+    }
+    out_put(out, "\n", 1);
+    return PIPE_OK;
+}
+
+static pipe_result_t handle_q(pipe_state_t *st, const field_t *f, size_t n, pipe_out_t *out)
+{
+    size_t want = st->abi == 1 ? 6 : st->abi == 2 ? 7 : 8;
+    bool soa = n > 3 && field_is_ci(&f[3], "SOA");
+    long long id;
+    query_t q = {.qname = f[1], .remote = n > 5 ? &f[5] : NULL,
+                 .ecs = st->abi >= 3 && n > 7 ? &f[7] : NULL};
+    if (st->abi == 0 || n != want || !field_is(&f[2], "IN") || f[1].len == 0 ||
+        f[1].len > 1024 || !parse_int(&f[4], -1, 0x7FFFFFFF, &id))
+        return malformed(st, out, soa);
+    q.qtype = parse_qtype(&f[3]);
+    ibp_client_t c;
+    if (!parse_client(q.remote, q.ecs, &c))
+        return malformed(st, out, soa);
+    st->stats.queries++;
+    answer_query(st, out, &q, &c);
+    return PIPE_OK;
+}
+
+static const ibp_tbl_zone_t *axfr_zone(const pipe_state_t *st, const field_t *f, size_t n,
+                                       uint32_t *zi)
+{
+    const ibp_table_t *t = st->table;
+    if (!t)
+        return NULL;
+    if (n == 3) {
+        const ibp_tbl_name_t *nm = ibp_table_find(t, f[2].s, f[2].len);
+        *zi = nm ? nm->apex_zone : IBP_TBL_NONE;
+        return *zi == IBP_TBL_NONE ? NULL : &t->zones[*zi];
+    }
+    long long id;
+    if (!parse_int(&f[1], -1, 0x7FFFFFFF, &id))
+        return NULL;
+    for (uint32_t i = 0; i < t->n[IBP_SEC_ZONES]; i++)
+        if (t->zones[i].id == (uint32_t)id) {
+            *zi = i;
+            return &t->zones[i];
+        }
+    return NULL;
+}
+
+/* A client-independent view: every address the host could answer. */
+static void axfr_host(const pipe_state_t *st, pipe_out_t *out, const ibp_tbl_host_t *h,
+                      const char *owner, size_t owner_len)
+{
+    const ibp_table_t *t = st->table;
+    for (unsigned fam = 0; fam < 2; fam++) {
+        if (h->policy[fam] == IBP_TBL_NONE)
+            continue;
+        const ibp_tbl_policy_t *p = &t->policies[h->policy[fam]];
+        ibp_route_t r = {.n = 0};
+        for (uint32_t i = 0; i < p->spread_count && r.n < IBP_TBL_MAX_ANSWERS; i++)
+            r.target[r.n++] = t->spread[p->spread_first + i];
+        out_route(st, out, h, fam, &r, owner, owner_len);
+    }
+}
+
+static pipe_result_t handle_axfr(pipe_state_t *st, const field_t *f, size_t n, pipe_out_t *out)
+{
+    uint32_t zi;
+    const ibp_tbl_zone_t *z = (n == 2 || n == 3) ? axfr_zone(st, f, n, &zi) : NULL;
+    if (!z)
+        return malformed(st, out, false);
+    st->stats.axfr++;
+    const ibp_table_t *t = st->table;
+    for (uint32_t i = 0; i < t->n[IBP_SEC_NAMES]; i++) {
+        const ibp_tbl_name_t *nm = &t->names[i];
+        if (nm->zone != zi)
+            continue;
+        const char *owner = ibp_table_str(t, nm->name);
+        out_statics(st, out, nm, IBP_T_ANY, owner, nm->name_len);
+        if (nm->host != IBP_TBL_NONE)
+            axfr_host(st, out, &t->hosts[nm->host], owner, nm->name_len);
+    }
+    out_put(out, "END\n", 4);
+    return PIPE_OK;
+}
+
+static void cmd_status(const pipe_state_t *st, pipe_out_t *out)
+{
+    out_str(out, "table: ");
+    out_str(out, st->table_path ? st->table_path : "(none)");
+    out_str(out, st->table ? "\ngeneration: " : "\nno table loaded\n");
+    if (st->table) {
+        out_uint(out, st->table->h->generation);
+        out_str(out, "\nbuild_time: ");
+        out_uint(out, st->table->h->build_time);
+        out_str(out, "\nzones: ");
+        out_uint(out, st->table->n[IBP_SEC_ZONES]);
+        out_put(out, "\n", 1);
+    }
+    out_str(out, "queries: ");
+    out_uint(out, st->stats.queries);
+    out_str(out, "\nmalformed: ");
+    out_uint(out, st->stats.malformed);
+    out_put(out, "\n", 1);
+}
+
+/* "lookup NAME IP": the ANY answer a client at IP would get. */
+static void cmd_lookup(pipe_state_t *st, const char *args, size_t len, pipe_out_t *out)
+{
+    const char *sp = memchr(args, ' ', len);
+    field_t name = {args, sp ? (size_t)(sp - args) : len};
+    field_t ip = {sp ? sp + 1 : "", sp ? len - name.len - 1 : 0};
+    ibp_client_t c;
+    if (!sp || !parse_client(&ip, NULL, &c)) {
+        out_str(out, "usage: lookup NAME IP\nEND\n");
+        return;
+    }
+    int saved_abi = st->abi;
+    st->abi = 3;
+    query_t q = {.qname = name, .qtype = IBP_T_ANY};
+    answer_query(st, out, &q, &c);   /* ends with END */
+    st->abi = saved_abi;
+}
+
+static pipe_result_t handle_cmd(pipe_state_t *st, const char *line, size_t len, pipe_out_t *out)
+{
+    if (st->abi < 5)
+        return malformed(st, out, false);
+    st->stats.cmds++;
+    const char *text = line + 4;
+    size_t tlen = len - 4;
+    if (tlen == 6 && !memcmp(text, "status", 6)) {
+        cmd_status(st, out);
+    } else if (tlen > 7 && !memcmp(text, "lookup ", 7)) {
+        cmd_lookup(st, text + 7, tlen - 7, out);
+        return PIPE_OK;
+    } else {
+        out_str(out, "unknown command; try: status, lookup NAME IP\n");
+    }
+    out_put(out, "END\n", 4);
+    return PIPE_OK;
+}
+
+pipe_result_t pipe_handle_line(pipe_state_t *st, const char *line, size_t len, pipe_out_t *out)
+{
+    if (len && line[len - 1] == '\r')
+        len--;
+    field_t f[MAX_FIELDS];
+    size_t n = len && !memchr(line, '\0', len) ? split_fields(line, len, f, MAX_FIELDS) : 0;
+    if (n == 0 || n > MAX_FIELDS)
+        return malformed(st, out, false);
+    if (field_is(&f[0], "Q"))
+        return handle_q(st, f, n, out);
+    if (field_is(&f[0], "HELO"))
+        return handle_helo(st, f, n, out);
+    if (field_is(&f[0], "AXFR") && st->abi)
+        return handle_axfr(st, f, n, out);
+    if (field_is(&f[0], "CMD") && n >= 2)
+        return handle_cmd(st, line, len, out);
+    return malformed(st, out, false);
+}
+
+void pipe_answer_overlong(pipe_state_t *st, pipe_out_t *out)
+{
+    malformed(st, out, false);
+}
