@@ -1,1 +1,262 @@
-/* placeholder */ typedef int ibp_placeholder_ibp_health;
+/* The monitor's /results snapshot (IBP-NODE §5.2) and online() (§5.3). */
+#include "ibp_health.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "ibp_json.h"
+
+static const struct {
+    const char *key;
+    ibp_check_kind_t kind;
+} health_lists[] = {
+    {"SiteResults", IBP_CHECK_SITE},
+    {"DomainResults", IBP_CHECK_DOMAIN},
+    {"EndpointResults", IBP_CHECK_ENDPOINT},
+};
+
+void ibp_health_free(ibp_health_t *h)
+{
+    if (!h)
+        return;
+    for (size_t i = 0; i < h->n_groups; i++) {
+        free(h->groups[i].domain);
+        ibp_strarr_free(h->groups[i].offline, h->groups[i].n_offline);
+    }
+    free(h->groups);
+    *h = (ibp_health_t){0};
+}
+
+/* ---- RFC 3339 ------------------------------------------------------------- */
+
+static bool digits(const char *s, size_t n, int *out)
+{
+    int v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)s[i]))
+            return false;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+static int days_in_month(int y, int m)
+{
+    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return m == 2 && leap ? 29 : days[m - 1];
+}
+
+/* "2026-04-18T10:00:00Z", optional ".fraction", "Z" or "+hh:mm"/"-hh:mm":
+ * what Go's time.Time accepts when decoding JSON. */
+static bool rfc3339_ok(const char *s)
+{
+    int y, mo, d, h, mi, sec, oh, om;
+    if (strlen(s) < 20 || !digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &mo) ||
+        s[7] != '-' || !digits(s + 8, 2, &d) || s[10] != 'T' || !digits(s + 11, 2, &h) ||
+        s[13] != ':' || !digits(s + 14, 2, &mi) || s[16] != ':' || !digits(s + 17, 2, &sec))
+        return false;
+    if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 ||
+        sec > 59)
+        return false;
+    const char *p = s + 19;
+    if (*p == '.') {
+        size_t n = strspn(++p, "0123456789");
+        if (n == 0)
+            return false;
+        p += n;
+    }
+    if (p[0] == 'Z')
+        return p[1] == '\0';
+    if ((p[0] != '+' && p[0] != '-') || strlen(p) != 6 || !digits(p + 1, 2, &oh) ||
+        p[3] != ':' || !digits(p + 4, 2, &om))
+        return false;
+    return oh <= 23 && om <= 59;
+}
+
+/* ---- parsing -------------------------------------------------------------- */
+
+/* A missing or null Checktime is Go's zero time and decodes fine; "" does not. */
+static bool result_time(const ibp_jctx_t *c, const json_t *r, const char *path)
+{
+    const char *t = NULL;
+    if (!ibp_jget_string(c, r, path, "Checktime", IBP_J_OPTIONAL, &t))
+        return false;
+    if (!t || rfc3339_ok(t))
+        return true;
+    char tpath[IBP_JPATH_MAX], q[IBP_JQUOTE_MAX + 8];
+    ibp_jpath_key(tpath, path, "Checktime");
+    ibp_json_quote(q, sizeof q, t);
+    return ibp_jerr(c, tpath, "%s is not an RFC 3339 time", q);
+}
+
+/* Checks every field Go would decode, so a snapshot Go would refuse is
+ * refused here too; keeps the member if its Status is false (or absent). */
+static bool result_parse(const ibp_jctx_t *c, const json_t *r, const char *path,
+                         ibp_strv_t *offline)
+{
+    bool status = false, v6 = false;
+    const char *name = NULL, *text = NULL;
+    if (!ibp_jval_object(c, path, r) ||
+        !ibp_jget_bool(c, r, path, "Status", IBP_J_OPTIONAL, &status) ||
+        !ibp_jget_string(c, r, path, "MemberName", IBP_J_OPTIONAL, &name) ||
+        !ibp_jget_string(c, r, path, "ErrorText", IBP_J_OPTIONAL, &text) ||
+        !ibp_jget_bool(c, r, path, "IsIPv6", IBP_J_OPTIONAL, &v6) ||
+        !result_time(c, r, path))
+        return false;
+    if (status)
+        return true;
+    if (!ibp_strv_push(offline, name ? name : ""))
+        return ibp_jerr(c, path, "out of memory");
+    return true;
+}
+
+static bool group_results(const ibp_jctx_t *c, const json_t *g, const char *path,
+                          ibp_strv_t *offline)
+{
+    json_t *results = NULL;
+    if (!ibp_jget_array(c, g, path, "Results", IBP_J_OPTIONAL, &results))
+        return false;
+    char rpath[IBP_JPATH_MAX];
+    ibp_jpath_key(rpath, path, "Results");
+    size_t i;
+    json_t *r;
+    json_array_foreach(results, i, r) {
+        char ipath[IBP_JPATH_MAX];
+        ibp_jpath_index(ipath, rpath, i);
+        if (!result_parse(c, r, ipath, offline))
+            return false;
+    }
+    return true;
+}
+
+static bool group_parse(const ibp_jctx_t *c, const json_t *g, const char *path,
+                        ibp_health_group_t *out)
+{
+    const char *check = NULL, *domain = NULL, *url = NULL;
+    ibp_strv_t offline = {0};
+    if (!ibp_jval_object(c, path, g) ||
+        !ibp_jget_string(c, g, path, "CheckName", IBP_J_OPTIONAL, &check) ||
+        !ibp_jget_string(c, g, path, "Domain", IBP_J_OPTIONAL, &domain) ||
+        !ibp_jget_string(c, g, path, "RpcUrl", IBP_J_OPTIONAL, &url) ||
+        !ibp_jget_bool(c, g, path, "IsIPv6", IBP_J_OPTIONAL, &out->ipv6) ||
+        !group_results(c, g, path, &offline)) {
+        ibp_strv_free(&offline);
+        return false;
+    }
+    out->offline = offline.v;
+    out->n_offline = offline.n;
+    if (out->kind != IBP_CHECK_SITE && !(out->domain = strdup(domain ? domain : "")))
+        return ibp_jerr(c, path, "out of memory");
+    return true;
+}
+
+static bool groups_reserve(ibp_health_t *h, size_t more)
+{
+    ibp_health_group_t *g = realloc(h->groups, (h->n_groups + more) * sizeof *g);
+    if (!g)
+        return false;
+    h->groups = g;
+    return true;
+}
+
+static bool list_parse(const ibp_jctx_t *c, const json_t *root, size_t li, ibp_health_t *h)
+{
+    json_t *arr = NULL;
+    if (!ibp_jget_array(c, root, "", health_lists[li].key, IBP_J_OPTIONAL, &arr))
+        return false;
+    size_t n = json_array_size(arr);
+    if (n == 0)
+        return true;
+    if (!groups_reserve(h, n))
+        return ibp_jerr(c, ".", "out of memory");
+    char lpath[IBP_JPATH_MAX];
+    ibp_jpath_key(lpath, "", health_lists[li].key);
+    size_t i;
+    json_t *g;
+    json_array_foreach(arr, i, g) {
+        char gpath[IBP_JPATH_MAX];
+        ibp_jpath_index(gpath, lpath, i);
+        ibp_health_group_t *grp = &h->groups[h->n_groups++];
+        *grp = (ibp_health_group_t){.kind = health_lists[li].kind};
+        if (!group_parse(c, g, gpath, grp))
+            return false;
+        /* Groups where everybody is up change no answer: only count them. */
+        if (grp->n_offline == 0) {
+            free(grp->domain);
+            h->n_groups--;
+        }
+    }
+    h->n_lists += n;
+    return true;
+}
+
+static bool health_from(const ibp_jctx_t *c, const json_t *root, ibp_health_t *h)
+{
+    /* null decodes to an empty snapshot in Go: valid, and permissive. */
+    if (!json_is_null(root) && !json_is_object(root))
+        return ibp_jerr(c, ".", "expected an object, got %s", ibp_json_type_name(root));
+    for (size_t li = 0; li < sizeof health_lists / sizeof health_lists[0]; li++)
+        if (!list_parse(c, root, li, h))
+            return false;
+    h->loaded = true;
+    return true;
+}
+
+bool ibp_health_parse(const char *buf, size_t len, const char *src,
+                      ibp_health_t *out, ibp_err_t *err)
+{
+    *out = (ibp_health_t){0};
+    json_t *root = ibp_json_load(buf, len, src, err);
+    if (!root)
+        return false;
+    ibp_jctx_t c = {src, err};
+    bool ok = health_from(&c, root, out);
+    json_decref(root);
+    if (!ok)
+        ibp_health_free(out);
+    return ok;
+}
+
+/* ---- queries -------------------------------------------------------------- */
+
+bool ibp_health_source_accepted(const char *v)
+{
+    if (!v)
+        return true;
+    while (isspace((unsigned char)*v))
+        v++;
+    size_t n = strlen(v);
+    while (n && isspace((unsigned char)v[n - 1]))
+        n--;
+    return !(n == 5 && !strncasecmp(v, "local", 5));
+}
+
+static bool group_lists(const ibp_health_group_t *g, const char *member)
+{
+    for (size_t i = 0; i < g->n_offline; i++)
+        if (!strcasecmp(g->offline[i], member))
+            return true;
+    return false;
+}
+
+bool ibp_health_online(const ibp_health_t *h, const char *host,
+                       const char *member_name, bool ipv6)
+{
+    if (!h || !h->loaded || h->n_lists == 0)
+        return true;
+    for (size_t i = 0; i < h->n_groups; i++) {
+        const ibp_health_group_t *g = &h->groups[i];
+        if (g->ipv6 != ipv6)
+            continue;
+        /* Site checks are about the member as a whole: they hit every host. */
+        if (g->kind != IBP_CHECK_SITE && (!host || strcasecmp(g->domain, host)))
+            continue;
+        if (group_lists(g, member_name ? member_name : ""))
+            return false;
+    }
+    return true;
+}

@@ -24,7 +24,7 @@ typedef struct ibp_health_group {
 typedef struct ibp_health {
     bool loaded;           /* false: no snapshot, everybody is online */
     size_t n_lists;        /* total groups in the three lists; 0 => permissive */
-    ibp_health_group_t *groups;
+    ibp_health_group_t *groups; /* only groups with at least one offline member */
     size_t n_groups;
 } ibp_health_t;
 

@@ -1,1 +1,394 @@
-/* placeholder */ typedef int ibp_placeholder_ibp_json;
+#include "ibp_json.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define JKEY_MAX 48            /* longest key segment kept in a path */
+
+json_t *ibp_json_load(const char *buf, size_t len, const char *src, ibp_err_t *err)
+{
+    json_error_t jerr;
+    /* Any top-level value: callers report a wrong top-level type themselves,
+     * with a better message than jansson's. Duplicate keys are refused since
+     * Go would silently keep the last one and hide the mistake. */
+    json_t *root = json_loadb(buf ? buf : "", buf ? len : 0,
+                              JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
+    if (!root)
+        ibp_err_set(err, "%s: invalid JSON at line %d column %d: %s",
+                    src, jerr.line, jerr.column, jerr.text);
+    return root;
+}
+
+json_t *ibp_json_get(const json_t *obj, const char *key)
+{
+    if (!json_is_object(obj))
+        return NULL;
+    json_t *v = json_object_get(obj, key);
+    if (v)
+        return v;
+    const char *k;
+    json_t *val;
+    /* json_object_foreach wants a non-const object; we do not modify it. */
+    json_t *o = (json_t *)obj;
+    json_object_foreach(o, k, val) {
+        if (!strcasecmp(k, key))
+            return val;
+    }
+    return NULL;
+}
+
+const char *ibp_json_type_name(const json_t *v)
+{
+    switch (v ? json_typeof(v) : JSON_NULL) {
+    case JSON_OBJECT: return "object";
+    case JSON_ARRAY: return "array";
+    case JSON_STRING: return "string";
+    case JSON_INTEGER:
+    case JSON_REAL: return "number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "boolean";
+    default: return "null";
+    }
+}
+
+/* Copies at most max bytes of s into out (n bytes), replacing anything that
+ * is not printable ASCII by '?' and marking a cut with "...". */
+static void sanitize(char *out, size_t n, const char *s, size_t max)
+{
+    size_t o = 0, i = 0;
+    for (; s[i] && i < max && o + 1 < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        out[o++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
+    }
+    if (s[i] && o + 4 <= n) {
+        memcpy(out + o, "...", 3);
+        o += 3;
+    }
+    out[o] = '\0';
+}
+
+void ibp_jpath_key(char *out, const char *parent, const char *key)
+{
+    char k[JKEY_MAX + 4];
+    sanitize(k, sizeof k, key, JKEY_MAX);
+    snprintf(out, IBP_JPATH_MAX, "%s.%s", parent, k);
+}
+
+void ibp_jpath_index(char *out, const char *parent, size_t i)
+{
+    snprintf(out, IBP_JPATH_MAX, "%s[%zu]", parent, i);
+}
+
+void ibp_json_quote(char *out, size_t n, const char *s)
+{
+    if (n < 3) {
+        if (n)
+            out[0] = '\0';
+        return;
+    }
+    size_t max = IBP_JQUOTE_MAX < n - 3 ? IBP_JQUOTE_MAX : n - 3;
+    out[0] = '"';
+    sanitize(out + 1, n - 2, s ? s : "", max);
+    size_t l = strlen(out);
+    out[l] = '"';
+    out[l + 1] = '\0';
+}
+
+void ibp_json_num_fmt(const json_t *v, char *out, size_t n)
+{
+    if (json_is_integer(v)) {
+        snprintf(out, n, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        return;
+    }
+    double d = json_number_value(v);
+    /* Fewest digits that round-trip, so 95 prints "95" and 90.0000001 stays exact. */
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(out, n, "%.*g", prec, d);
+        if (strtod(out, NULL) == d)
+            return;
+    }
+}
+
+bool ibp_jerr(const ibp_jctx_t *c, const char *path, const char *fmt, ...)
+{
+    if (!c->err)
+        return false;
+    char msg[IBP_ERR_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return ibp_err_set(c->err, "%s: %s: %s", c->src, path[0] ? path : ".", msg);
+}
+
+static bool type_err(const ibp_jctx_t *c, const char *path, const char *want,
+                     const json_t *v)
+{
+    if (!v || json_is_null(v))
+        return ibp_jerr(c, path, "missing");
+    return ibp_jerr(c, path, "expected %s, got %s", want, ibp_json_type_name(v));
+}
+
+bool ibp_jval_object(const ibp_jctx_t *c, const char *path, const json_t *v)
+{
+    return json_is_object(v) ? true : type_err(c, path, "an object", v);
+}
+
+bool ibp_jval_array(const ibp_jctx_t *c, const char *path, const json_t *v)
+{
+    return json_is_array(v) ? true : type_err(c, path, "an array", v);
+}
+
+bool ibp_jval_string(const ibp_jctx_t *c, const char *path, const json_t *v,
+                     const char **out)
+{
+    if (!json_is_string(v))
+        return type_err(c, path, "a string", v);
+    /* jansson refuses \u0000 without JSON_ALLOW_NUL; this guards the C
+     * string view against a future change of load flags. */
+    if (strlen(json_string_value(v)) != json_string_length(v))
+        return ibp_jerr(c, path, "contains a NUL byte");
+    *out = json_string_value(v);
+    return true;
+}
+
+/* Looks obj[key] up; *v is NULL when missing or null. False only when a
+ * required value is absent (error set). */
+static bool fetch(const ibp_jctx_t *c, const json_t *obj, const char *path,
+                  const char *key, ibp_jneed_t need, json_t **v)
+{
+    *v = ibp_json_get(obj, key);
+    if (*v && json_is_null(*v))
+        *v = NULL;
+    if (!*v && need == IBP_J_REQUIRED)
+        return ibp_jerr(c, path, "missing");
+    return true;
+}
+
+bool ibp_jget_object(const ibp_jctx_t *c, const json_t *obj, const char *parent,
+                     const char *key, ibp_jneed_t need, json_t **out)
+{
+    char path[IBP_JPATH_MAX];
+    json_t *v;
+    ibp_jpath_key(path, parent, key);
+    if (!fetch(c, obj, path, key, need, &v))
+        return false;
+    if (!v)
+        return true;
+    if (!ibp_jval_object(c, path, v))
+        return false;
+    *out = v;
+    return true;
+}
+
+bool ibp_jget_array(const ibp_jctx_t *c, const json_t *obj, const char *parent,
+                    const char *key, ibp_jneed_t need, json_t **out)
+{
+    char path[IBP_JPATH_MAX];
+    json_t *v;
+    ibp_jpath_key(path, parent, key);
+    if (!fetch(c, obj, path, key, need, &v))
+        return false;
+    if (!v)
+        return true;
+    if (!ibp_jval_array(c, path, v))
+        return false;
+    *out = v;
+    return true;
+}
+
+bool ibp_jget_string(const ibp_jctx_t *c, const json_t *obj, const char *parent,
+                     const char *key, ibp_jneed_t need, const char **out)
+{
+    char path[IBP_JPATH_MAX];
+    json_t *v;
+    ibp_jpath_key(path, parent, key);
+    if (!fetch(c, obj, path, key, need, &v))
+        return false;
+    return v ? ibp_jval_string(c, path, v, out) : true;
+}
+
+static bool replace_dup(const ibp_jctx_t *c, const char *path, const char *s, char **out)
+{
+    char *d = strdup(s);
+    if (!d)
+        return ibp_jerr(c, path, "out of memory");
+    free(*out);
+    *out = d;
+    return true;
+}
+
+bool ibp_jget_strdup(const ibp_jctx_t *c, const json_t *obj, const char *parent,
+                     const char *key, ibp_jneed_t need, char **out)
+{
+    const char *s = NULL;
+    if (!ibp_jget_string(c, obj, parent, key, need, &s))
+        return false;
+    if (!s)
+        return true;
+    char path[IBP_JPATH_MAX];
+    ibp_jpath_key(path, parent, key);
+    return replace_dup(c, path, s, out);
+}
+
+bool ibp_jget_strnum(const ibp_jctx_t *c, const json_t *obj, const char *parent,
+                     const char *key, ibp_jneed_t need, char **out)
+{
+    char path[IBP_JPATH_MAX];
+    json_t *v;
+    ibp_jpath_key(path, parent, key);
+    if (!fetch(c, obj, path, key, need, &v))
+        return false;
+    if (!v)
+        return true;
+    if (json_is_integer(v)) {
+        char num[32];
+        ibp_json_num_fmt(v, num, sizeof num);
+        return replace_dup(c, path, num, out);
+    }
+    if (!json_is_string(v))
+        return type_err(c, path, "a string or an integer", v);
+    const char *s;
+    return ibp_jval_string(c, path, v, &s) && replace_dup(c, path, s, out);
+}
+
+bool ibp_jget_int(const ibp_jctx_t *c, const json_t *obj, const char *parent,
+                  const char *key, ibp_jneed_t need, long long min, long long max,
+                  long long *out)
+{
+    char path[IBP_JPATH_MAX];
+    json_t *v;
+    ibp_jpath_key(path, parent, key);
+    if (!fetch(c, obj, path, key, need, &v))
+        return false;
+    if (!v)
+        return true;
+    if (!json_is_integer(v))
+        return type_err(c, path, "an integer", v);
+    long long x = json_integer_value(v);
+    if (x < min || x > max)
+        return ibp_jerr(c, path, "%lld is out of range %lld..%lld", x, min, max);
+    *out = x;
+    return true;
+}
+
+bool ibp_jget_double(const ibp_jctx_t *c, const json_t *obj, const char *parent,
+                     const char *key, ibp_jneed_t need, double *out)
+{
+    char path[IBP_JPATH_MAX];
+    json_t *v;
+    ibp_jpath_key(path, parent, key);
+    if (!fetch(c, obj, path, key, need, &v))
+        return false;
+    if (!v)
+        return true;
+    if (!json_is_number(v))
+        return type_err(c, path, "a number", v);
+    *out = json_number_value(v);
+    return true;
+}
+
+bool ibp_jget_bool(const ibp_jctx_t *c, const json_t *obj, const char *parent,
+                   const char *key, ibp_jneed_t need, bool *out)
+{
+    char path[IBP_JPATH_MAX];
+    json_t *v;
+    ibp_jpath_key(path, parent, key);
+    if (!fetch(c, obj, path, key, need, &v))
+        return false;
+    if (!v)
+        return true;
+    if (!json_is_boolean(v))
+        return type_err(c, path, "a boolean", v);
+    *out = json_is_true(v);
+    return true;
+}
+
+/* ---- string vectors ---------------------------------------------------- */
+
+bool ibp_strv_push_owned(ibp_strv_t *sv, char *s)
+{
+    if (!s)
+        return false;
+    if (sv->n == sv->cap) {
+        size_t cap = sv->cap ? sv->cap * 2 : 8;
+        char **v = realloc(sv->v, cap * sizeof *v);
+        if (!v) {
+            free(s);
+            return false;
+        }
+        sv->v = v;
+        sv->cap = cap;
+    }
+    sv->v[sv->n++] = s;
+    return true;
+}
+
+bool ibp_strv_push(ibp_strv_t *sv, const char *s)
+{
+    return ibp_strv_push_owned(sv, strdup(s));
+}
+
+typedef struct strv_ix {
+    const char *s;
+    size_t i;
+} strv_ix_t;
+
+static int strv_ix_cmp(const void *a, const void *b)
+{
+    const strv_ix_t *x = a, *y = b;
+    int r = strcmp(x->s, y->s);
+    if (r)
+        return r;
+    return (x->i > y->i) - (x->i < y->i);
+}
+
+bool ibp_strv_dedup(ibp_strv_t *sv)
+{
+    if (sv->n < 2)
+        return true;
+    strv_ix_t *ix = malloc(sv->n * sizeof *ix);
+    if (!ix)
+        return false;
+    for (size_t i = 0; i < sv->n; i++)
+        ix[i] = (strv_ix_t){sv->v[i], i};
+    qsort(ix, sv->n, sizeof *ix, strv_ix_cmp);
+    /* Within a run of equal strings the first entry has the lowest index:
+     * every later one is a repeat. Free it and mark its slot empty; compare
+     * against the run's first string, the only one that stays allocated. */
+    const char *run = ix[0].s;
+    for (size_t k = 1; k < sv->n; k++) {
+        if (strcmp(ix[k].s, run)) {
+            run = ix[k].s;
+            continue;
+        }
+        free(sv->v[ix[k].i]);
+        sv->v[ix[k].i] = NULL;
+    }
+    free(ix);
+    size_t o = 0;
+    for (size_t i = 0; i < sv->n; i++)
+        if (sv->v[i])
+            sv->v[o++] = sv->v[i];
+    sv->n = o;
+    return true;
+}
+
+void ibp_strarr_free(char **v, size_t n)
+{
+    if (!v)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+void ibp_strv_free(ibp_strv_t *sv)
+{
+    ibp_strarr_free(sv->v, sv->n);
+    *sv = (ibp_strv_t){0};
+}

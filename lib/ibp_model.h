@@ -86,6 +86,7 @@ typedef struct ibp_routing_cfg {
     uint32_t soa_ttl;           /* TTL of the SOA record itself, default 3600 */
 } ibp_routing_cfg_t;
 
+/* After a successful parse every char * below is non-NULL ("" when absent). */
 typedef struct ibp_node_config {
     char *path;                 /* the file it was read from */
     char *log_level;

@@ -1,1 +1,224 @@
-/* placeholder */ typedef int ibp_placeholder_ibp_parse_members;
+/* members_professional.json (IBP-NODE §2.2): the v2 members format. */
+#include <arpa/inet.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ibp_json.h"
+#include "ibp_model.h"
+
+#define V1_HINT "this looks like the legacy v1 members format"
+
+static void member_clear(ibp_member_t *m)
+{
+    free(m->key);
+    free(m->name);
+    ibp_strarr_free(m->services, m->n_services);
+    *m = (ibp_member_t){0};
+}
+
+void ibp_members_free(ibp_members_t *m)
+{
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->n; i++)
+        member_clear(&m->v[i]);
+    free(m->v);
+    *m = (ibp_members_t){0};
+}
+
+/* Service.ServiceIPv4/IPv6: "" means no address of that family. IBP skips an
+ * unparsable one silently; we refuse it so the operator hears about it. */
+static bool member_addr(const ibp_jctx_t *c, const json_t *svc, const char *parent,
+                        const char *key, int af, void *dst, bool *has)
+{
+    const char *s = NULL;
+    if (!ibp_jget_string(c, svc, parent, key, IBP_J_OPTIONAL, &s))
+        return false;
+    if (!s || !s[0])
+        return true;
+    if (inet_pton(af, s, dst) != 1) {
+        char path[IBP_JPATH_MAX], q[IBP_JQUOTE_MAX + 8];
+        ibp_jpath_key(path, parent, key);
+        ibp_json_quote(q, sizeof q, s);
+        return ibp_jerr(c, path, "%s is not an %s address", q,
+                        af == AF_INET ? "IPv4" : "IPv6");
+    }
+    *has = true;
+    return true;
+}
+
+static bool member_service(const ibp_jctx_t *c, const json_t *mobj, const char *path,
+                           ibp_member_t *m)
+{
+    json_t *svc = NULL;
+    if (!ibp_jget_object(c, mobj, path, "Service", IBP_J_OPTIONAL, &svc))
+        return false;
+    if (!svc)
+        return true;
+    char spath[IBP_JPATH_MAX];
+    ibp_jpath_key(spath, path, "Service");
+    long long active = 0;
+    if (!ibp_jget_int(c, svc, spath, "Active", IBP_J_OPTIONAL, LLONG_MIN, LLONG_MAX,
+                      &active))
+        return false;
+    m->active = active != 0;
+    return member_addr(c, svc, spath, "ServiceIPv4", AF_INET, m->v4, &m->has_v4) &&
+           member_addr(c, svc, spath, "ServiceIPv6", AF_INET6, m->v6, &m->has_v6);
+}
+
+static bool coord(const ibp_jctx_t *c, const json_t *loc, const char *parent,
+                  const char *key, double lim, const char *what, double *out)
+{
+    json_t *v = ibp_json_get(loc, key);
+    if (!ibp_jget_double(c, loc, parent, key, IBP_J_REQUIRED, out))
+        return false;
+    if (*out >= -lim && *out <= lim)
+        return true;
+    char path[IBP_JPATH_MAX], num[40];
+    ibp_jpath_key(path, parent, key);
+    ibp_json_num_fmt(v, num, sizeof num);
+    return ibp_jerr(c, path, "%s is not a %s", num, what);
+}
+
+static bool member_location(const ibp_jctx_t *c, const json_t *mobj, const char *path,
+                            ibp_member_t *m)
+{
+    json_t *loc = NULL;
+    if (!ibp_jget_object(c, mobj, path, "Location", IBP_J_REQUIRED, &loc))
+        return false;
+    char lpath[IBP_JPATH_MAX];
+    ibp_jpath_key(lpath, path, "Location");
+    return coord(c, loc, lpath, "Latitude", 90, "latitude", &m->lat) &&
+           coord(c, loc, lpath, "Longitude", 180, "longitude", &m->lon);
+}
+
+static bool assignment_list(const ibp_jctx_t *c, const json_t *arr, const char *path,
+                            ibp_strv_t *sv)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v) {
+        char ipath[IBP_JPATH_MAX];
+        const char *s;
+        ibp_jpath_index(ipath, path, i);
+        if (!ibp_jval_string(c, ipath, v, &s))
+            return false;
+        if (!ibp_strv_push(sv, s))
+            return ibp_jerr(c, ipath, "out of memory");
+    }
+    return true;
+}
+
+/* Only the lists' values matter (IBP-NODE §2.2): the group names are labels. */
+static bool member_assignments(const ibp_jctx_t *c, const json_t *mobj, const char *path,
+                               ibp_member_t *m)
+{
+    json_t *sa = NULL;
+    if (!ibp_jget_object(c, mobj, path, "ServiceAssignments", IBP_J_OPTIONAL, &sa))
+        return false;
+    if (!sa)
+        return true;
+    char apath[IBP_JPATH_MAX];
+    ibp_jpath_key(apath, path, "ServiceAssignments");
+    ibp_strv_t sv = {0};
+    const char *group;
+    json_t *list;
+    json_object_foreach(sa, group, list) {
+        char gpath[IBP_JPATH_MAX];
+        ibp_jpath_key(gpath, apath, group);
+        if (json_is_null(list))
+            continue;
+        if (!ibp_jval_array(c, gpath, list) || !assignment_list(c, list, gpath, &sv)) {
+            ibp_strv_free(&sv);
+            return false;
+        }
+    }
+    if (!ibp_strv_dedup(&sv)) {
+        ibp_strv_free(&sv);
+        return ibp_jerr(c, apath, "out of memory");
+    }
+    m->services = sv.v;
+    m->n_services = sv.n;
+    return true;
+}
+
+static bool present(const json_t *obj, const char *key)
+{
+    const json_t *v = ibp_json_get(obj, key);
+    return v && !json_is_null(v);
+}
+
+/* The v1 files are either {"members": {...}} or keyed by member with flat
+ * lowercase fields; both fail here, so this is where we name the format. */
+static bool member_shape(const ibp_jctx_t *c, const json_t *val, const char *path)
+{
+    if (!json_is_object(val))
+        return ibp_jerr(c, path, "not a v2 member entry (expected an object, got %s): "
+                        V1_HINT, ibp_json_type_name(val));
+    if (!present(val, "Details") && !present(val, "Service"))
+        return ibp_jerr(c, path, "not a v2 member entry (no Details/Service): " V1_HINT);
+    return true;
+}
+
+static bool member_parse(const ibp_jctx_t *c, const char *key, const json_t *val,
+                         ibp_member_t *m)
+{
+    char path[IBP_JPATH_MAX], dpath[IBP_JPATH_MAX];
+    ibp_jpath_key(path, "", key);
+    if (!member_shape(c, val, path))
+        return false;
+    json_t *details = NULL;
+    if (!ibp_jget_object(c, val, path, "Details", IBP_J_REQUIRED, &details))
+        return false;
+    ibp_jpath_key(dpath, path, "Details");
+    m->key = strdup(key);
+    if (!m->key)
+        return ibp_jerr(c, path, "out of memory");
+    return ibp_jget_strdup(c, details, dpath, "Name", IBP_J_REQUIRED, &m->name) &&
+           member_service(c, val, path, m) &&
+           member_location(c, val, path, m) &&
+           member_assignments(c, val, path, m) &&
+           ibp_jget_bool(c, val, path, "Override", IBP_J_OPTIONAL, &m->override);
+}
+
+static int member_cmp(const void *a, const void *b)
+{
+    return strcmp(((const ibp_member_t *)a)->key, ((const ibp_member_t *)b)->key);
+}
+
+static bool members_from(const ibp_jctx_t *c, const json_t *root, ibp_members_t *out)
+{
+    if (!json_is_object(root))
+        return ibp_jerr(c, ".", "expected an object keyed by member key, got %s",
+                        ibp_json_type_name(root));
+    size_t n = json_object_size(root);
+    if (n == 0)
+        return ibp_jerr(c, ".", "no members");
+    out->v = calloc(n, sizeof *out->v);
+    if (!out->v)
+        return ibp_jerr(c, ".", "out of memory");
+    const char *key;
+    json_t *val;
+    json_object_foreach((json_t *)root, key, val) {
+        if (!member_parse(c, key, val, &out->v[out->n++]))
+            return false;
+    }
+    qsort(out->v, out->n, sizeof *out->v, member_cmp);
+    return true;
+}
+
+bool ibp_members_parse(const char *buf, size_t len, const char *src,
+                       ibp_members_t *out, ibp_err_t *err)
+{
+    *out = (ibp_members_t){0};
+    json_t *root = ibp_json_load(buf, len, src, err);
+    if (!root)
+        return false;
+    ibp_jctx_t c = {src, err};
+    bool ok = members_from(&c, root, out);
+    json_decref(root);
+    if (!ok)
+        ibp_members_free(out);
+    return ok;
+}

@@ -1,7 +1,263 @@
+/* Monitor /results parsing and the online() rule of IBP-NODE §5.3. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
-static void placeholder(void **state) { (void)state; }
-int main(void) { const struct CMUnitTest t[] = { cmocka_unit_test(placeholder) }; return cmocka_run_group_tests(t, NULL, NULL); }
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ibp_health.h"
+
+#define T "\"Checktime\": \"2026-04-18T10:00:00Z\""
+#define DOWN(name) "{\"Status\": false, \"MemberName\": \"" name "\", \"ErrorText\": \"x\"," \
+                   " \"Data\": null, \"IsIPv6\": false, " T "}"
+#define UP(name) "{\"Status\": true, \"MemberName\": \"" name "\", \"ErrorText\": \"\"," \
+                 " \"Data\": {}, \"IsIPv6\": false, " T "}"
+
+static ibp_health_t parse_ok(const char *json)
+{
+    ibp_health_t h;
+    ibp_err_t err = {{0}};
+    if (!ibp_health_parse(json, strlen(json), "results", &h, &err))
+        fail_msg("%s", err.msg);
+    assert_true(h.loaded);
+    return h;
+}
+
+static void parse_fail(const char *json, const char *want)
+{
+    ibp_health_t h;
+    ibp_err_t err = {{0}};
+    assert_false(ibp_health_parse(json, strlen(json), "results", &h, &err));
+    assert_false(h.loaded);
+    assert_null(h.groups);
+    assert_int_equal(h.n_lists, 0);
+    if (want)
+        assert_string_equal(err.msg, want);
+}
+
+static void test_site_failure_hits_all_domains(void **state)
+{
+    (void)state;
+    ibp_health_t h = parse_ok(
+        "{\"SiteResults\": [{\"CheckName\": \"ping\", \"IsIPv6\": false, \"Results\": ["
+        DOWN("Amforc") "," UP("Dwellir") "]}], \"DomainResults\": [], \"EndpointResults\": null}");
+    assert_int_equal(h.n_lists, 1);
+    assert_false(ibp_health_online(&h, "rpc.dotters.network", "Amforc", false));
+    assert_false(ibp_health_online(&h, "polkadot.ibp.network", "Amforc", false));
+    assert_false(ibp_health_online(&h, NULL, "Amforc", false));
+    assert_true(ibp_health_online(&h, "rpc.dotters.network", "Dwellir", false));
+    assert_true(ibp_health_online(&h, "rpc.dotters.network", "Gatotech", false));
+    ibp_health_free(&h);
+    assert_null(h.groups);
+}
+
+static void test_domain_failure_only_that_domain(void **state)
+{
+    (void)state;
+    ibp_health_t h = parse_ok(
+        "{\"DomainResults\": [{\"CheckName\": \"ssl\", \"Domain\": \"rpc.dotters.network\","
+        " \"IsIPv6\": false, \"Results\": [" DOWN("Amforc") "]}]}");
+    assert_false(ibp_health_online(&h, "rpc.dotters.network", "Amforc", false));
+    assert_true(ibp_health_online(&h, "polkadot.dotters.network", "Amforc", false));
+    assert_true(ibp_health_online(&h, "dotters.network", "Amforc", false));
+    assert_true(ibp_health_online(&h, "foo.rpc.dotters.network", "Amforc", false));
+    assert_true(ibp_health_online(&h, NULL, "Amforc", false));
+    ibp_health_free(&h);
+}
+
+static void test_endpoint_failure_knocks_out_host(void **state)
+{
+    (void)state;
+    /* One failed path of a path-multiplexed host removes the member from the
+     * whole host, other paths included. */
+    ibp_health_t h = parse_ok(
+        "{\"EndpointResults\": ["
+        " {\"CheckName\": \"wss\", \"Domain\": \"rpc.dotters.network\","
+        "  \"RpcUrl\": \"wss://rpc.dotters.network/kusama\", \"IsIPv6\": false,"
+        "  \"Results\": [" DOWN("Dwellir") "]},"
+        " {\"CheckName\": \"wss\", \"Domain\": \"rpc.dotters.network\","
+        "  \"RpcUrl\": \"wss://rpc.dotters.network/polkadot\", \"IsIPv6\": false,"
+        "  \"Results\": [" UP("Dwellir") "]}]}");
+    assert_int_equal(h.n_lists, 2);
+    assert_false(ibp_health_online(&h, "rpc.dotters.network", "Dwellir", false));
+    assert_true(ibp_health_online(&h, "kusama.dotters.network", "Dwellir", false));
+    assert_true(ibp_health_online(&h, "rpc.dotters.network", "Amforc", false));
+    ibp_health_free(&h);
+}
+
+static void test_families_independent(void **state)
+{
+    (void)state;
+    ibp_health_t h = parse_ok(
+        "{\"SiteResults\": [{\"IsIPv6\": false, \"Results\": [" DOWN("A") "]},"
+        "                   {\"IsIPv6\": true, \"Results\": [" DOWN("B") "]}],"
+        " \"DomainResults\": [{\"Domain\": \"x.net\", \"IsIPv6\": true, \"Results\": [" DOWN("C") "]}]}");
+    assert_false(ibp_health_online(&h, "x.net", "A", false));
+    assert_true(ibp_health_online(&h, "x.net", "A", true));
+    assert_true(ibp_health_online(&h, "x.net", "B", false));
+    assert_false(ibp_health_online(&h, "x.net", "B", true));
+    assert_true(ibp_health_online(&h, "x.net", "C", false));
+    assert_false(ibp_health_online(&h, "x.net", "C", true));
+    ibp_health_free(&h);
+}
+
+static void test_group_family_counts(void **state)
+{
+    (void)state;
+    /* The per-result IsIPv6 says v6, the group says v4: the group wins. */
+    ibp_health_t h = parse_ok(
+        "{\"SiteResults\": [{\"IsIPv6\": false, \"Results\": ["
+        " {\"Status\": false, \"MemberName\": \"A\", \"IsIPv6\": true, " T "}]}]}");
+    assert_false(ibp_health_online(&h, "x.net", "A", false));
+    assert_true(ibp_health_online(&h, "x.net", "A", true));
+    ibp_health_free(&h);
+}
+
+static void test_case_insensitive(void **state)
+{
+    (void)state;
+    /* Keys too are matched as Go does: case-insensitively. */
+    ibp_health_t h = parse_ok(
+        "{\"domainresults\": [{\"domain\": \"RPC.Dotters.Network\", \"isipv6\": false,"
+        " \"results\": [{\"status\": false, \"membername\": \"amFORC\", \"checktime\": "
+        "\"2026-04-18T10:00:00.123456789+02:00\"}]}],"
+        " \"SITERESULTS\": [{\"Results\": [{\"MemberName\": \"Stake Plus\", \"Status\": false}]}]}");
+    assert_false(ibp_health_online(&h, "rpc.dotters.network", "Amforc", false));
+    assert_false(ibp_health_online(&h, "RPC.DOTTERS.NETWORK", "AMFORC", false));
+    assert_false(ibp_health_online(&h, "x.net", "stake plus", false));
+    assert_true(ibp_health_online(&h, "x.net", "Amforc", false));
+    ibp_health_free(&h);
+}
+
+static void test_empty_snapshot_permissive(void **state)
+{
+    (void)state;
+    static const char *const bodies[] = {
+        "{}", "null", "{\"SiteResults\": [], \"DomainResults\": [], \"EndpointResults\": []}",
+        "{\"SiteResults\": null, \"Unknown\": 5}",
+    };
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+        ibp_health_t h = parse_ok(bodies[i]);
+        assert_int_equal(h.n_lists, 0);
+        assert_true(ibp_health_online(&h, "x.net", "A", false));
+        assert_true(ibp_health_online(&h, "x.net", "A", true));
+        ibp_health_free(&h);
+    }
+}
+
+static void test_not_loaded_permissive(void **state)
+{
+    (void)state;
+    ibp_health_t h = {0};
+    assert_true(ibp_health_online(&h, "x.net", "A", false));
+    assert_true(ibp_health_online(NULL, "x.net", "A", false));
+    /* A failed parse leaves an unloaded (permissive) snapshot behind. */
+    ibp_err_t err = {{0}};
+    assert_false(ibp_health_parse("{", 1, "results", &h, &err));
+    assert_true(ibp_health_online(&h, "x.net", "A", false));
+}
+
+static void test_status_true_not_offline(void **state)
+{
+    (void)state;
+    ibp_health_t h = parse_ok(
+        "{\"SiteResults\": [{\"Results\": [" UP("A") "]}],"
+        " \"DomainResults\": [{\"Domain\": \"x.net\", \"Results\": [" UP("A") "]}],"
+        " \"EndpointResults\": [{\"Domain\": \"x.net\", \"Results\": [" UP("A") "]}]}");
+    assert_int_equal(h.n_lists, 3);
+    assert_true(ibp_health_online(&h, "x.net", "A", false));
+    ibp_health_free(&h);
+
+    /* Go's zero value: a result without Status is a failure. */
+    h = parse_ok("{\"SiteResults\": [{\"Results\": [{\"MemberName\": \"A\"}]}]}");
+    assert_false(ibp_health_online(&h, "x.net", "A", false));
+    ibp_health_free(&h);
+}
+
+static void test_bad_checktime_rejects(void **state)
+{
+    (void)state;
+    parse_fail("{\"SiteResults\": [{\"Results\": [" UP("A") ","
+               " {\"Status\": false, \"MemberName\": \"B\", \"Checktime\": \"\"}]}]}",
+               "results: .SiteResults[0].Results[1].Checktime: \"\" is not an RFC 3339 time");
+    static const char *const bad[] = {
+        "yesterday", "2026-04-18", "2026-04-18 10:00:00Z", "2026-04-18T10:00:00",
+        "2026-13-01T00:00:00Z", "2026-02-29T00:00:00Z", "2026-04-18T24:00:00Z",
+        "2026-04-18T10:60:00Z", "2026-04-18T10:00:60Z", "2026-04-18T10:00:00.Z",
+        "2026-04-18T10:00:00+0200", "2026-04-18T10:00:00+24:00", "2026-04-18T10:00:00Zjunk",
+        "26-04-18T10:00:00Z",
+    };
+    char json[256];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(json, sizeof json, "{\"DomainResults\": [{\"Domain\": \"x\", \"Results\": "
+                 "[{\"Status\": true, \"Checktime\": \"%s\"}]}]}", bad[i]);
+        parse_fail(json, NULL);
+    }
+    parse_fail("{\"SiteResults\": [{\"Results\": [{\"Checktime\": 5}]}]}",
+               "results: .SiteResults[0].Results[0].Checktime: expected a string, got number");
+    /* Valid forms, a leap day and a missing Checktime (Go's zero time) included. */
+    ibp_health_t h = parse_ok(
+        "{\"SiteResults\": [{\"Results\": [{\"Checktime\": \"2024-02-29T23:59:59.5-07:30\"},"
+        " {\"Checktime\": null}, {}]}]}");
+    ibp_health_free(&h);
+}
+
+static void test_wrong_types_reject(void **state)
+{
+    (void)state;
+    parse_fail("[]", "results: .: expected an object, got array");
+    parse_fail("{\"SiteResults\": {}}", "results: .SiteResults: expected an array, got object");
+    parse_fail("{\"DomainResults\": [5]}", "results: .DomainResults[0]: expected an object, got number");
+    parse_fail("{\"DomainResults\": [{\"Domain\": 1}]}",
+               "results: .DomainResults[0].Domain: expected a string, got number");
+    parse_fail("{\"SiteResults\": [{\"IsIPv6\": \"false\"}]}",
+               "results: .SiteResults[0].IsIPv6: expected a boolean, got string");
+    parse_fail("{\"EndpointResults\": [{\"Results\": [{\"Status\": 0}]}]}",
+               "results: .EndpointResults[0].Results[0].Status: expected a boolean, got number");
+    parse_fail("{\"EndpointResults\": [{\"Results\": [" UP("A") "]}], \"SiteResults\": [1]}",
+               "results: .SiteResults[0]: expected an object, got number");
+    parse_fail("", NULL);
+    /* A raw NUL inside the buffer (not at its end) is invalid JSON. */
+    static const char nul[] = "{\"SiteResults\": [{\"Results\": [" DOWN("A\0B") "]}]}";
+    ibp_health_t h;
+    ibp_err_t err = {{0}};
+    assert_false(ibp_health_parse(nul, sizeof nul - 1, "results", &h, &err));
+    assert_false(h.loaded);
+    assert_non_null(strstr(err.msg, "results: invalid JSON at line 1"));
+}
+
+static void test_source_header(void **state)
+{
+    (void)state;
+    assert_false(ibp_health_source_accepted("local"));
+    assert_false(ibp_health_source_accepted("  LOCAL\t"));
+    assert_false(ibp_health_source_accepted("Local"));
+    assert_true(ibp_health_source_accepted("official"));
+    assert_true(ibp_health_source_accepted(NULL));
+    assert_true(ibp_health_source_accepted(""));
+    assert_true(ibp_health_source_accepted("locale"));
+    assert_true(ibp_health_source_accepted("lo cal"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_site_failure_hits_all_domains),
+        cmocka_unit_test(test_domain_failure_only_that_domain),
+        cmocka_unit_test(test_endpoint_failure_knocks_out_host),
+        cmocka_unit_test(test_families_independent),
+        cmocka_unit_test(test_group_family_counts),
+        cmocka_unit_test(test_case_insensitive),
+        cmocka_unit_test(test_empty_snapshot_permissive),
+        cmocka_unit_test(test_not_loaded_permissive),
+        cmocka_unit_test(test_status_true_not_offline),
+        cmocka_unit_test(test_bad_checktime_rejects),
+        cmocka_unit_test(test_wrong_types_reject),
+        cmocka_unit_test(test_source_header),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

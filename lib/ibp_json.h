@@ -1,0 +1,113 @@
+/* jansson helpers shared by the JSON parsers (members, services, static
+ * records, node config, monitor results).
+ *
+ * Keys are matched the way Go's encoding/json matches struct fields, because
+ * the files we read were written for a Go program: an exact match wins, else
+ * the first key (in file order) that matches case-insensitively.
+ *
+ * Errors read "<src>: <json path>: <problem>", where the path is jq-like
+ * (".Amforc.Location.Latitude", "[3].content", "." for the top level). */
+#ifndef IBP_JSON_H
+#define IBP_JSON_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "ibp_err.h"
+#include "ibp_model.h"
+
+#define IBP_JPATH_MAX 192      /* longer paths are cut, they only feed messages */
+#define IBP_JQUOTE_MAX 80      /* quoted user strings in messages are cut to this */
+
+/* Everything an error message needs besides the path. */
+typedef struct ibp_jctx {
+    const char *src;           /* e.g. "members_professional.json" */
+    ibp_err_t *err;
+} ibp_jctx_t;
+
+typedef enum ibp_jneed {
+    IBP_J_OPTIONAL = 0,        /* missing or null: *out keeps the caller's default */
+    IBP_J_REQUIRED = 1,        /* missing or null: error "missing" */
+} ibp_jneed_t;
+
+/* Parses buf[0..len) as any JSON value, rejecting duplicate keys.
+ * On failure: NULL and "<src>: invalid JSON at line L column C: <reason>". */
+json_t *ibp_json_load(const char *buf, size_t len, const char *src, ibp_err_t *err);
+
+/* obj[key] with Go's matching rule; NULL if obj is not an object or no key matches. */
+json_t *ibp_json_get(const json_t *obj, const char *key);
+
+/* "object", "array", "string", "number", "boolean" or "null". */
+const char *ibp_json_type_name(const json_t *v);
+
+/* Builds "<parent>.<key>" / "<parent>[i]" into out (IBP_JPATH_MAX bytes);
+ * keys are sanitised and shortened so a hostile key cannot flood a message. */
+void ibp_jpath_key(char *out, const char *parent, const char *key);
+void ibp_jpath_index(char *out, const char *parent, size_t i);
+
+/* Writes s as a double-quoted, printable, possibly shortened string. */
+void ibp_json_quote(char *out, size_t n, const char *s);
+
+/* Shortest text that reads back as the number v (integer or real). */
+void ibp_json_num_fmt(const json_t *v, char *out, size_t n);
+
+/* Sets "<src>: <path>: <fmt...>" and returns false. */
+__attribute__((format(printf, 3, 4)))
+bool ibp_jerr(const ibp_jctx_t *c, const char *path, const char *fmt, ...);
+
+/* Value checks for an already fetched v at path (v may be NULL = missing). */
+bool ibp_jval_object(const ibp_jctx_t *c, const char *path, const json_t *v);
+bool ibp_jval_array(const ibp_jctx_t *c, const char *path, const json_t *v);
+bool ibp_jval_string(const ibp_jctx_t *c, const char *path, const json_t *v,
+                     const char **out);
+
+/* Typed getters for obj[key] (obj is an object at path `parent`). Missing or
+ * null: an error if need is IBP_J_REQUIRED, else true with *out untouched. */
+bool ibp_jget_object(const ibp_jctx_t *c, const json_t *obj, const char *parent,
+                     const char *key, ibp_jneed_t need, json_t **out);
+bool ibp_jget_array(const ibp_jctx_t *c, const json_t *obj, const char *parent,
+                    const char *key, ibp_jneed_t need, json_t **out);
+bool ibp_jget_string(const ibp_jctx_t *c, const json_t *obj, const char *parent,
+                     const char *key, ibp_jneed_t need, const char **out);
+/* Like ibp_jget_string but stores a heap copy (freeing the previous *out). */
+bool ibp_jget_strdup(const ibp_jctx_t *c, const json_t *obj, const char *parent,
+                     const char *key, ibp_jneed_t need, char **out);
+/* A string, or a number kept as its decimal text (ports, account ids). */
+bool ibp_jget_strnum(const ibp_jctx_t *c, const json_t *obj, const char *parent,
+                     const char *key, ibp_jneed_t need, char **out);
+/* A JSON integer (not a real, as Go's int decoding) within [min, max]. */
+bool ibp_jget_int(const ibp_jctx_t *c, const json_t *obj, const char *parent,
+                  const char *key, ibp_jneed_t need, long long min, long long max,
+                  long long *out);
+/* A JSON integer or real. */
+bool ibp_jget_double(const ibp_jctx_t *c, const json_t *obj, const char *parent,
+                     const char *key, ibp_jneed_t need, double *out);
+bool ibp_jget_bool(const ibp_jctx_t *c, const json_t *obj, const char *parent,
+                   const char *key, ibp_jneed_t need, bool *out);
+
+/* Growable vector of heap strings. */
+typedef struct ibp_strv {
+    char **v;
+    size_t n, cap;
+} ibp_strv_t;
+
+bool ibp_strv_push(ibp_strv_t *sv, const char *s);       /* copies s */
+bool ibp_strv_push_owned(ibp_strv_t *sv, char *s);       /* takes s (freed on failure) */
+/* Drops repeated strings, keeping each first occurrence in place; O(n log n). */
+bool ibp_strv_dedup(ibp_strv_t *sv);
+void ibp_strv_free(ibp_strv_t *sv);
+/* Frees an array of n heap strings and the array. */
+void ibp_strarr_free(char **v, size_t n);
+
+/* Checks a lowercase name without trailing dot: labels of [a-z0-9_-],
+ * 1..63 bytes, at most IBP_NAME_MAX in all. With allow_wildcard a first
+ * label "*" is accepted (owner names). Sets a short reason on failure. */
+bool ibp_name_check(const char *name, size_t len, bool allow_wildcard, ibp_err_t *err);
+
+/* ibp_name_normalize for len bytes of in, optionally refusing wildcards
+ * (hostnames such as CNAME targets and service hosts). */
+bool ibp_name_normalize_n(const char *in, size_t len, bool allow_wildcard,
+                          char out[IBP_NAME_MAX + 1], ibp_err_t *err);
+
+#endif

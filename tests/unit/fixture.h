@@ -1,0 +1,19 @@
+/* Builds routing tables in-process for unit tests, from the real IBP config
+ * in shared/testdata and MaxMind's City test database. */
+#ifndef IBPDNS_TEST_FIXTURE_H
+#define IBPDNS_TEST_FIXTURE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ibp_table.h"
+
+/* $IBP_SHARED/<rel>, in a static buffer. */
+const char *fixture_shared(const char *rel);
+
+/* Compiles the real configs (or the given member/static JSON texts, when
+ * non-NULL) with GeoIP2-City-Test.mmdb. Aborts the test on failure. */
+void fixture_build(const char *members_json, const char *statics_json, uint8_t **table,
+                   size_t *len);
+
+#endif

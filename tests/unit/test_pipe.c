@@ -1,0 +1,245 @@
+/* The pipe protocol, line by line, against a compiled table. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fixture.h"
+#include "pipe_proto.h"
+
+static const char statics[] =
+    "[{\"qname\":\"dotters.network\",\"qtype\":\"NS\",\"content\":\"dns-01.dotters.network.\",\"ttl\":3600},"
+    " {\"qname\":\"dotters.network\",\"qtype\":\"A\",\"content\":\"192.96.202.175\",\"ttl\":3600},"
+    " {\"qname\":\"dotters.network\",\"qtype\":\"MX\",\"content\":\"10 mail.dotters.network.\",\"ttl\":3600},"
+    " {\"qname\":\"dotters.network\",\"qtype\":\"TXT\",\"content\":\"\\\"v=spf1 -all\\\"\",\"ttl\":300},"
+    " {\"qname\":\"_sip._udp.dotters.network\",\"qtype\":\"SRV\",\"content\":\"10 20 5060 sip.dotters.network.\",\"ttl\":60},"
+    " {\"qname\":\"www.dotters.network\",\"qtype\":\"CNAME\",\"content\":\"dotters.network.\",\"ttl\":3600},"
+    " {\"qname\":\"_acme-challenge.dotters.network\",\"qtype\":\"TXT\",\"content\":\"http://127.0.0.1/acme\",\"ttl\":0}]";
+
+#define ZID "333188168"
+
+typedef struct fix {
+    uint8_t *buf;
+    size_t len;
+    ibp_table_t t;
+    pipe_state_t st;
+    pipe_out_t out;
+    char text[PIPE_OUT_CAP + 1];
+} fix_t;
+
+static int setup(void **state)
+{
+    fix_t *f = calloc(1, sizeof *f);
+    fixture_build(NULL, statics, &f->buf, &f->len);
+    ibp_err_t err;
+    if (!ibp_table_attach(f->buf, f->len, &f->t, &err))
+        fail_msg("%s", err.msg);
+    f->st.table = &f->t;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fix_t *f = *state;
+    free(f->buf);
+    free(f);
+    return 0;
+}
+
+static const char *send_len(fix_t *f, const char *line, size_t len)
+{
+    f->out.len = 0;
+    pipe_handle_line(&f->st, line, len, &f->out);
+    memcpy(f->text, f->out.buf, f->out.len);
+    f->text[f->out.len] = '\0';
+    return f->text;
+}
+
+static const char *send(fix_t *f, const char *line)
+{
+    return send_len(f, line, strlen(line));
+}
+
+static void helo(fix_t *f, const char *abi)
+{
+    char line[16];
+    snprintf(line, sizeof line, "HELO\t%s", abi);
+    assert_true(!strncmp(send(f, line), "OK\tibpdns-pipe", 14));
+}
+
+static int count_lines(const char *s)
+{
+    int n = 0;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+static void handshake_and_abi_field_counts(void **state)
+{
+    fix_t *f = *state;
+    f->st.abi = 0;
+    assert_string_equal(send(f, "Q\tdotters.network\tIN\tANY\t1\t1.2.3.4\t1.2.3.4\t1.2.3.4/32"), "FAIL\n");
+    assert_string_equal(send(f, "HELO\t9"), "FAIL\n");
+    assert_string_equal(send(f, "HELO"), "FAIL\n");
+    helo(f, "3");
+    assert_int_equal(count_lines(f->text), 1);
+    assert_non_null(strstr(send(f, "Q\tdotters.network\tIN\tA\t1\t1.2.3.4\t1.2.3.4\t1.2.3.4/32"), "END\n"));
+    assert_string_equal(send(f, "Q\tdotters.network\tIN\tA\t1\t1.2.3.4"), "FAIL\n");
+    helo(f, "1");
+    assert_string_equal(send(f, "Q\tdotters.network\tIN\tA\t1\t1.2.3.4"),
+                        "DATA\tdotters.network\tIN\tA\t3600\t" ZID "\t192.96.202.175\nEND\n");
+    assert_string_equal(send(f, "Q\tdotters.network\tIN\tA\t1\t1.2.3.4\t1.2.3.4\t1.2.3.4/32"), "FAIL\n");
+    helo(f, "2");
+    assert_non_null(strstr(send(f, "Q\tdotters.network\tIN\tA\t1\t1.2.3.4\t127.0.0.1"), "192.96.202.175"));
+}
+
+static void soa_only_at_an_apex(void **state)
+{
+    fix_t *f = *state;
+    helo(f, "3");
+    assert_string_equal(send(f, "Q\tdotters.network\tIN\tSOA\t-1\t0.0.0.0\t0.0.0.0\t0.0.0.0/0"),
+        "DATA\t0\t1\tdotters.network\tIN\tSOA\t3600\t" ZID "\tdns-01.dotters.network. "
+        "hostmaster.dotters.network. 1700000000 3600 600 1209600 3600\nEND\n");
+    assert_string_equal(send(f, "Q\twww.dotters.network\tIN\tSOA\t-1\t0.0.0.0\t0.0.0.0\t0.0.0.0/0"), "END\n");
+    assert_string_equal(send(f, "Q\tdotters.org\tIN\tSOA\t-1\t0.0.0.0\t0.0.0.0\t0.0.0.0/0"), "END\n");
+    /* A service host outside every static zone is its own apex. */
+    assert_non_null(strstr(send(f, "Q\tpolkadot.ibp.network\tIN\tSOA\t-1\t0.0.0.0\t0.0.0.0\t0.0.0.0/0"),
+                           "dns-01.polkadot.ibp.network. hostmaster.polkadot.ibp.network."));
+}
+
+static void any_and_specific_types(void **state)
+{
+    fix_t *f = *state;
+    helo(f, "3");
+    const char *any = send(f, "Q\tDotters.Network\tIN\tANY\t1\t1.2.3.4\t1.2.3.4\t1.2.3.4/32");
+    assert_non_null(strstr(any, "DATA\t0\t1\tDotters.Network\tIN\tSOA\t"));   /* echoes the asked case */
+    assert_non_null(strstr(any, "\tIN\tNS\t3600\t" ZID "\tdns-01.dotters.network.\n"));
+    assert_non_null(strstr(any, "\tIN\tMX\t3600\t" ZID "\t10\tmail.dotters.network.\n"));
+    assert_non_null(strstr(any, "\tIN\tTXT\t300\t" ZID "\t\"v=spf1 -all\"\n"));
+    assert_int_equal(count_lines(any), 6);
+    assert_string_equal(send(f, "Q\tdotters.network\tIN\tNS\t1\t1.2.3.4\t1.2.3.4\t1.2.3.4/32"),
+                        "DATA\t0\t1\tdotters.network\tIN\tNS\t3600\t" ZID "\tdns-01.dotters.network.\nEND\n");
+    assert_string_equal(send(f, "Q\t_sip._udp.dotters.network\tIN\tSRV\t1\t1.2.3.4\t1.2.3.4\t1.2.3.4/32"),
+        "DATA\t0\t1\t_sip._udp.dotters.network\tIN\tSRV\t60\t" ZID "\t10\t20 5060 sip.dotters.network.\nEND\n");
+    assert_string_equal(send(f, "Q\twww.dotters.network\tIN\tANY\t1\t1.2.3.4\t1.2.3.4\t1.2.3.4/32"),
+        "DATA\t0\t1\twww.dotters.network\tIN\tCNAME\t3600\t" ZID "\tdotters.network.\nEND\n");
+    assert_string_equal(send(f, "Q\tnothere.dotters.network\tIN\tANY\t1\t1.2.3.4\t1.2.3.4\t1.2.3.4/32"), "END\n");
+    assert_string_equal(send(f, "Q\tdotters.network\tIN\tTYPE65\t1\t1.2.3.4\t1.2.3.4\t1.2.3.4/32"), "END\n");
+}
+
+static void raw_acme_urls_are_never_served(void **state)
+{
+    fix_t *f = *state;
+    helo(f, "3");
+    assert_string_equal(send(f, "Q\t_acme-challenge.dotters.network\tIN\tANY\t1\t1.2.3.4\t1.2.3.4\t1.2.3.4/32"), "END\n");
+    assert_string_equal(send(f, "Q\t_acme-challenge.dotters.network\tIN\tTXT\t1\t1.2.3.4\t1.2.3.4\t1.2.3.4/32"), "END\n");
+}
+
+static void dynamic_answers_use_ecs_unless_it_is_the_remote(void **state)
+{
+    fix_t *f = *state;
+    helo(f, "3");
+    /* ECS London, resolver unlocated: Amforc, with the table's scope. */
+    const char *a = send(f, "Q\tpolkadot.dotters.network\tIN\tANY\t7\t10.9.9.9\t127.0.0.1\t81.2.69.142/32");
+    unsigned scope;
+    char addr[64];
+    assert_int_equal(sscanf(a, "DATA\t%u\t1\tpolkadot.dotters.network\tIN\tA\t30\t" ZID "\t%63s", &scope, addr), 2);
+    assert_string_equal(addr, "91.90.166.200");
+    assert_true(scope > 0);
+    /* remote/32 means "no ECS": the remote (Linköping) decides, not the field. */
+    a = send(f, "Q\tpolkadot.dotters.network\tIN\tA\t7\t89.160.20.112\t127.0.0.1\t89.160.20.112/32");
+    assert_non_null(strstr(a, "\tIN\tA\t30\t"));
+    assert_null(strstr(a, "AAAA"));
+    assert_string_equal(send(f, "Q\tpolkadot.dotters.network\tIN\tAAAA\t7\t1.2.3.4\t1.2.3.4\t1.2.3.4/32"), "END\n");
+}
+
+static void hostile_lines_fail_and_do_not_shift_answers(void **state)
+{
+    fix_t *f = *state;
+    helo(f, "3");
+    const char *good = "Q\tdotters.network\tIN\tA\t1\t1.2.3.4\t1.2.3.4\t1.2.3.4/32";
+    static char expect[PIPE_OUT_CAP + 1];
+    snprintf(expect, sizeof expect, "%s", send(f, good));
+    static char big[8192];
+    memset(big, 'a', sizeof big - 1);
+    memcpy(big, "Q\t", 2);
+    const char *bad[] = {"", "Q", "Q\tdotters.network\tIN\tA\tseven\t1.2.3.4\t1.2.3.4\t1.2.3.4/32",
+                         "Q\tdotters.network\tCH\tA\t1\t1.2.3.4\t1.2.3.4\t1.2.3.4/32",
+                         "Q\tdotters.network\tIN\tA\t1\tnot-an-ip\t1.2.3.4\t1.2.3.4/32",
+                         "Q\tdotters.network\tIN\tA\t1\t1.2.3.4\t1.2.3.4\t1.2.3.4/99",
+                         "Q\t\tIN\tA\t1\t1.2.3.4\t1.2.3.4\t1.2.3.4/32",
+                         "Q\tdotters.network\t\tIN\tA\t1\t1.2.3.4\t1.2.3.4\t1.2.3.4/32",
+                         "AXFR", "AXFR\t12345", "CMD\tstatus", "GARBAGE\tx", big,
+                         "\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_string_equal(send(f, bad[i]), "FAIL\n");
+        assert_string_equal(send(f, good), expect);
+    }
+    assert_string_equal(send_len(f, "Q\tdotters.network\0\tIN\tA", 24), "FAIL\n");
+    /* A broken SOA question gets an empty answer: FAIL there stalls PowerDNS. */
+    assert_string_equal(send(f, "Q\tdotters.network\tIN\tSOA\tx"), "END\n");
+    assert_string_equal(send(f, good), expect);
+}
+
+static void axfr_in_both_forms(void **state)
+{
+    fix_t *f = *state;
+    helo(f, "3");
+    char a[PIPE_OUT_CAP + 1];
+    snprintf(a, sizeof a, "%s", send(f, "AXFR\t" ZID));
+    assert_non_null(strstr(a, "DATA\t0\t1\tdotters.network\tIN\tNS\t3600\t"));
+    assert_non_null(strstr(a, "\tpolkadot.dotters.network\tIN\tA\t30\t" ZID "\t91.90.166.200\n"));
+    assert_null(strstr(a, "acme"));
+    assert_int_equal(strcmp(a + strlen(a) - 4, "END\n"), 0);
+    helo(f, "4");
+    assert_string_equal(send(f, "AXFR\t" ZID "\tdotters.network"), a);
+    assert_string_equal(send(f, "AXFR\t1\tnot-a-zone.example"), "FAIL\n");
+}
+
+static void commands_only_on_abi_5(void **state)
+{
+    fix_t *f = *state;
+    helo(f, "4");
+    assert_string_equal(send(f, "CMD\tstatus"), "FAIL\n");
+    helo(f, "5");
+    const char *s = send(f, "CMD\tstatus");
+    assert_non_null(strstr(s, "generation: 1\n"));
+    assert_int_equal(strcmp(s + strlen(s) - 4, "END\n"), 0);
+    s = send(f, "CMD\tlookup polkadot.dotters.network 81.2.69.142");
+    assert_non_null(strstr(s, "91.90.166.200"));
+    assert_non_null(strstr(send(f, "CMD\tfrobnicate"), "unknown command"));
+}
+
+static void without_a_table_every_question_is_empty(void **state)
+{
+    fix_t *f = *state;
+    const ibp_table_t *saved = f->st.table;
+    f->st.table = NULL;
+    f->st.abi = 0;
+    assert_non_null(strstr(send(f, "HELO\t3"), "no table"));
+    assert_string_equal(send(f, "Q\tdotters.network\tIN\tSOA\t-1\t0.0.0.0\t0.0.0.0\t0.0.0.0/0"), "END\n");
+    assert_string_equal(send(f, "Q\tdotters.network\tIN\tANY\t1\t1.2.3.4\t1.2.3.4\t1.2.3.4/32"), "END\n");
+    f->st.table = saved;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(handshake_and_abi_field_counts),
+        cmocka_unit_test(soa_only_at_an_apex),
+        cmocka_unit_test(any_and_specific_types),
+        cmocka_unit_test(raw_acme_urls_are_never_served),
+        cmocka_unit_test(dynamic_answers_use_ecs_unless_it_is_the_remote),
+        cmocka_unit_test(hostile_lines_fail_and_do_not_shift_answers),
+        cmocka_unit_test(axfr_in_both_forms),
+        cmocka_unit_test(commands_only_on_abi_5),
+        cmocka_unit_test(without_a_table_every_question_is_empty),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
