@@ -52,19 +52,46 @@ static bool u64map_grow(u64map_t *m)
     return true;
 }
 
-/* Returns the slot for key (key != 0), found or empty. */
-static size_t u64map_slot(const u64map_t *m, uint64_t key)
-{
-    size_t j = hash_u64(key) & (m->cap - 1);
-    while (m->keys[j] && m->keys[j] != key)
-        j = (j + 1) & (m->cap - 1);
-    return j;
-}
-
 static void u64map_free(u64map_t *m)
 {
     free(m->keys);
     free(m->vals);
+}
+
+/* Data-record offset -> class id. Probed once per network of the database
+ * (millions of times, in random order), so key and value share one 8-byte
+ * slot: one cache miss per probe instead of two. */
+typedef struct offmap {
+    struct offslot { uint32_t key; uint32_t val; } *slots;   /* key = offset + 1; 0 = empty */
+    size_t cap, n;
+} offmap_t;
+
+static bool offmap_grow(offmap_t *m)
+{
+    size_t cap = m->cap ? m->cap * 2 : 1 << 16;
+    struct offslot *slots = calloc(cap, sizeof *slots);
+    if (!slots)
+        return false;
+    for (size_t i = 0; i < m->cap; i++) {
+        if (!m->slots[i].key)
+            continue;
+        size_t j = hash_u64(m->slots[i].key) & (cap - 1);
+        while (slots[j].key)
+            j = (j + 1) & (cap - 1);
+        slots[j] = m->slots[i];
+    }
+    free(m->slots);
+    m->slots = slots;
+    m->cap = cap;
+    return true;
+}
+
+static struct offslot *offmap_slot(const offmap_t *m, uint32_t key)
+{
+    size_t j = hash_u64(key) & (m->cap - 1);
+    while (m->slots[j].key && m->slots[j].key != key)
+        j = (j + 1) & (m->cap - 1);
+    return &m->slots[j];
 }
 
 /* ---- the walk ----------------------------------------------------------- */
@@ -73,12 +100,14 @@ typedef struct walker {
     MMDB_s db;
     const ibp_geo_input_t *in;
     ibp_geo_classes_t *out;
-    u64map_t by_offset;    /* record offset -> class */
+    offmap_t by_offset;    /* record offset -> class */
     u64map_t by_key;       /* class key hash -> class id + 1 (chained by probing on key bytes) */
     uint16_t *order_buf;
     double *term_buf;
     size_t cls_cap, orders_cap;
     size_t node_budget;
+    uint32_t last_offset;  /* neighbours in DFS order often share a record */
+    uint32_t last_class;
     ibp_err_t *err;
 } walker_t;
 
@@ -220,14 +249,31 @@ static bool record_location(walker_t *w, MMDB_entry_s *entry, bool *located,
     return true;
 }
 
+static bool record_class_lookup(walker_t *w, MMDB_entry_s *entry, uint32_t key, uint32_t *id);
+
 static bool record_class(walker_t *w, MMDB_entry_s *entry, uint32_t *id)
 {
-    uint64_t key = (uint64_t)entry->offset + 1;
-    if (w->by_offset.n * 2 >= w->by_offset.cap && !u64map_grow(&w->by_offset))
+    if (entry->offset >= UINT32_MAX)
+        return ibp_err_set(w->err, "data record offset %u out of range", entry->offset);
+    uint32_t key = entry->offset + 1;
+    if (key == w->last_offset) {
+        *id = w->last_class;
+        return true;
+    }
+    if (!record_class_lookup(w, entry, key, id))
+        return false;
+    w->last_offset = key;
+    w->last_class = *id;
+    return true;
+}
+
+static bool record_class_lookup(walker_t *w, MMDB_entry_s *entry, uint32_t key, uint32_t *id)
+{
+    if (w->by_offset.n * 2 >= w->by_offset.cap && !offmap_grow(&w->by_offset))
         return ibp_err_set(w->err, "out of memory");
-    size_t slot = u64map_slot(&w->by_offset, key);
-    if (w->by_offset.keys[slot]) {
-        *id = w->by_offset.vals[slot];
+    struct offslot *slot = offmap_slot(&w->by_offset, key);
+    if (slot->key) {
+        *id = slot->val;
         return true;
     }
     bool located;
@@ -247,8 +293,7 @@ static bool record_class(walker_t *w, MMDB_entry_s *entry, uint32_t *id)
             return false;
     }
     /* class_intern may have grown by_key, not by_offset: the slot is still valid. */
-    w->by_offset.keys[slot] = key;
-    w->by_offset.vals[slot] = *id;
+    *slot = (struct offslot){key, *id};
     w->by_offset.n++;
     return true;
 }
@@ -270,6 +315,13 @@ static const alias_range_t v4_aliases[] = {
     {U128(0x2002000000000000ULL, 0), 16},              /* 6to4 */
 };
 
+/* Every alias range lies in one of these /16s: a cheap first test. */
+static bool may_touch_alias(ibp_u128_t p, unsigned len)
+{
+    unsigned top = (unsigned)(p >> 112);
+    return len < 16 || top == 0x0000 || top == 0x0064 || top == 0x2001 || top == 0x2002;
+}
+
 static bool prefix_within(ibp_u128_t p, unsigned len, const alias_range_t *a)
 {
     if (len < a->len)
@@ -289,6 +341,8 @@ static bool prefix_contains(ibp_u128_t p, unsigned len, const alias_range_t *a)
 /* Appends p/len with class id, carving out the v4 alias ranges. */
 static bool emit(walker_t *w, ibp_u128_t p, unsigned len, uint32_t id)
 {
+    if (!may_touch_alias(p, len))
+        return ibp_nlist_append(&w->out->list, len, id, w->err);
     for (size_t i = 0; i < sizeof v4_aliases / sizeof v4_aliases[0]; i++) {
         if (prefix_within(p, len, &v4_aliases[i]))
             return ibp_nlist_append(&w->out->list, len, IBP_CLASS_UNDEF, w->err);
@@ -348,7 +402,7 @@ static bool walk_tree(walker_t *w, ibp_u128_t base, unsigned base_len)
     while (top) {
         pending_t p = stack[--top];
         bool alias = false;
-        for (size_t i = 0; i < sizeof v4_aliases / sizeof v4_aliases[0]; i++)
+        for (size_t i = 0; may_touch_alias(p.prefix, p.len) && i < sizeof v4_aliases / sizeof v4_aliases[0]; i++)
             alias |= prefix_within(p.prefix, p.len, &v4_aliases[i]);
         if (alias) {
             if (!ibp_nlist_append(&w->out->list, p.len, IBP_CLASS_UNDEF, w->err))
@@ -417,7 +471,7 @@ static bool walker_init(walker_t *w, const ibp_geo_input_t *in, ibp_geo_classes_
     out->fingerprint = in->fingerprint;
     w->order_buf = calloc(in->n_sites + 1, sizeof *w->order_buf);
     w->term_buf = calloc(in->n_sites + 1, sizeof *w->term_buf);
-    if (!w->order_buf || !w->term_buf || !u64map_grow(&w->by_offset) ||
+    if (!w->order_buf || !w->term_buf || !offmap_grow(&w->by_offset) ||
         !u64map_grow(&w->by_key))
         return ibp_err_set(err, "out of memory");
     uint32_t id;   /* classes 0 and 1 are fixed: NODATA and UNDEF */
@@ -445,7 +499,7 @@ bool ibp_geo_classes_build(const ibp_geo_input_t *in, ibp_geo_classes_t *out, ib
     }
     free(w.order_buf);
     free(w.term_buf);
-    u64map_free(&w.by_offset);
+    free(w.by_offset.slots);
     u64map_free(&w.by_key);
     if (!ok)
         ibp_geo_classes_free(out);

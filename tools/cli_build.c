@@ -180,19 +180,25 @@ static void next_identity(const char *out, uint64_t *build_time, uint64_t *gener
     ibp_table_close(&prev);
 }
 
-static json_t *summary(const build_opts_t *o, const ibp_compile_out_t *co, const ibp_table_t *t)
+static json_t *summary(const build_opts_t *o, const ibp_compile_out_t *co, const ibp_table_t *t,
+                       const ibp_geo_classes_t *geo)
 {
     json_t *warnings = json_array();
     for (size_t i = 0; i < co->n_warnings; i++)
         json_array_append_new(warnings, json_string(co->warnings[i]));
-    return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "table", o->out,
+    json_t *g = json_pack("{s:s, s:I, s:I, s:I, s:I}", "database", geo->db_type,
+                          "tree_nodes", (json_int_t)geo->n_nodes,
+                          "records", (json_int_t)geo->n_records,
+                          "classes", (json_int_t)geo->n_cls,
+                          "networks", (json_int_t)geo->list.n);
+    return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o}", "table", o->out,
                      "generation", (json_int_t)t->h->generation,
                      "build_time", (json_int_t)t->h->build_time,
                      "zones", (json_int_t)t->n[IBP_SEC_ZONES],
                      "hosts", (json_int_t)t->n[IBP_SEC_HOSTS],
                      "policies", (json_int_t)co->n_policies,
                      "nodes", (json_int_t)co->n_nodes,
-                     "bytes", (json_int_t)co->table_len, "warnings", warnings);
+                     "bytes", (json_int_t)co->table_len, "geo", g, "warnings", warnings);
 }
 
 static bool compile_and_write(const build_opts_t *o, inputs_t *in, const ibp_geo_classes_t *geo,
@@ -214,7 +220,7 @@ static bool compile_and_write(const build_opts_t *o, inputs_t *in, const ibp_geo
     bool ok = ibp_table_attach(co.table, co.table_len, &check, err) &&
               ibp_table_write_file(o->out, co.table, co.table_len, err);
     if (ok)
-        cli_print_json(summary(o, &co, &check), true);
+        cli_print_json(summary(o, &co, &check, geo), true);
     ibp_compile_out_free(&co);
     return ok;
 }
