@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <maxminddb.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -514,15 +515,69 @@ void ibp_geo_classes_free(ibp_geo_classes_t *c)
     memset(c, 0, sizeof *c);
 }
 
-bool ibp_geo_locate(const char *mmdb_path, const uint8_t addr[16], bool is_v4,
-                    ibp_geo_point_t *out, ibp_err_t *err)
-{
-    memset(out, 0, sizeof *out);
+struct ibp_geo_locator {
     MMDB_s db;
-    int status = MMDB_open(mmdb_path, MMDB_MODE_MMAP, &db);
-    if (status != MMDB_SUCCESS)
+    char path[1024];
+};
+
+bool ibp_geo_locator_open(const char *mmdb_path, ibp_geo_locator_t **out, ibp_err_t *err)
+{
+    *out = NULL;
+    ibp_geo_locator_t *loc = calloc(1, sizeof *loc);
+    if (!loc)
+        return ibp_err_set(err, "out of memory");
+    int status = MMDB_open(mmdb_path, MMDB_MODE_MMAP, &loc->db);
+    if (status != MMDB_SUCCESS) {
+        free(loc);
         return ibp_err_set(err, "%s: cannot open MaxMind database: %s", mmdb_path,
                            MMDB_strerror(status));
+    }
+    snprintf(loc->path, sizeof loc->path, "%s", mmdb_path);
+    *out = loc;
+    return true;
+}
+
+void ibp_geo_locator_close(ibp_geo_locator_t *loc)
+{
+    if (!loc)
+        return;
+    MMDB_close(&loc->db);
+    free(loc);
+}
+
+static bool entry_double(MMDB_entry_s *e, const char *const *path, double *v)
+{
+    MMDB_entry_data_s d;
+    if (MMDB_aget_value(e, &d, path) != MMDB_SUCCESS || !d.has_data)
+        return false;
+    if (d.type == MMDB_DATA_TYPE_DOUBLE)
+        *v = d.double_value;
+    else if (d.type == MMDB_DATA_TYPE_FLOAT)
+        *v = d.float_value;
+    else
+        return false;
+    return true;
+}
+
+static void entry_string(MMDB_entry_s *e, const char *const *path, char *out, size_t cap)
+{
+    MMDB_entry_data_s d;
+    if (MMDB_aget_value(e, &d, path) == MMDB_SUCCESS && d.has_data &&
+        d.type == MMDB_DATA_TYPE_UTF8_STRING) {
+        size_t n = d.data_size < cap - 1 ? d.data_size : cap - 1;
+        memcpy(out, d.utf8_string, n);
+        out[n] = '\0';
+    }
+}
+
+bool ibp_geo_locate(ibp_geo_locator_t *loc, const uint8_t addr[16], bool is_v4,
+                    ibp_geo_point_t *out, ibp_err_t *err)
+{
+    static const char *const lat_path[] = {"location", "latitude", NULL};
+    static const char *const lon_path[] = {"location", "longitude", NULL};
+    static const char *const cc_path[] = {"country", "iso_code", NULL};
+    static const char *const city_path[] = {"city", "names", "en", NULL};
+    memset(out, 0, sizeof *out);
     struct sockaddr_storage ss = {0};
     if (is_v4) {
         struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
@@ -534,30 +589,18 @@ bool ibp_geo_locate(const char *mmdb_path, const uint8_t addr[16], bool is_v4,
         memcpy(&sin6->sin6_addr, addr, 16);
     }
     int mmdb_error = 0;
-    MMDB_lookup_result_s r = MMDB_lookup_sockaddr(&db, (struct sockaddr *)&ss, &mmdb_error);
-    bool ok = mmdb_error == MMDB_SUCCESS;
-    if (!ok)
-        ibp_err_set(err, "%s: lookup failed: %s", mmdb_path, MMDB_strerror(mmdb_error));
-    if (ok && r.found_entry) {
-        out->found = true;
-        MMDB_entry_data_s d;
-        bool has_lat = MMDB_get_value(&r.entry, &d, "location", "latitude", NULL) == MMDB_SUCCESS &&
-                       d.has_data && d.type == MMDB_DATA_TYPE_DOUBLE;
-        double lat = has_lat ? d.double_value : 0;
-        bool has_lon = MMDB_get_value(&r.entry, &d, "location", "longitude", NULL) == MMDB_SUCCESS &&
-                       d.has_data && d.type == MMDB_DATA_TYPE_DOUBLE;
-        out->located = has_lat && has_lon;
-        out->lat = lat;
-        out->lon = has_lon ? d.double_value : 0;
-        if (MMDB_get_value(&r.entry, &d, "country", "iso_code", NULL) == MMDB_SUCCESS &&
-            d.has_data && d.type == MMDB_DATA_TYPE_UTF8_STRING && d.data_size == 2)
-            memcpy(out->cc, d.utf8_string, 2);
-        if (MMDB_get_value(&r.entry, &d, "city", "names", "en", NULL) == MMDB_SUCCESS &&
-            d.has_data && d.type == MMDB_DATA_TYPE_UTF8_STRING) {
-            size_t n = d.data_size < sizeof out->city - 1 ? d.data_size : sizeof out->city - 1;
-            memcpy(out->city, d.utf8_string, n);
-        }
-    }
-    MMDB_close(&db);
-    return ok;
+    MMDB_lookup_result_s r = MMDB_lookup_sockaddr(&loc->db, (struct sockaddr *)&ss, &mmdb_error);
+    if (mmdb_error != MMDB_SUCCESS)
+        return ibp_err_set(err, "%s: lookup failed: %s", loc->path, MMDB_strerror(mmdb_error));
+    if (!r.found_entry)
+        return true;
+    out->found = true;
+    out->located = entry_double(&r.entry, lat_path, &out->lat) &&
+                   entry_double(&r.entry, lon_path, &out->lon);
+    char cc[8] = "";
+    entry_string(&r.entry, cc_path, cc, sizeof cc);
+    if (strlen(cc) == 2)
+        memcpy(out->cc, cc, 3);
+    entry_string(&r.entry, city_path, out->city, sizeof out->city);
+    return true;
 }

@@ -65,7 +65,11 @@ typedef struct ibp_geo_point {
     char city[64];
 } ibp_geo_point_t;
 
-bool ibp_geo_locate(const char *mmdb_path, const uint8_t addr[16], bool is_v4,
+typedef struct ibp_geo_locator ibp_geo_locator_t;
+
+bool ibp_geo_locator_open(const char *mmdb_path, ibp_geo_locator_t **out, ibp_err_t *err);
+void ibp_geo_locator_close(ibp_geo_locator_t *loc);
+bool ibp_geo_locate(ibp_geo_locator_t *loc, const uint8_t addr[16], bool is_v4,
                     ibp_geo_point_t *out, ibp_err_t *err);
 
 #endif

@@ -95,17 +95,19 @@ int cli_verify(int argc, char **argv)
 typedef struct lookup_opts {
     const char *table, *name, *ip, *ecs, *mmdb;
     unsigned family;
+    bool batch;            /* "IP [ECS-PREFIX]" lines on stdin, a JSON line each */
 } lookup_opts_t;
 
 static bool parse_lookup_args(int argc, char **argv, lookup_opts_t *o)
 {
     static const struct option longs[] = {
         {"type", required_argument, NULL, 't'}, {"ecs", required_argument, NULL, 'e'},
-        {"mmdb", required_argument, NULL, 'm'}, {NULL, 0, NULL, 0},
+        {"mmdb", required_argument, NULL, 'm'}, {"batch", no_argument, NULL, 'b'},
+        {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof *o);
     int ch;
-    while ((ch = getopt_long(argc, argv, "t:e:m:", longs, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "t:e:m:b", longs, NULL)) != -1) {
         if (ch == 't' && !strcasecmp(optarg, "A"))
             o->family = 0;
         else if (ch == 't' && !strcasecmp(optarg, "AAAA"))
@@ -114,14 +116,16 @@ static bool parse_lookup_args(int argc, char **argv, lookup_opts_t *o)
             o->ecs = optarg;
         else if (ch == 'm')
             o->mmdb = optarg;
+        else if (ch == 'b')
+            o->batch = true;
         else
             return false;
     }
-    if (argc - optind != 3)
+    if (argc - optind != (o->batch ? 2 : 3) || (o->batch && o->ecs))
         return false;
     o->table = argv[optind];
     o->name = argv[optind + 1];
-    o->ip = argv[optind + 2];
+    o->ip = o->batch ? NULL : argv[optind + 2];
     return true;
 }
 
@@ -213,16 +217,66 @@ static bool client_from_opts(const lookup_opts_t *o, ibp_client_t *c)
     return true;
 }
 
-static void locate(const ibp_table_t *t, const lookup_opts_t *o, const ibp_client_t *c,
-                   const ibp_route_t *r, ibp_geo_point_t *p)
+static void locate(ibp_geo_locator_t *loc, const ibp_client_t *c, const ibp_route_t *r,
+                   ibp_geo_point_t *p)
 {
     memset(p, 0, sizeof *p);
-    const char *db = city_db(t, o);
     bool resolver = r->how == IBP_HOW_RESOLVER;
     ibp_err_t ignored;
-    if (db)
-        ibp_geo_locate(db, resolver ? c->resolver.b : c->addr.b,
+    if (loc)
+        ibp_geo_locate(loc, resolver ? c->resolver.b : c->addr.b,
                        resolver ? c->resolver_v4 : c->v4, p, &ignored);
+}
+
+static json_t *lookup_json(const ibp_table_t *t, const lookup_opts_t *o, const char *ip,
+                           const char *ecs, const ibp_client_t *client, ibp_geo_locator_t *loc)
+{
+    const ibp_tbl_name_t *nm = ibp_table_find(t, o->name, strlen(o->name));
+    const ibp_tbl_host_t *h = nm && nm->host != IBP_TBL_NONE ? &t->hosts[nm->host] : NULL;
+    ibp_route_t r = {0};
+    if (h)
+        ibp_table_route(t, h, o->family, client, &r);
+    ibp_geo_point_t where;
+    locate(loc, client, &r, &where);
+    json_t *out = json_pack("{s:s, s:s, s:s}", "name", o->name, "ip", ip,
+                            "type", o->family ? "AAAA" : "A");
+    json_object_set_new(out, "ecs", ecs ? json_string(ecs) : json_null());
+    json_object_set_new(out, "zone", nm ? json_string(ibp_table_str(t, t->zones[nm->zone].name)) : json_null());
+    json_object_set_new(out, "answers", answers_json(t, &r, &where));
+    json_object_set_new(out, "scope", json_integer(r.scope));
+    json_object_set_new(out, "ttl", json_integer(t->h->ttl));
+    json_object_set_new(out, "how", json_string(ibp_route_how_name(r.how)));
+    json_object_set_new(out, "location", location_json(&where));
+    json_object_set_new(out, "candidates", candidates_json(t, h, o->family));
+    json_object_set_new(out, "records", records_json(t, nm));
+    return out;
+}
+
+/* Batch: one "IP [ECS-PREFIX]" per line in, one JSON line per query out. */
+static int lookup_batch(const ibp_table_t *t, lookup_opts_t *o, ibp_geo_locator_t *loc)
+{
+    char line[512];
+    unsigned long lineno = 0;
+    int rc = 0;
+    while (fgets(line, sizeof line, stdin)) {
+        lineno++;
+        char *ip = strtok(line, " \t\r\n");
+        if (!ip)
+            continue;
+        char *ecs = strtok(NULL, " \t\r\n");
+        lookup_opts_t one = *o;
+        one.ip = ip;
+        one.ecs = ecs;
+        ibp_client_t client;
+        if (!client_from_opts(&one, &client)) {
+            cli_print_json(json_pack("{s:I, s:s}", "line", (json_int_t)lineno, "error",
+                                     "not an IP address (and prefix)"), false);
+            rc = 1;
+            continue;
+        }
+        cli_print_json(lookup_json(t, o, ip, ecs, &client, loc), false);
+    }
+    return rc;
 }
 
 int cli_lookup(int argc, char **argv)
@@ -231,33 +285,25 @@ int cli_lookup(int argc, char **argv)
     if (!parse_lookup_args(argc, argv, &o))
         return cli_usage();
     ibp_client_t client;
-    if (!client_from_opts(&o, &client))
+    if (!o.batch && !client_from_opts(&o, &client))
         return cli_fail("'%s'%s%s: not an IP address%s", o.ip, o.ecs ? " / " : "",
                         o.ecs ? o.ecs : "", o.ecs ? " and prefix" : "");
     ibp_table_t t;
     if (open_table(o.table, &t))
         return 1;
-    const ibp_tbl_name_t *nm = ibp_table_find(&t, o.name, strlen(o.name));
-    const ibp_tbl_host_t *h = nm && nm->host != IBP_TBL_NONE ? &t.hosts[nm->host] : NULL;
-    ibp_route_t r = {0};
-    if (h)
-        ibp_table_route(&t, h, o.family, &client, &r);
-    ibp_geo_point_t loc;
-    locate(&t, &o, &client, &r, &loc);
-    json_t *out = json_pack("{s:s, s:s, s:s}", "name", o.name, "ip", o.ip,
-                            "type", o.family ? "AAAA" : "A");
-    json_object_set_new(out, "ecs", o.ecs ? json_string(o.ecs) : json_null());
-    json_object_set_new(out, "zone", nm ? json_string(ibp_table_str(&t, t.zones[nm->zone].name)) : json_null());
-    json_object_set_new(out, "answers", answers_json(&t, &r, &loc));
-    json_object_set_new(out, "scope", json_integer(r.scope));
-    json_object_set_new(out, "ttl", json_integer(t.h->ttl));
-    json_object_set_new(out, "how", json_string(ibp_route_how_name(r.how)));
-    json_object_set_new(out, "location", location_json(&loc));
-    json_object_set_new(out, "candidates", candidates_json(&t, h, o.family));
-    json_object_set_new(out, "records", records_json(&t, nm));
-    cli_print_json(out, true);
+    const char *db = city_db(&t, &o);
+    ibp_geo_locator_t *loc = NULL;
+    ibp_err_t err;
+    if (db && !ibp_geo_locator_open(db, &loc, &err))
+        fprintf(stderr, "ibpdns-table: warning: %s (no locations or distances)\n", err.msg);
+    int rc = 0;
+    if (o.batch)
+        rc = lookup_batch(&t, &o, loc);
+    else
+        cli_print_json(lookup_json(&t, &o, o.ip, o.ecs, &client, loc), true);
+    ibp_geo_locator_close(loc);
     ibp_table_close(&t);
-    return 0;
+    return rc;
 }
 
 /* ---- dump --------------------------------------------------------------- */

@@ -24,6 +24,7 @@ int cli_usage(void)
           "                          [--results-source SOURCE] [--mmdb CITY.mmdb] -o TABLE\n"
           "       ibpdns-table info TABLE\n"
           "       ibpdns-table lookup TABLE NAME IP [--type A|AAAA] [--ecs PREFIX] [--mmdb CITY.mmdb]\n"
+          "       ibpdns-table lookup TABLE NAME --batch [--type A|AAAA] [--mmdb CITY.mmdb] < \"IP [PREFIX]\" lines\n"
           "       ibpdns-table dump TABLE\n"
           "       ibpdns-table verify TABLE\n", stderr);
     return 2;
