@@ -289,6 +289,8 @@ static uint8_t skip_reason(const ctx_t *c, const ibp_member_t *m, const char *ho
         return IBP_SKIP_OVERRIDE;
     if (!m->active)
         return IBP_SKIP_INACTIVE;
+    if (!m->name[0])
+        return IBP_SKIP_UNNAMED;
     if (!(fam ? m->has_v6 : m->has_v4))
         return IBP_SKIP_NO_ADDRESS;
     const ibp_health_t *h = c->in->health;
@@ -544,7 +546,7 @@ static uint32_t override_target(ctx_t *c, const host_ent_t *h, size_t host_idx,
                                     strcasecmp(ms->v[m].name, o->member_name)))
                 continue;
             uint8_t skip = c->skip[fam][host_idx * ms->n + m];
-            if (skip == IBP_SKIP_NO_ADDRESS || skip == IBP_SKIP_OFFLINE)
+            if (skip == IBP_SKIP_NO_ADDRESS || skip == IBP_SKIP_OFFLINE || skip == IBP_SKIP_UNNAMED)
                 return IBP_TBL_NONE;
             return member_target(c, (uint32_t)m, fam);
         }
@@ -664,6 +666,20 @@ static ibp_tbl_answer_t answer_for_order(const policy_build_t *b, const uint16_t
     return a;
 }
 
+/* Spreading over a single candidate picks it for every client: say so, so
+ * that it merges with the located answers that pick it too. */
+static ibp_tbl_answer_t answer_unlocated(const policy_build_t *b)
+{
+    ibp_tbl_answer_t a = {.kind = IBP_ANS_NONE};
+    if (b->n_spread == 1) {
+        a = (ibp_tbl_answer_t){.kind = IBP_ANS_TARGETS, .n = 1, .target = {b->spread[0]}};
+        a.flags = b->spread_fail_open ? IBP_ANSF_FAIL_OPEN : 0;
+    } else if (b->n_spread > 1) {
+        a.kind = IBP_ANS_UNLOCATED;
+    }
+    return a;
+}
+
 static ibp_tbl_answer_t answer_for_class(const policy_build_t *b, uint32_t id)
 {
     const ibp_geo_classes_t *g = b->c->in->geo;
@@ -679,10 +695,8 @@ static ibp_tbl_answer_t answer_for_class(const policy_build_t *b, uint32_t id)
                                           .flags = IBP_ANSF_OVERRIDE,
                                           .target = {b->pv.ovr[2 * i + 1]}};
     }
-    if (!cls->located) {
-        a.kind = b->n_spread ? IBP_ANS_UNLOCATED : IBP_ANS_NONE;
-        return a;
-    }
+    if (!cls->located)
+        return answer_unlocated(b);
     return answer_for_order(b, &g->orders[cls->order]);
 }
 

@@ -445,15 +445,17 @@ static bool open_city_db(walker_t *w, const char *path)
     const char *type = w->db.metadata.database_type ? w->db.metadata.database_type : "";
     snprintf(w->out->db_type, sizeof w->out->db_type, "%s", type);
     w->out->build_epoch = w->db.metadata.build_epoch;
-    if (!strstr(type, "City")) {
+    /* Format before closing: the metadata lives in the mapping. */
+    if (!strstr(w->out->db_type, "City")) {
+        ibp_err_set(w->err, "%s: database type '%s' is not a City database "
+                    "(routing needs location coordinates)", path, w->out->db_type);
         MMDB_close(&w->db);
-        return ibp_err_set(w->err, "%s: database type '%s' is not a City database "
-                           "(routing needs location coordinates)", path, type);
+        return false;
     }
     if (w->db.metadata.ip_version != 4 && w->db.metadata.ip_version != 6) {
+        ibp_err_set(w->err, "%s: unsupported ip_version %u", path, w->db.metadata.ip_version);
         MMDB_close(&w->db);
-        return ibp_err_set(w->err, "%s: unsupported ip_version %u", path,
-                           w->db.metadata.ip_version);
+        return false;
     }
     return true;
 }

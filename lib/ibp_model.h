@@ -13,6 +13,7 @@
 
 #define IBP_MAX_ANSWERS 8      /* Routing.AnswersPerFamily upper bound */
 #define IBP_NAME_MAX 253       /* presentation length of a DNS name */
+#define IBP_MEMBER_NAME_MAX 64 /* usage rows store member_name as VARCHAR(64) */
 
 typedef struct ibp_member {
     char *key;             /* key in the members object: tie-break order */

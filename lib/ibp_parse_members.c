@@ -161,6 +161,24 @@ static bool member_shape(const ibp_jctx_t *c, const json_t *val, const char *pat
     return true;
 }
 
+/* Keys and names reach usage rows (member_name VARCHAR(64)), logs and the
+ * pipe's text output: short and printable. An empty name is valid (IBP never
+ * routes to such a member, and neither do we); an empty key is not. */
+static bool member_text_ok(const ibp_jctx_t *c, const char *path, const char *what,
+                           const char *s, bool may_be_empty)
+{
+    size_t len = strlen(s);
+    if (len == 0 && !may_be_empty)
+        return ibp_jerr(c, path, "%s is empty", what);
+    if (len > IBP_MEMBER_NAME_MAX)
+        return ibp_jerr(c, path, "%s is %zu bytes long, at most %d are allowed", what, len,
+                        IBP_MEMBER_NAME_MAX);
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return ibp_jerr(c, path, "%s contains a control character", what);
+    return true;
+}
+
 static bool member_parse(const ibp_jctx_t *c, const char *key, const json_t *val,
                          ibp_member_t *m)
 {
@@ -172,10 +190,15 @@ static bool member_parse(const ibp_jctx_t *c, const char *key, const json_t *val
     if (!ibp_jget_object(c, val, path, "Details", IBP_J_REQUIRED, &details))
         return false;
     ibp_jpath_key(dpath, path, "Details");
+    if (!member_text_ok(c, path, "the member key", key, false))
+        return false;
     m->key = strdup(key);
     if (!m->key)
         return ibp_jerr(c, path, "out of memory");
+    char npath[IBP_JPATH_MAX];
+    ibp_jpath_key(npath, dpath, "Name");
     return ibp_jget_strdup(c, details, dpath, "Name", IBP_J_REQUIRED, &m->name) &&
+           member_text_ok(c, npath, "the name", m->name, true) &&
            member_service(c, val, path, m) &&
            member_location(c, val, path, m) &&
            member_assignments(c, val, path, m) &&

@@ -109,7 +109,8 @@ typedef struct ibp_tbl_host {
 /* Why a member assigned to a host is not a candidate for a family. */
 enum ibp_skip {
     IBP_SKIP_NONE = 0, IBP_SKIP_OFFLINE, IBP_SKIP_OVERRIDE, IBP_SKIP_INACTIVE,
-    IBP_SKIP_NO_ADDRESS,
+    IBP_SKIP_NO_ADDRESS, IBP_SKIP_UNNAMED,   /* empty Details.Name: IBP never answers it */
+    IBP_SKIP_MAX = IBP_SKIP_UNNAMED,
 };
 
 typedef struct ibp_tbl_cand {

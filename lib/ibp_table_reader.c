@@ -149,7 +149,7 @@ static bool check_hosts(const ibp_table_t *t, ibp_err_t *err)
     }
     for (uint32_t i = 0; i < t->n[IBP_SEC_CANDS]; i++)
         CHECK(idx_ok(t->cands[i].member, t->n[IBP_SEC_MEMBERS], false) &&
-              t->cands[i].skip[0] <= IBP_SKIP_NO_ADDRESS && t->cands[i].skip[1] <= IBP_SKIP_NO_ADDRESS,
+              t->cands[i].skip[0] <= IBP_SKIP_MAX && t->cands[i].skip[1] <= IBP_SKIP_MAX,
               "candidate %u is malformed", i);
     for (uint32_t i = 0; i < t->n[IBP_SEC_MEMBERS]; i++) {
         const ibp_tbl_member_t *m = &t->members[i];
@@ -424,8 +424,9 @@ const char *ibp_route_how_name(enum ibp_route_how how)
 
 const char *ibp_skip_name(unsigned skip)
 {
-    static const char *const names[] = {"", "offline", "override", "inactive", "no-address"};
-    return skip <= IBP_SKIP_NO_ADDRESS ? names[skip] : "?";
+    static const char *const names[] = {"", "offline", "override", "inactive", "no-address",
+                                        "unnamed"};
+    return skip <= IBP_SKIP_MAX ? names[skip] : "?";
 }
 
 const char *ibp_rrtype_name(unsigned type)

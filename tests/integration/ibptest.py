@@ -1,0 +1,307 @@
+"""Shared helpers for the ibpdns integration tests (stdlib only).
+
+Paths come from the environment that meson sets (tests/meson.build):
+  IBP_BUILD   the meson build dir      (default: $IBP_SRC/build)
+  IBP_SRC     the source dir           (default: two levels above this file)
+  IBP_SHARED  the shared dir (spec, testdata; default: $IBP_SRC/../shared)
+
+A test script defines functions named test_* and ends with
+    if __name__ == '__main__':
+        ibptest.main(globals())
+which runs them in file order (or only those named on the command line),
+prints `ok NAME` or `FAIL NAME: reason` for each, and exits 1 if any failed.
+"""
+
+import concurrent.futures
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import traceback
+
+# ---- paths ------------------------------------------------------------------
+
+SRC = os.path.abspath(os.environ.get(
+    'IBP_SRC', os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..')))
+BUILD = os.path.abspath(os.environ.get('IBP_BUILD', os.path.join(SRC, 'build')))
+SHARED = os.path.abspath(os.environ.get('IBP_SHARED', os.path.join(SRC, '..', 'shared')))
+
+TABLE_TOOL = os.path.join(BUILD, 'tools', 'ibpdns-table')
+IBP_CONFIG = os.path.join(SHARED, 'testdata', 'ibp-config')
+MAXMIND = os.path.join(SHARED, 'testdata', 'maxmind')
+CITY_MMDB = os.path.join(MAXMIND, 'GeoIP2-City-Test.mmdb')
+CITY_JSON = os.path.join(MAXMIND, 'GeoIP2-City-Test.json')
+
+
+def testdata(*parts):
+    """A file under $IBP_SHARED/testdata."""
+    return os.path.join(SHARED, 'testdata', *parts)
+
+
+# ---- running the tools -----------------------------------------------------
+
+def run(argv, timeout=60):
+    """Runs argv; returns (rc, stdout, stderr) as text."""
+    p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=timeout)
+    return (p.returncode, p.stdout.decode('utf-8', 'replace'),
+            p.stderr.decode('utf-8', 'replace'))
+
+
+def run_table(*args, timeout=60):
+    """Runs ibpdns-table with args; returns (rc, stdout, stderr)."""
+    return run([TABLE_TOOL] + [str(a) for a in args], timeout=timeout)
+
+
+def table_json(*args):
+    """Runs ibpdns-table, requires exit status 0, returns its stdout parsed."""
+    rc, out, err = run_table(*args)
+    if rc != 0:
+        raise AssertionError('ibpdns-table %s: exit %d: %s'
+                             % (' '.join(map(str, args)), rc, err.strip()))
+    try:
+        return json.loads(out)
+    except ValueError as e:
+        raise AssertionError('ibpdns-table %s: stdout is not JSON (%s): %r'
+                             % (' '.join(map(str, args)), e, out[:500]))
+
+
+def lookup(table, name, ip, qtype='A', ecs=None):
+    """`ibpdns-table lookup` parsed; fails the test on a non-zero exit."""
+    args = ['lookup', table, name, ip, '--type', qtype]
+    if ecs is not None:
+        args += ['--ecs', ecs]
+    return table_json(*args)
+
+
+def pmap(fn, items, workers=None):
+    """[fn(x) for x in items], run on a few threads (each call mostly waits
+    for a subprocess). The first exception is raised."""
+    items = list(items)
+    workers = workers or min(8, (os.cpu_count() or 1) * 2)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as ex:
+        return list(ex.map(fn, items))
+
+
+def answer_members(res):
+    """The member names of a lookup result's answers, in order."""
+    return [a['member'] for a in res['answers']]
+
+
+def skipped(res):
+    """{member: skipped} of a lookup result's candidates."""
+    return {c['member']: c['skipped'] for c in res['candidates']}
+
+
+# ---- geometry ----------------------------------------------------------------
+
+EARTH_RADIUS_KM = 6371.0
+
+
+def haversine(lat1, lon1, lat2, lon2):
+    """Great-circle distance in km (R = 6371 km, 2*atan2(sqrt(a), sqrt(1-a)))."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp = p2 - p1
+    dl = math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return EARTH_RADIUS_KM * 2 * math.atan2(math.sqrt(a), math.sqrt(1 - a))
+
+
+# ---- synthetic inputs ------------------------------------------------------
+
+def member(lat, lon, ipv4='', ipv6='', services=('Svc',), active=1,
+           override=None, name=None):
+    """One members_professional.json entry. name = Details.Name (default: the
+    key, filled in by members())."""
+    m = {
+        'Details': {'Name': name, 'Website': '', 'Logo': ''},
+        'Membership': {'MemberLevel': 5, 'Joined': 1672549200, 'LastRankup': 1672549200},
+        'Service': {'Active': active, 'ServiceIPv4': ipv4, 'ServiceIPv6': ipv6,
+                    'MonitorUrl': ''},
+        'ServiceAssignments': {'Group': list(services)},
+        'Location': {'Region': 'Test', 'Latitude': lat, 'Longitude': lon},
+    }
+    if override is not None:
+        m['Override'] = override
+    return m
+
+
+def members(**by_key):
+    """{key: member(...)} with Details.Name defaulting to the key. Use
+    members_from() for keys that are not Python identifiers."""
+    return members_from(list(by_key.items()))
+
+
+def members_from(pairs):
+    out = {}
+    for key, m in pairs:
+        m = json.loads(json.dumps(m))
+        if m['Details']['Name'] is None:
+            m['Details']['Name'] = key
+        out[key] = m
+    return out
+
+
+def service(*rpc_urls, active=1, name=None):
+    """One services_rpc.json entry whose single provider has these RpcUrls."""
+    return {'Configuration': {'Name': name or 'svc', 'ServiceType': 'RPC', 'Active': active,
+                              'LevelRequired': 3, 'NetworkName': name or 'svc'},
+            'Resources': {'nodes': 1},
+            'Providers': {'Test': {'RpcUrls': list(rpc_urls)}}}
+
+
+def static_record(qname, qtype, content, ttl=3600):
+    return {'qname': qname, 'qtype': qtype, 'content': content, 'ttl': ttl,
+            'auth': True, 'domain_id': 0}
+
+
+# Monitor /results snapshots (IBP-NODE §5.1).
+
+CHECKTIME = '2026-04-18T10:00:00Z'
+
+
+def result(member_name, status, ipv6=False, checktime=CHECKTIME):
+    return {'Status': status, 'MemberName': member_name, 'ErrorText': '' if status else 'down',
+            'Data': {}, 'IsIPv6': ipv6, 'Checktime': checktime}
+
+
+def site_group(results, ipv6=False, check='ping'):
+    return {'CheckName': check, 'IsIPv6': ipv6, 'Results': list(results)}
+
+
+def domain_group(domain, results, ipv6=False, check='ssl'):
+    return {'CheckName': check, 'Domain': domain, 'IsIPv6': ipv6, 'Results': list(results)}
+
+
+def endpoint_group(domain, rpc_url, results, ipv6=False, check='wss'):
+    return {'CheckName': check, 'Domain': domain, 'RpcUrl': rpc_url, 'IsIPv6': ipv6,
+            'Results': list(results)}
+
+
+def snapshot(site=(), domain=(), endpoint=()):
+    return {'SiteResults': list(site), 'DomainResults': list(domain),
+            'EndpointResults': list(endpoint)}
+
+
+class Workspace:
+    """A temporary directory holding one set of inputs; removed at exit."""
+
+    def __init__(self):
+        self._tmp = tempfile.TemporaryDirectory(prefix='ibptest-')
+        self.dir = self._tmp.name
+        self._n = 0
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def fresh(self, stem='routing', ext='.tbl'):
+        """A path that does not exist yet."""
+        self._n += 1
+        return self.path('%s-%d%s' % (stem, self._n, ext))
+
+    def write_text(self, name, text):
+        p = self.path(name)
+        mode = 'wb' if isinstance(text, bytes) else 'w'
+        with open(p, mode) as f:
+            f.write(text)
+        return p
+
+    def write_json(self, name, obj):
+        return self.write_text(name, json.dumps(obj, indent=1))
+
+    def node_config(self, members_obj, services_obj, static_obj=(), routing=None,
+                    overrides=None, name='node.json', members_name='members_professional.json',
+                    services_name='services_rpc.json', static_name='geodns-static.json'):
+        """Writes members/services/static (objects, or None to leave a file
+        as it is) and a node config that points at them by relative path.
+        Returns the node config path."""
+        if members_obj is not None:
+            self.write_json(members_name, members_obj)
+        if services_obj is not None:
+            self.write_json(services_name, services_obj)
+        if static_obj is not None:
+            self.write_json(static_name, list(static_obj))
+        cfg = {'System': {'LogLevel': 'Info', 'ConfigUrls': {
+                   'MembersConfig': members_name, 'ServicesConfig': services_name,
+                   'StaticDNSConfig': static_name}},
+               'Maxmind': {'MaxmindDBPath': MAXMIND},
+               'Nats': {'NodeID': 'TEST-01', 'Url': 'nats://127.0.0.1:4222'},
+               'DnsApi': {'ListenAddress': '127.0.0.1', 'ListenPort': '6100'}}
+        if routing is not None:
+            cfg['Routing'] = routing
+        if overrides is not None:
+            cfg['GeoDNSOverrides'] = overrides
+        return self.write_json(name, cfg)
+
+    def build(self, config, results=None, source=None, mmdb=CITY_MMDB, out=None):
+        """Runs `ibpdns-table build`; returns (rc, stdout, stderr, table path)."""
+        out = out or self.fresh()
+        args = ['build', '--config', config]
+        if results is not None:
+            if not isinstance(results, str):
+                results = self.write_json('results-%d.json' % self._n, results)
+            args += ['--results', results]
+        if source is not None:
+            args += ['--results-source', source]
+        if mmdb is not None:
+            args += ['--mmdb', mmdb]
+        rc, so, se = run_table(*(args + ['-o', out]))
+        return rc, so, se, out
+
+    def build_ok(self, config, **kw):
+        """build() that must succeed; returns the table path."""
+        rc, so, se, out = self.build(config, **kw)
+        if rc != 0:
+            raise AssertionError('build failed (exit %d): %s' % (rc, se.strip()))
+        return out
+
+
+# ---- assertions ----------------------------------------------------------------
+
+def check(cond, msg):
+    if not cond:
+        raise AssertionError(msg)
+
+
+def eq(actual, expected, what):
+    if actual != expected:
+        raise AssertionError('%s: expected %r, got %r' % (what, expected, actual))
+
+
+def one_error_line(stderr, what):
+    """stderr must be exactly one line `ibpdns-table: ...`; returns it."""
+    lines = stderr.splitlines()
+    check(len(lines) == 1, '%s: expected one line on stderr, got %d: %r'
+          % (what, len(lines), stderr[:600]))
+    check(lines[0].startswith('ibpdns-table: '),
+          '%s: stderr does not start with "ibpdns-table: ": %r' % (what, lines[0][:300]))
+    return lines[0]
+
+
+# ---- runner ----------------------------------------------------------------
+
+def main(namespace):
+    """Runs every test_* function of namespace in definition order (or the
+    ones named in sys.argv), prints ok/FAIL per test, exits 1 on any failure."""
+    tests = [f for n, f in namespace.items() if n.startswith('test_') and callable(f)]
+    tests.sort(key=lambda f: f.__code__.co_firstlineno)
+    wanted = sys.argv[1:]
+    if wanted:
+        tests = [f for f in tests if f.__name__ in wanted]
+    failed = 0
+    for f in tests:
+        try:
+            f()
+        except AssertionError as e:
+            failed += 1
+            print('FAIL %s: %s' % (f.__name__, e), flush=True)
+        except Exception:
+            failed += 1
+            print('FAIL %s: exception\n%s' % (f.__name__, traceback.format_exc()), flush=True)
+        else:
+            print('ok %s' % f.__name__, flush=True)
+    print('%d of %d tests failed' % (failed, len(tests)) if failed
+          else 'all %d tests passed' % len(tests), flush=True)
+    sys.exit(1 if failed else 0)
