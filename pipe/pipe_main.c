@@ -27,6 +27,7 @@ typedef struct watcher {
     bool loaded;
     struct stat tried;     /* identity of the file last opened, good or bad */
     bool tried_valid;
+    struct stat loaded_id; /* identity of the file behind `table` */
     bool missing_logged;
     uint64_t next_check_ms;
     unsigned interval_ms;
@@ -58,9 +59,10 @@ static void watcher_drop(watcher_t *w, pipe_state_t *st)
 static void watcher_try(watcher_t *w, pipe_state_t *st, const struct stat *s)
 {
     /* A table rewritten in place (not renamed) can change under our mapping:
-     * stop using it at once rather than read a half-written file. */
-    if (w->loaded && w->tried_valid && s->st_ino == w->tried.st_ino &&
-        s->st_dev == w->tried.st_dev) {
+     * stop using it at once rather than read a half-written file. Only the
+     * loaded file counts: its inode cannot be reused while we map it, unlike
+     * that of a rejected file. */
+    if (w->loaded && s->st_ino == w->loaded_id.st_ino && s->st_dev == w->loaded_id.st_dev) {
         ibp_log(w->log, IBP_LOG_ERROR, "%s was rewritten in place; tables must be "
                 "replaced by rename", w->path);
         watcher_drop(w, st);
@@ -77,6 +79,7 @@ static void watcher_try(watcher_t *w, pipe_state_t *st, const struct stat *s)
     watcher_drop(w, st);
     w->table = fresh;
     w->loaded = true;
+    w->loaded_id = *s;
     st->table = &w->table;
     ibp_log(w->log, IBP_LOG_INFO, "table generation %llu loaded from %s",
             (unsigned long long)fresh.h->generation, w->path);
@@ -131,9 +134,15 @@ static void note_malformed(const ibp_log_t *log, const pipe_state_t *st, const c
                            size_t len)
 {
     uint64_t n = st->stats.malformed;
-    if (n <= MALFORMED_LOG_FIRST || n % 1000 == 0)
-        ibp_log(log, IBP_LOG_WARN, "malformed request #%llu (%zu bytes): %.*s",
-                (unsigned long long)n, len, (int)(len > 120 ? 120 : len), line);
+    if (n > MALFORMED_LOG_FIRST && n % 1000 != 0)
+        return;
+    char shown[121];   /* hostile bytes must not reach the log as they are */
+    size_t k = len < sizeof shown - 1 ? len : sizeof shown - 1;
+    for (size_t i = 0; i < k; i++)
+        shown[i] = (line[i] >= 0x20 && line[i] < 0x7f) || line[i] == '\t' ? line[i] : '?';
+    shown[k] = '\0';
+    ibp_log(log, IBP_LOG_WARN, "malformed request #%llu (%zu bytes): %s",
+            (unsigned long long)n, len, shown);
 }
 
 static void handle_lines(char *buf, size_t *have, bool *discarding, pipe_state_t *st,
