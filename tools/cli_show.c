@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "ibp_explain.h"
 #include "ibp_file.h"
 #include "ibp_geo.h"
 #include "ibp_mmdb.h"
@@ -139,119 +140,6 @@ static const char *city_db(const ibp_table_t *t, const lookup_opts_t *o)
     return NULL;
 }
 
-static json_t *location_json(const ibp_geo_point_t *p)
-{
-    if (!p->located)
-        return json_null();
-    return json_pack("{s:f, s:f, s:s, s:s}", "latitude", p->lat, "longitude", p->lon,
-                     "country", p->cc, "city", p->city);
-}
-
-static json_t *answers_json(const ibp_table_t *t, const ibp_route_t *r, const ibp_geo_point_t *loc)
-{
-    json_t *arr = json_array();
-    for (unsigned i = 0; i < r->n; i++) {
-        const ibp_tbl_target_t *tg = &t->targets[r->target[i]];
-        json_t *a = json_object();
-        if (tg->member != IBP_TBL_NONE) {
-            const ibp_tbl_member_t *m = &t->members[tg->member];
-            json_object_set_new(a, "member", json_string(ibp_table_str(t, m->name)));
-            json_object_set_new(a, "address", json_string(ibp_table_str(t, tg->text)));
-            json_object_set_new(a, "distance_km", loc->located
-                ? json_real(ibp_geo_distance_km(loc->lat, loc->lon, m->lat, m->lon)) : json_null());
-        } else {
-            json_object_set_new(a, "member", json_sprintf("override:%s", tg->cc));
-            json_object_set_new(a, "address", json_string(ibp_table_str(t, tg->text)));
-            json_object_set_new(a, "distance_km", json_null());
-        }
-        json_array_append_new(arr, a);
-    }
-    return arr;
-}
-
-static json_t *candidates_json(const ibp_table_t *t, const ibp_tbl_host_t *h, unsigned fam)
-{
-    json_t *arr = json_array();
-    for (uint32_t i = 0; h && i < h->cand_count; i++) {
-        const ibp_tbl_cand_t *c = &t->cands[h->cand_first + i];
-        const ibp_tbl_member_t *m = &t->members[c->member];
-        json_t *o = json_pack("{s:s}", "member", ibp_table_str(t, m->name));
-        json_object_set_new(o, "skipped", c->skip[fam] ? json_string(ibp_skip_name(c->skip[fam]))
-                                                       : json_null());
-        json_array_append_new(arr, o);
-    }
-    return arr;
-}
-
-static json_t *records_json(const ibp_table_t *t, const ibp_tbl_name_t *nm)
-{
-    json_t *arr = json_array();
-    for (uint32_t i = 0; nm && i < nm->rr_count; i++) {
-        const ibp_tbl_rr_t *rr = &t->rrs[nm->rr_first + i];
-        json_array_append_new(arr, json_pack("{s:s, s:I, s:s, s:b}", "type",
-            ibp_rrtype_name(rr->type), "ttl", (json_int_t)rr->ttl,
-            "content", ibp_table_str(t, rr->content), "acme", (rr->flags & IBP_RR_ACME) != 0));
-    }
-    return arr;
-}
-
-static bool client_from_opts(const lookup_opts_t *o, ibp_client_t *c)
-{
-    memset(c, 0, sizeof *c);
-    ibp_addr_t remote;
-    bool remote_v4;
-    if (!ibp_addr_parse(o->ip, strlen(o->ip), &remote, &remote_v4))
-        return false;
-    if (!o->ecs) {
-        c->addr = remote;
-        c->v4 = remote_v4;
-        return true;
-    }
-    unsigned plen;
-    if (!ibp_prefix_parse(o->ecs, strlen(o->ecs), &c->addr, &plen, &c->v4))
-        return false;
-    ibp_addr_mask(&c->addr, c->v4 ? 96 + plen : plen);
-    c->has_resolver = true;
-    c->resolver = remote;
-    c->resolver_v4 = remote_v4;
-    return true;
-}
-
-static void locate(ibp_geo_locator_t *loc, const ibp_client_t *c, const ibp_route_t *r,
-                   ibp_geo_point_t *p)
-{
-    memset(p, 0, sizeof *p);
-    bool resolver = r->how == IBP_HOW_RESOLVER;
-    ibp_err_t ignored;
-    if (loc)
-        ibp_geo_locate(loc, resolver ? c->resolver.b : c->addr.b,
-                       resolver ? c->resolver_v4 : c->v4, p, &ignored);
-}
-
-static json_t *lookup_json(const ibp_table_t *t, const lookup_opts_t *o, const char *ip,
-                           const char *ecs, const ibp_client_t *client, ibp_geo_locator_t *loc)
-{
-    const ibp_tbl_name_t *nm = ibp_table_find(t, o->name, strlen(o->name));
-    const ibp_tbl_host_t *h = nm && nm->host != IBP_TBL_NONE ? &t->hosts[nm->host] : NULL;
-    ibp_route_t r = {0};
-    if (h)
-        ibp_table_route(t, h, o->family, client, &r);
-    ibp_geo_point_t where;
-    locate(loc, client, &r, &where);
-    json_t *out = json_pack("{s:s, s:s, s:s}", "name", o->name, "ip", ip,
-                            "type", o->family ? "AAAA" : "A");
-    json_object_set_new(out, "ecs", ecs ? json_string(ecs) : json_null());
-    json_object_set_new(out, "zone", nm ? json_string(ibp_table_str(t, t->zones[nm->zone].name)) : json_null());
-    json_object_set_new(out, "answers", answers_json(t, &r, &where));
-    json_object_set_new(out, "scope", json_integer(r.scope));
-    json_object_set_new(out, "ttl", json_integer(t->h->ttl));
-    json_object_set_new(out, "how", json_string(ibp_route_how_name(r.how)));
-    json_object_set_new(out, "location", location_json(&where));
-    json_object_set_new(out, "candidates", candidates_json(t, h, o->family));
-    json_object_set_new(out, "records", records_json(t, nm));
-    return out;
-}
-
 /* Batch: one "IP [ECS-PREFIX]" per line in, one JSON line per query out. */
 static int lookup_batch(const ibp_table_t *t, lookup_opts_t *o, ibp_geo_locator_t *loc)
 {
@@ -264,17 +152,14 @@ static int lookup_batch(const ibp_table_t *t, lookup_opts_t *o, ibp_geo_locator_
         if (!ip)
             continue;
         char *ecs = strtok(NULL, " \t\r\n");
-        lookup_opts_t one = *o;
-        one.ip = ip;
-        one.ecs = ecs;
         ibp_client_t client;
-        if (!client_from_opts(&one, &client)) {
+        if (!ibp_explain_client(ip, ecs, &client)) {
             cli_print_json(json_pack("{s:I, s:s}", "line", (json_int_t)lineno, "error",
                                      "not an IP address (and prefix)"), false);
             rc = 1;
             continue;
         }
-        cli_print_json(lookup_json(t, o, ip, ecs, &client, loc), false);
+        cli_print_json(ibp_explain_lookup(t, o->name, o->family, ip, ecs, &client, loc), false);
     }
     return rc;
 }
@@ -285,7 +170,7 @@ int cli_lookup(int argc, char **argv)
     if (!parse_lookup_args(argc, argv, &o))
         return cli_usage();
     ibp_client_t client;
-    if (!o.batch && !client_from_opts(&o, &client))
+    if (!o.batch && !ibp_explain_client(o.ip, o.ecs, &client))
         return cli_fail("'%s'%s%s: not an IP address%s", o.ip, o.ecs ? " / " : "",
                         o.ecs ? o.ecs : "", o.ecs ? " and prefix" : "");
     ibp_table_t t;
@@ -300,7 +185,7 @@ int cli_lookup(int argc, char **argv)
     if (o.batch)
         rc = lookup_batch(&t, &o, loc);
     else
-        cli_print_json(lookup_json(&t, &o, o.ip, o.ecs, &client, loc), true);
+        cli_print_json(ibp_explain_lookup(&t, o.name, o.family, o.ip, o.ecs, &client, loc), true);
     ibp_geo_locator_close(loc);
     ibp_table_close(&t);
     return rc;
