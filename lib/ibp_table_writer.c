@@ -46,6 +46,8 @@ void ibp_tb_free(ibp_tb_t *b)
 uint32_t ibp_tb_push(ibp_tb_t *b, enum ibp_tbl_section s, size_t count)
 {
     ibp_tb_section_t *sec = &b->sec[s];
+    if (count == 0 && !b->oom)
+        return (uint32_t)sec->n;   /* nothing to add (and maybe no buffer yet) */
     if (b->oom || sec->n + count >= IBP_TBL_NONE)
         goto oom;
     if (sec->n + count > sec->cap) {

@@ -449,11 +449,16 @@ def test_replacement_under_load():
     renames = [0]
     rename_errors = []
 
+    tables = []
+    for path in (b, a):
+        with open(path, 'rb') as f:
+            tables.append(f.read())
+
     def renamer():
         try:
             t0 = time.monotonic()
             while not stop.is_set():
-                pdnsfix.install_table(served, b if renames[0] % 2 == 0 else a)
+                pdnsfix.install_table(served, data=tables[renames[0] % 2], durable=False)
                 renames[0] += 1
                 stop.wait(max(0.0, t0 + renames[0] * 0.05 - time.monotonic()))   # 20 per second
         except Exception as e:  # noqa: BLE001 - reported below

@@ -83,6 +83,9 @@ def test_full_table_answers_and_memory():
     proc.stdin.close()
     eq(proc.wait(10), 0, 'exit status after EOF')
     print('private memory %d kB (Rss %s kB, Pss %s kB)' % (kb, fields.get('Rss'), fields.get('Pss')))
+    if os.environ.get('IBP_SANITIZE') == '1':
+        print('sanitizer build: its shadow memory makes the 8 MB bound meaningless; not asserted')
+        return
     check(kb < PRIVATE_LIMIT_KB, 'private memory %d kB >= %d kB' % (kb, PRIVATE_LIMIT_KB))
 
 
