@@ -94,6 +94,12 @@ typedef struct ibp_node_config {
     int config_reload_s;        /* <= 0 in the file => 30 */
     char *static_url, *members_url, *services_url;
     char *maxmind_path, *maxmind_account, *maxmind_key;
+    char *maxmind_download_url; /* Maxmind.DownloadUrl: "" = MaxMind's own */
+    int maxmind_refresh_s;      /* Maxmind.RefreshSeconds, default 86400 */
+    int fetch_timeout_s;        /* System.FetchTimeoutSeconds, default 15 */
+    long long fetch_max_bytes;  /* System.FetchMaxBytes, default 16 MiB */
+    char *ca_file;              /* System.CaFile: "" = the system's CA store */
+    char *api_token;            /* DnsApi.BearerToken: required off loopback */
     char *nats_node_id, *nats_url, *nats_user, *nats_pass;
     char *mysql_host, *mysql_port, *mysql_user, *mysql_pass, *mysql_db;
     char *api_listen_address, *api_listen_port;

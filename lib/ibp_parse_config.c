@@ -235,14 +235,15 @@ typedef struct str_field {
 #define CFG_STR(key, field) {key, offsetof(ibp_node_config_t, field), false}
 #define CFG_NUM(key, field) {key, offsetof(ibp_node_config_t, field), true}
 
-static const str_field_t system_strs[] = {CFG_STR("LogLevel", log_level), {0}};
+static const str_field_t system_strs[] = {CFG_STR("LogLevel", log_level),
+                                          CFG_STR("CaFile", ca_file), {0}};
 static const str_field_t urls_strs[] = {
     CFG_STR("StaticDNSConfig", static_url), CFG_STR("MembersConfig", members_url),
     CFG_STR("ServicesConfig", services_url), {0}};
 /* Account ids are numbers at MaxMind; accept them unquoted as well. */
 static const str_field_t maxmind_strs[] = {
     CFG_STR("MaxmindDBPath", maxmind_path), CFG_NUM("AccountID", maxmind_account),
-    CFG_STR("LicenseKey", maxmind_key), {0}};
+    CFG_STR("LicenseKey", maxmind_key), CFG_STR("DownloadUrl", maxmind_download_url), {0}};
 static const str_field_t nats_strs[] = {
     CFG_STR("NodeID", nats_node_id), CFG_STR("Url", nats_url), CFG_STR("User", nats_user),
     CFG_STR("Pass", nats_pass), {0}};
@@ -251,7 +252,8 @@ static const str_field_t mysql_strs[] = {
     CFG_STR("Pass", mysql_pass), CFG_STR("DB", mysql_db), {0}};
 static const str_field_t dnsapi_strs[] = {
     CFG_STR("ListenAddress", api_listen_address), CFG_NUM("ListenPort", api_listen_port),
-    CFG_STR("MonitorAddress", monitor_address), CFG_NUM("MonitorPort", monitor_port), {0}};
+    CFG_STR("MonitorAddress", monitor_address), CFG_NUM("MonitorPort", monitor_port),
+    CFG_STR("BearerToken", api_token), {0}};
 static const str_field_t routing_strs[] = {CFG_STR("TablePath", routing.table_path), {0}};
 static const str_field_t storage_strs[] = {CFG_STR("Path", storage_path), {0}};
 
@@ -269,6 +271,8 @@ static const size_t cfg_str_offs[] = {
     offsetof(ibp_node_config_t, api_listen_port),
     offsetof(ibp_node_config_t, monitor_address), offsetof(ibp_node_config_t, monitor_port),
     offsetof(ibp_node_config_t, storage_path), offsetof(ibp_node_config_t, routing.table_path),
+    offsetof(ibp_node_config_t, maxmind_download_url), offsetof(ibp_node_config_t, ca_file),
+    offsetof(ibp_node_config_t, api_token),
 };
 
 static char **cfg_str(ibp_node_config_t *cfg, size_t off)
@@ -281,16 +285,17 @@ static const char *const top_keys[] = {
     "Matrix", "Discord", "CheckWorkers", "Checks", "Routing", "Storage", NULL};
 static const char *const system_keys[] = {
     "LogLevel", "ConfigReloadTime", "ConfigUrls", "WorkDir", "CacheSaveTime",
-    "MinimumOfflineTime", NULL};
+    "MinimumOfflineTime", "FetchTimeoutSeconds", "FetchMaxBytes", "CaFile", NULL};
 static const char *const urls_keys[] = {
     "StaticDNSConfig", "MembersConfig", "ServicesConfig", "IaasPricingConfig",
     "ServicesRequestsConfig", "AlertsConfig", NULL};
-static const char *const maxmind_keys[] = {"MaxmindDBPath", "AccountID", "LicenseKey", NULL};
+static const char *const maxmind_keys[] = {"MaxmindDBPath", "AccountID", "LicenseKey",
+                                           "DownloadUrl", "RefreshSeconds", NULL};
 static const char *const nats_keys[] = {"NodeID", "Url", "User", "Pass", NULL};
 static const char *const mysql_keys[] = {"Host", "Port", "User", "Pass", "DB", NULL};
 static const char *const dnsapi_keys[] = {
     "ListenAddress", "ListenPort", "MonitorAddress", "MonitorPort", "RefreshIntervalSeconds",
-    "AuthKeys", NULL};
+    "AuthKeys", "BearerToken", NULL};
 static const char *const routing_keys[] = {
     "TablePath", "AnswersPerFamily", "AllDownPolicy", "Ttl", "SoaRefresh", "SoaRetry",
     "SoaExpire", "SoaMinimum", "SoaTtl", NULL};
@@ -432,12 +437,24 @@ static bool cfg_routing(cfg_ctx_t *x, const json_t *root)
     return true;
 }
 
+static bool cfg_int(cfg_ctx_t *x, const json_t *obj, const char *path, const char *key,
+                    long long min, long long max, long long def, long long *out)
+{
+    *out = def;
+    return ibp_jget_int(x->c, obj, path, key, IBP_J_OPTIONAL, min, max, out);
+}
+
 static bool cfg_system(cfg_ctx_t *x, const json_t *root)
 {
     json_t *sys = NULL;
+    long long timeout = 15;
     if (!cfg_section(x, root, "", "System", system_keys, system_strs, &sys) ||
-        !cfg_period(x, sys, ".System", "ConfigReloadTime", &x->cfg->config_reload_s))
+        !cfg_period(x, sys, ".System", "ConfigReloadTime", &x->cfg->config_reload_s) ||
+        !cfg_int(x, sys, ".System", "FetchTimeoutSeconds", 1, 600, 15, &timeout) ||
+        !cfg_int(x, sys, ".System", "FetchMaxBytes", 1024, 1LL << 32, 16LL << 20,
+                 &x->cfg->fetch_max_bytes))
         return false;
+    x->cfg->fetch_timeout_s = (int)timeout;
     return cfg_section(x, sys, ".System", "ConfigUrls", urls_keys, urls_strs, NULL);
 }
 
@@ -484,6 +501,17 @@ static bool cfg_defaults(cfg_ctx_t *x)
     return true;
 }
 
+static bool cfg_maxmind(cfg_ctx_t *x, const json_t *root)
+{
+    json_t *mm = NULL;
+    long long refresh = 86400;
+    if (!cfg_section(x, root, "", "Maxmind", maxmind_keys, maxmind_strs, &mm) ||
+        !cfg_int(x, mm, ".Maxmind", "RefreshSeconds", 1, 1LL << 30, 86400, &refresh))
+        return false;
+    x->cfg->maxmind_refresh_s = (int)refresh;
+    return true;
+}
+
 static bool cfg_from(cfg_ctx_t *x, const json_t *root)
 {
     if (!json_is_object(root))
@@ -491,8 +519,7 @@ static bool cfg_from(cfg_ctx_t *x, const json_t *root)
     x->cfg->config_reload_s = 30;
     x->cfg->monitor_refresh_s = 30;
     cfg_check_keys(x, root, "", top_keys);
-    return cfg_system(x, root) &&
-           cfg_section(x, root, "", "Maxmind", maxmind_keys, maxmind_strs, NULL) &&
+    return cfg_system(x, root) && cfg_maxmind(x, root) &&
            cfg_section(x, root, "", "Nats", nats_keys, nats_strs, NULL) &&
            cfg_section(x, root, "", "Mysql", mysql_keys, mysql_strs, NULL) &&
            cfg_dnsapi(x, root) && cfg_routing(x, root) &&

@@ -1,0 +1,291 @@
+#include "builder.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ibp_compile.h"
+#include "ibp_file.h"
+#include "ibp_health.h"
+#include "ibp_table.h"
+#include "ibp_table_writer.h"
+#include "workers.h"
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+typedef struct snapshot {
+    sc_ref_t *ref[SC_SRC_COUNT];
+    uint64_t hi[SC_SRC_COUNT], lo[SC_SRC_COUNT], size[SC_SRC_COUNT];
+    char url[SC_SRC_COUNT][4096];
+    char mmdb_path[4096];
+    bool health_configured;
+} snapshot_t;
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+void sc_builder_init(sc_builder_t *b, sc_state_t *s)
+{
+    memset(b, 0, sizeof *b);
+    b->s = s;
+}
+
+void sc_builder_free(sc_builder_t *b)
+{
+    if (b->have_geo)
+        ibp_geo_classes_free(&b->geo);
+    memset(b, 0, sizeof *b);
+}
+
+static void take_snapshot(sc_state_t *s, snapshot_t *snap)
+{
+    memset(snap, 0, sizeof *snap);
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; i < SC_SRC_COUNT; i++) {
+        snap->ref[i] = sc_ref_get(s->src[i].good);
+        snap->hi[i] = s->src[i].digest_hi;
+        snap->lo[i] = s->src[i].digest_lo;
+        snap->size[i] = s->src[i].size;
+        memcpy(snap->url[i], s->src[i].url, sizeof snap->url[i]);
+    }
+    snap->health_configured = s->src[SC_SRC_RESULTS].configured;
+    memcpy(snap->mmdb_path, s->mmdb_path, sizeof snap->mmdb_path);
+    s->dirty_config = s->dirty_health = s->dirty_geo = false;
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void release_snapshot(snapshot_t *snap)
+{
+    for (int i = 0; i < SC_SRC_COUNT; i++)
+        sc_ref_put(snap->ref[i]);
+}
+
+static const ibp_health_t *snapshot_health(const snapshot_t *snap)
+{
+    return snap->health_configured && snap->ref[SC_SRC_RESULTS]
+           ? snap->ref[SC_SRC_RESULTS]->model : NULL;
+}
+
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+/* What the table depends on: config, members, services, static records,
+ * the effective health and the database's identity. */
+static void inputs_digest(const snapshot_t *snap, const struct stat *mmdb, uint64_t *hi,
+                          uint64_t *lo)
+{
+    XXH3_state_t *st = XXH3_createState();
+    XXH3_128bits_reset(st);
+    for (int i = SC_SRC_CONFIG; i <= SC_SRC_STATIC; i++) {
+        XXH3_128bits_update(st, &snap->hi[i], sizeof snap->hi[i]);
+        XXH3_128bits_update(st, &snap->lo[i], sizeof snap->lo[i]);
+    }
+    uint64_t h[2];
+    sc_health_digest(snapshot_health(snap), &h[0], &h[1]);
+    XXH3_128bits_update(st, h, sizeof h);
+    XXH3_128bits_update(st, &mmdb->st_ino, sizeof mmdb->st_ino);
+    XXH3_128bits_update(st, &mmdb->st_size, sizeof mmdb->st_size);
+    XXH3_128bits_update(st, &mmdb->st_mtim, sizeof mmdb->st_mtim);
+    XXH128_hash_t d = XXH3_128bits_digest(st);
+    XXH3_freeState(st);
+    *hi = d.high64;
+    *lo = d.low64;
+}
+
+/* Walks the database again only when member locations, override countries
+ * or the database itself changed. *walked says whether it did. */
+static bool ensure_geo(sc_builder_t *b, const snapshot_t *snap, const struct stat *mmdb,
+                       bool *walked, ibp_err_t *err)
+{
+    const ibp_node_config_t *cfg = snap->ref[SC_SRC_CONFIG]->model;
+    ibp_geo_needs_t needs;
+    if (!ibp_geo_needs_from_model(snap->ref[SC_SRC_MEMBERS]->model, &cfg->overrides, &needs, err))
+        return false;
+    *walked = !b->have_geo || b->geo.fingerprint != needs.fingerprint ||
+              !same_file(&b->geo_mmdb, mmdb);
+    bool ok = true;
+    if (*walked) {
+        ibp_geo_input_t gi = {.mmdb_path = snap->mmdb_path, .sites = needs.sites,
+                              .n_sites = needs.n_sites, .ccs = (const char (*)[3])needs.ccs,
+                              .n_ccs = needs.n_ccs, .fingerprint = needs.fingerprint};
+        ibp_geo_classes_t fresh;
+        ok = ibp_geo_classes_build(&gi, &fresh, err) &&
+             ibp_digest_file(snap->mmdb_path, &b->mmdb_hi, &b->mmdb_lo, &b->mmdb_size, err);
+        if (ok) {
+            if (b->have_geo)
+                ibp_geo_classes_free(&b->geo);
+            b->geo = fresh;
+            b->have_geo = true;
+            b->geo_mmdb = *mmdb;
+            char date[32];
+            ibp_format_utc(fresh.build_epoch, date);
+            snprintf(b->mmdb_detail, sizeof b->mmdb_detail, "%s built %s", fresh.db_type, date);
+        } else if (fresh.cls) {
+            ibp_geo_classes_free(&fresh);
+        }
+    }
+    ibp_geo_needs_free(&needs);
+    return ok;
+}
+
+static size_t describe_inputs(const sc_builder_t *b, const snapshot_t *snap,
+                              ibp_input_desc_t *d)
+{
+    static const enum ibp_input_kind kinds[] = {IBP_IN_NODE_CONFIG, IBP_IN_MEMBERS,
+                                                IBP_IN_SERVICES, IBP_IN_STATIC, IBP_IN_RESULTS};
+    size_t n = 0;
+    for (int i = SC_SRC_CONFIG; i <= SC_SRC_RESULTS; i++) {
+        if (i == SC_SRC_RESULTS && !snapshot_health(snap))
+            continue;
+        d[n++] = (ibp_input_desc_t){.kind = kinds[i], .source = snap->url[i],
+                                    .digest_hi = snap->hi[i], .digest_lo = snap->lo[i],
+                                    .size = snap->size[i]};
+    }
+    d[n++] = (ibp_input_desc_t){.kind = IBP_IN_CITY_DB, .source = snap->mmdb_path,
+                                .detail = b->mmdb_detail, .digest_hi = b->mmdb_hi,
+                                .digest_lo = b->mmdb_lo, .size = b->mmdb_size};
+    return n;
+}
+
+static void adopt_existing_table(sc_builder_t *b, const char *path)
+{
+    if (b->generation)
+        return;
+    ibp_table_t t;
+    ibp_err_t ignored;
+    if (!ibp_table_open(path, &t, &ignored))
+        return;
+    b->generation = t.h->generation;
+    b->build_time = t.h->build_time;
+    ibp_table_close(&t);
+}
+
+static bool compile_and_publish(sc_builder_t *b, const snapshot_t *snap, const char *path,
+                                ibp_compile_out_t *co, ibp_err_t *err)
+{
+    const ibp_node_config_t *cfg = snap->ref[SC_SRC_CONFIG]->model;
+    ibp_input_desc_t inputs[SC_SRC_COUNT];
+    adopt_existing_table(b, path);
+    uint64_t now = (uint64_t)time(NULL);
+    ibp_compile_in_t ci = {
+        .config = cfg, .members = snap->ref[SC_SRC_MEMBERS]->model,
+        .services = snap->ref[SC_SRC_SERVICES]->model,
+        .statics = snap->ref[SC_SRC_STATIC]->model, .overrides = &cfg->overrides,
+        .health = snapshot_health(snap), .geo = &b->geo,
+        .inputs = inputs, .n_inputs = describe_inputs(b, snap, inputs),
+        .build_time = now > b->build_time ? now : b->build_time + 1,
+        .generation = b->generation + 1,
+    };
+    if (!ibp_compile(&ci, co, err))
+        return false;
+    ibp_table_t check;   /* never publish what the coprocess would refuse */
+    if (!ibp_table_attach(co->table, co->table_len, &check, err) ||
+        !ibp_table_write_file(path, co->table, co->table_len, err))
+        return false;
+    b->generation = ci.generation;
+    b->build_time = ci.build_time;
+    return true;
+}
+
+static void record_build(sc_builder_t *b, bool ok, bool walked, double secs,
+                         const ibp_compile_out_t *co, const char *why)
+{
+    sc_state_t *s = b->s;
+    pthread_mutex_lock(&s->lock);
+    sc_publish_t *p = &s->pub;
+    if (ok) {
+        p->generation = b->generation;
+        p->build_time = b->build_time;
+        p->published_at = time(NULL);
+        p->last_build_s = secs;
+        if (walked)
+            p->builds_full++;
+        else {
+            p->builds_health++;
+            p->last_health_build_s = secs;
+        }
+        p->last_error[0] = '\0';
+        p->policies = co->n_policies;
+        p->nodes = co->n_nodes;
+        p->bytes = co->table_len;
+        s->ready = true;
+    } else {
+        p->build_failures++;
+        snprintf(p->last_error, sizeof p->last_error, "%s", why);
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (ok)
+        ibp_log(&s->log, IBP_LOG_INFO, "published table generation %llu (%s) in %.0f ms",
+                (unsigned long long)b->generation,
+                walked ? "MaxMind walked" : "geo classes reused", secs * 1000);
+    else
+        ibp_log(&s->log, IBP_LOG_ERROR, "table build failed, the table in place stays: %s", why);
+}
+
+static bool table_path_of(const sc_state_t *s, const ibp_node_config_t *cfg, char *out,
+                          size_t cap, ibp_err_t *err)
+{
+    return ibp_local_path(cfg->routing.table_path, s->config_dir, out, cap, err);
+}
+
+bool sc_builder_run_once(sc_builder_t *b)
+{
+    snapshot_t snap;
+    take_snapshot(b->s, &snap);
+    bool ok = true;
+    for (int i = SC_SRC_CONFIG; i <= SC_SRC_STATIC; i++)
+        if (!snap.ref[i])
+            goto out;   /* nothing to build from yet; the sources say why */
+    struct stat mmdb;
+    ibp_err_t err = {{0}};
+    char path[4096];
+    if (!snap.mmdb_path[0] || stat(snap.mmdb_path, &mmdb) != 0)
+        goto out;       /* the maxmind_city source reports it */
+    uint64_t hi, lo;
+    inputs_digest(&snap, &mmdb, &hi, &lo);
+    if (b->have_inputs && hi == b->inputs_hi && lo == b->inputs_lo)
+        goto out;       /* same inputs, same table: publish nothing */
+    double t0 = now_s();
+    bool walked = false;
+    ibp_compile_out_t co = {0};
+    ok = table_path_of(b->s, snap.ref[SC_SRC_CONFIG]->model, path, sizeof path, &err) &&
+         ensure_geo(b, &snap, &mmdb, &walked, &err) &&
+         compile_and_publish(b, &snap, path, &co, &err);
+    record_build(b, ok, walked, now_s() - t0, &co, err.msg);
+    for (size_t i = 0; ok && i < co.n_warnings; i++)
+        ibp_log(&b->s->log, IBP_LOG_WARN, "%s", co.warnings[i]);
+    ibp_compile_out_free(&co);
+    if (ok) {
+        b->inputs_hi = hi;
+        b->inputs_lo = lo;
+        b->have_inputs = true;
+    }
+out:
+    release_snapshot(&snap);
+    return ok;
+}
+
+void *sc_builder_thread(void *builder)
+{
+    sc_builder_t *b = builder;
+    sc_state_t *s = b->s;
+    for (;;) {
+        pthread_mutex_lock(&s->lock);
+        while (!s->stopping && !s->dirty_config && !s->dirty_health && !s->dirty_geo)
+            pthread_cond_wait(&s->wake, &s->lock);
+        bool stop = s->stopping;
+        pthread_mutex_unlock(&s->lock);
+        if (stop)
+            return NULL;
+        sc_builder_run_once(b);
+    }
+}

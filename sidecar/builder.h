@@ -1,0 +1,36 @@
+/* Turns the sidecar's inputs into published tables. It keeps the geo classes
+ * of the last MaxMind walk, so that a health or config change that leaves
+ * member locations, override countries and the database alone republishes
+ * without walking the database again; and it publishes nothing when the
+ * inputs that matter are the same as those of the table in place. */
+#ifndef IBPDNS_SIDECAR_BUILDER_H
+#define IBPDNS_SIDECAR_BUILDER_H
+
+#include <stdbool.h>
+#include <sys/stat.h>
+
+#include "ibp_mmdb.h"
+#include "state.h"
+
+typedef struct sc_builder {
+    sc_state_t *s;
+    ibp_geo_classes_t geo;
+    bool have_geo;
+    struct stat geo_mmdb;          /* identity of the database the classes came from */
+    uint64_t mmdb_hi, mmdb_lo, mmdb_size;
+    char mmdb_detail[160];
+    uint64_t inputs_hi, inputs_lo; /* of the table in place */
+    bool have_inputs;
+    uint64_t generation, build_time;
+} sc_builder_t;
+
+void sc_builder_init(sc_builder_t *b, sc_state_t *s);
+void sc_builder_free(sc_builder_t *b);
+
+/* Builds and publishes if the inputs changed. Returns false on a failed
+ * build (recorded in the state; the table in place stays). */
+bool sc_builder_run_once(sc_builder_t *b);
+
+void *sc_builder_thread(void *builder);
+
+#endif

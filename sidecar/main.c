@@ -1,0 +1,171 @@
+/* ibpdns-sidecar: keeps the routing table current from the remote configs,
+ * the monitor and MaxMind, and serves a small local HTTP API.
+ *
+ * Threads: main (signals), config+MaxMind, monitor, builder, and the HTTP
+ * server's own. Inputs that fail keep their last good state. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+
+#include "api.h"
+#include "builder.h"
+#include "fetch.h"
+#include "ibp_file.h"
+#include "ibp_table.h"
+#include "state.h"
+#include "workers.h"
+
+static int usage(void)
+{
+    fputs("usage: ibpdns-sidecar --config NODE.json\n"
+          "  SIGHUP reloads the configuration now; SIGTERM stops.\n", stderr);
+    return 2;
+}
+
+static void log_config_warnings(sc_state_t *s, const ibp_node_config_t *cfg)
+{
+    for (size_t i = 0; i < cfg->n_warnings; i++)
+        ibp_log(&s->log, IBP_LOG_WARN, "%s", cfg->warnings[i]);
+}
+
+/* Paths that follow from the config; an existing valid table is served
+ * (and announced ready) before the first build. */
+static bool resolve_paths(sc_state_t *s, const ibp_node_config_t *cfg, ibp_err_t *err)
+{
+    if (!ibp_local_path(cfg->routing.table_path, s->config_dir, s->table_path,
+                        sizeof s->table_path, err))
+        return ibp_err_prefix(err, "Routing.TablePath");
+    ibp_table_t t;
+    ibp_err_t ignored;
+    if (ibp_table_open(s->table_path, &t, &ignored)) {
+        ibp_log(&s->log, IBP_LOG_INFO, "serving the existing table generation %llu until the "
+                "first build", (unsigned long long)t.h->generation);
+        s->ready = true;
+        ibp_table_close(&t);
+    }
+    return true;
+}
+
+static bool first_round(sc_state_t *s, ibp_err_t *err)
+{
+    sc_refresh_config(s);
+    sc_ref_t *ref = sc_current_config(s);
+    if (!ref)
+        return ibp_err_set(err, "%s", s->src[SC_SRC_CONFIG].last_error);
+    const ibp_node_config_t *cfg = ref->model;
+    log_config_warnings(s, cfg);
+    bool ok = resolve_paths(s, cfg, err);
+    sc_ref_put(ref);
+    if (ok) {
+        sc_refresh_inputs(s, true);
+        sc_poll_monitor(s);
+    }
+    return ok;
+}
+
+static void notify_ready_once(sc_state_t *s, bool *notified)
+{
+    pthread_mutex_lock(&s->lock);
+    bool ready = s->ready;
+    pthread_mutex_unlock(&s->lock);
+    if (ready && !*notified) {
+        sd_notify(0, "READY=1\nSTATUS=routing table in place");
+        *notified = true;
+    }
+}
+
+/* Signals are taken synchronously here; every other thread blocks them. */
+static void wait_for_signals(sc_state_t *s, const sigset_t *set)
+{
+    bool notified = false;
+    for (;;) {
+        notify_ready_once(s, &notified);
+        struct timespec tick = {1, 0};
+        siginfo_t info;
+        int sig = sigtimedwait(set, &info, &tick);
+        if (sig == SIGHUP) {
+            pthread_mutex_lock(&s->lock);
+            s->reload_requested = true;
+            sc_state_kick(s);
+            pthread_mutex_unlock(&s->lock);
+        } else if (sig == SIGTERM || sig == SIGINT) {
+            ibp_log(&s->log, IBP_LOG_INFO, "%s: stopping", strsignal(sig));
+            sd_notify(0, "STOPPING=1");
+            return;
+        }
+    }
+}
+
+static int run(sc_state_t *s, const sigset_t *signals)
+{
+    ibp_err_t err = {{0}};
+    if (!first_round(s, &err)) {
+        ibp_log(&s->log, IBP_LOG_FATAL, "%s", err.msg);
+        return 1;
+    }
+    sc_ref_t *ref = sc_current_config(s);
+    const ibp_node_config_t *cfg = ref->model;
+    sc_api_t *api = NULL;
+    bool ok = sc_api_start(s, cfg->api_listen_address, cfg->api_listen_port, cfg->api_token,
+                           &api, &err);
+    sc_ref_put(ref);
+    if (!ok) {
+        ibp_log(&s->log, IBP_LOG_FATAL, "%s", err.msg);
+        return 1;
+    }
+    sc_builder_t builder;
+    sc_builder_init(&builder, s);
+    sc_builder_run_once(&builder);
+    pthread_t threads[3];
+    pthread_create(&threads[0], NULL, sc_builder_thread, &builder);
+    pthread_create(&threads[1], NULL, sc_config_thread, s);
+    pthread_create(&threads[2], NULL, sc_monitor_thread, s);
+    wait_for_signals(s, signals);
+    pthread_mutex_lock(&s->lock);
+    s->stopping = true;
+    sc_state_kick(s);
+    pthread_mutex_unlock(&s->lock);
+    for (int i = 0; i < 3; i++)
+        pthread_join(threads[i], NULL);
+    sc_api_stop(api);
+    sc_builder_free(&builder);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longs[] = {
+        {"config", required_argument, NULL, 'c'}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *config = NULL;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "c:h", longs, NULL)) != -1) {
+        if (ch != 'c')
+            return usage();
+        config = optarg;
+    }
+    if (!config || optind != argc)
+        return usage();
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGHUP);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &signals, NULL);   /* inherited by every thread */
+    signal(SIGPIPE, SIG_IGN);
+    sc_state_t *s = calloc(1, sizeof *s);
+    ibp_err_t err = {{0}};
+    if (!s || !sc_state_init(s, config, &err) || !sc_fetch_global_init(&err)) {
+        fprintf(stderr, "ibpdns-sidecar Fatal: %s\n", s ? err.msg : "out of memory");
+        return 1;
+    }
+    int rc = run(s, &signals);
+    sc_state_free(s);
+    free(s);
+    sc_fetch_global_cleanup();
+    return rc;
+}

@@ -1,0 +1,90 @@
+/* What the sidecar's threads share: the inputs' last good state and their
+ * faults, and what was published. One mutex guards it all; parsed models
+ * are immutable and reference-counted, so the builder can compile from a
+ * snapshot while fetchers replace them. */
+#ifndef IBPDNS_SIDECAR_STATE_H
+#define IBPDNS_SIDECAR_STATE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "fetch.h"
+#include "ibp_err.h"
+#include "ibp_log.h"
+#include "ibp_model.h"
+
+typedef struct sc_ref {
+    atomic_int refs;
+    void *model;
+    void (*free_model)(void *model);
+} sc_ref_t;
+
+sc_ref_t *sc_ref_new(void *model, void (*free_model)(void *));
+sc_ref_t *sc_ref_get(sc_ref_t *r);   /* NULL-safe */
+void sc_ref_put(sc_ref_t *r);        /* NULL-safe */
+
+typedef enum sc_src_id {
+    SC_SRC_CONFIG = 0,     /* the node config file itself */
+    SC_SRC_MEMBERS, SC_SRC_SERVICES, SC_SRC_STATIC,
+    SC_SRC_RESULTS,        /* the monitor's /results */
+    SC_SRC_CITY_DB,        /* MaxMind City */
+    SC_SRC_COUNT
+} sc_src_id_t;
+
+extern const char *const sc_src_names[SC_SRC_COUNT];
+
+typedef struct sc_source {
+    char url[4096];        /* what is fetched (credentials never stored here) */
+    sc_fetch_cache_t cache;
+    sc_ref_t *good;        /* last good parsed model, or NULL */
+    uint64_t digest_hi, digest_lo, size;
+    time_t last_success;   /* last fetch that gave or confirmed good content */
+    time_t last_change;    /* last time the good content changed */
+    time_t failing_since;  /* 0 when the last attempt succeeded */
+    char last_error[IBP_ERR_MAX];
+    uint64_t attempts, failures;
+    bool configured;       /* false: e.g. no monitor address */
+} sc_source_t;
+
+typedef struct sc_publish {
+    uint64_t generation, build_time;
+    time_t published_at;
+    double last_build_s;   /* wall time of the last build */
+    double last_health_build_s;
+    uint64_t builds_full, builds_health, build_failures;
+    char last_error[IBP_ERR_MAX];
+    size_t hosts, policies, nodes, bytes;
+} sc_publish_t;
+
+typedef struct sc_state {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;   /* builder and workers sleep on it */
+    sc_source_t src[SC_SRC_COUNT];
+    sc_publish_t pub;
+    bool dirty_config, dirty_health, dirty_geo;   /* what the builder has to redo */
+    bool reload_requested; /* SIGHUP */
+    bool stopping;
+    bool ready;            /* a table is in place */
+    char config_path[4096];
+    char config_dir[4096];
+    char table_path[4096];
+    char mmdb_path[4096];
+    ibp_log_t log;
+    time_t started;
+} sc_state_t;
+
+bool sc_state_init(sc_state_t *s, const char *config_path, ibp_err_t *err);
+void sc_state_free(sc_state_t *s);
+
+/* Records the outcome of one attempt on a source (caller holds the lock).
+ * A fault is logged when it starts and when it ends, not every time. */
+void sc_source_failed(sc_state_t *s, sc_src_id_t id, const char *why);
+void sc_source_ok(sc_state_t *s, sc_src_id_t id);
+
+/* Wakes the threads waiting on `wake` after setting flags (lock held). */
+void sc_state_kick(sc_state_t *s);
+
+#endif

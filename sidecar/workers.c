@@ -1,0 +1,446 @@
+#include "workers.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "ibp_file.h"
+#include "ibp_health.h"
+#include "maxmind.h"
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+typedef bool (*parse_fn)(const char *buf, size_t len, const char *src, void *out, ibp_err_t *err);
+
+typedef struct input_kind {
+    sc_src_id_t id;
+    size_t model_size;
+    parse_fn parse;
+    void (*free_model)(void *);
+} input_kind_t;
+
+static bool parse_config(const char *b, size_t l, const char *s, void *o, ibp_err_t *e)
+{
+    return ibp_node_config_parse(b, l, s, o, e);
+}
+static bool parse_members(const char *b, size_t l, const char *s, void *o, ibp_err_t *e)
+{
+    return ibp_members_parse(b, l, s, o, e);
+}
+static bool parse_services(const char *b, size_t l, const char *s, void *o, ibp_err_t *e)
+{
+    return ibp_services_parse(b, l, s, o, e);
+}
+static bool parse_statics(const char *b, size_t l, const char *s, void *o, ibp_err_t *e)
+{
+    return ibp_statics_parse(b, l, s, o, e);
+}
+static bool parse_health(const char *b, size_t l, const char *s, void *o, ibp_err_t *e)
+{
+    return ibp_health_parse(b, l, s, o, e);
+}
+static void free_config(void *m) { ibp_node_config_free(m); }
+static void free_members(void *m) { ibp_members_free(m); }
+static void free_services(void *m) { ibp_services_free(m); }
+static void free_statics(void *m) { ibp_statics_free(m); }
+static void free_health(void *m) { ibp_health_free(m); }
+
+static const input_kind_t kinds[] = {
+    {SC_SRC_CONFIG, sizeof(ibp_node_config_t), parse_config, free_config},
+    {SC_SRC_MEMBERS, sizeof(ibp_members_t), parse_members, free_members},
+    {SC_SRC_SERVICES, sizeof(ibp_services_t), parse_services, free_services},
+    {SC_SRC_STATIC, sizeof(ibp_statics_t), parse_statics, free_statics},
+    {SC_SRC_RESULTS, sizeof(ibp_health_t), parse_health, free_health},
+};
+
+sc_ref_t *sc_current_config(sc_state_t *s)
+{
+    pthread_mutex_lock(&s->lock);
+    sc_ref_t *r = sc_ref_get(s->src[SC_SRC_CONFIG].good);
+    pthread_mutex_unlock(&s->lock);
+    return r;
+}
+
+static sc_fetch_limits_t limits_of(const ibp_node_config_t *cfg)
+{
+    return (sc_fetch_limits_t){
+        .timeout_ms = cfg ? cfg->fetch_timeout_s * 1000L : 15000L,
+        .max_bytes = cfg ? (size_t)cfg->fetch_max_bytes : 16u << 20,
+        .ca_file = cfg && cfg->ca_file && cfg->ca_file[0] ? cfg->ca_file : NULL,
+    };
+}
+
+static const char *base_name(const char *url)
+{
+    const char *q = strchr(url, '?');
+    const char *end = q ? q : url + strlen(url);
+    const char *p = end;
+    while (p > url && p[-1] != '/')
+        p--;
+    return p < end ? p : url;
+}
+
+static bool cache_copy(const sc_fetch_cache_t *from, sc_fetch_cache_t *to)
+{
+    to->etag = from->etag ? strdup(from->etag) : NULL;
+    to->last_modified = from->last_modified ? strdup(from->last_modified) : NULL;
+    bool ok = (!from->etag || to->etag) && (!from->last_modified || to->last_modified);
+    if (!ok)
+        sc_fetch_cache_free(to);
+    return ok;
+}
+
+/* Parses new content and swaps it in; the lock is not held while parsing.
+ * Returns whether the content was kept. */
+static bool accept_body(sc_state_t *s, const input_kind_t *k, const sc_fetch_result_t *r,
+                        uint64_t hi, uint64_t lo)
+{
+    sc_source_t *src = &s->src[k->id];
+    void *model = calloc(1, k->model_size);
+    ibp_err_t err = {{0}};
+    char name[256];
+    snprintf(name, sizeof name, "%.*s", (int)strcspn(base_name(src->url), "?"), base_name(src->url));
+    bool ok = model && k->parse(r->body, r->len, name, model, &err);
+    sc_ref_t *ref = ok ? sc_ref_new(model, k->free_model) : NULL;
+    pthread_mutex_lock(&s->lock);
+    if (!ref) {
+        sc_source_failed(s, k->id, model ? err.msg : "out of memory");
+        free(model);
+        model = NULL;
+    } else {
+        sc_ref_put(src->good);
+        src->good = ref;
+        src->digest_hi = hi;
+        src->digest_lo = lo;
+        src->size = r->len;
+        src->last_change = time(NULL);
+        sc_source_ok(s, k->id);
+        if (k->id == SC_SRC_RESULTS)
+            s->dirty_health = true;
+        else
+            s->dirty_config = true;
+        sc_state_kick(s);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return ref != NULL;
+}
+
+static void record_failure(sc_state_t *s, sc_src_id_t id, const char *why)
+{
+    pthread_mutex_lock(&s->lock);
+    sc_source_failed(s, id, why);
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void record_unchanged(sc_state_t *s, sc_src_id_t id)
+{
+    pthread_mutex_lock(&s->lock);
+    sc_source_ok(s, id);
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* The monitor's own view is not consensus (IBP-NODE §5.2): keep the last
+ * consensus snapshot and say so. */
+static bool results_source_rejected(sc_state_t *s, const sc_fetch_result_t *r)
+{
+    if (ibp_health_source_accepted(r->results_source))
+        return false;
+    record_failure(s, SC_SRC_RESULTS, "the monitor serves its local results "
+                   "(X-IBP-Results-Source: local), not consensus: ignored");
+    return true;
+}
+
+static void fetch_input(sc_state_t *s, const input_kind_t *k, const char *url,
+                        const sc_fetch_limits_t *lim)
+{
+    sc_source_t *src = &s->src[k->id];
+    pthread_mutex_lock(&s->lock);
+    if (strcmp(src->url, url)) {   /* a new URL: forget the old one's validators */
+        snprintf(src->url, sizeof src->url, "%s", url);
+        sc_fetch_cache_free(&src->cache);
+    }
+    src->configured = true;
+    pthread_mutex_unlock(&s->lock);
+    /* The validators advance only with content we keep: after a rejected
+     * body, a 304 would otherwise pass the fault off as a recovery. */
+    sc_fetch_cache_t trial = {0};
+    if (!cache_copy(&src->cache, &trial)) {
+        record_failure(s, k->id, "out of memory");
+        return;
+    }
+    sc_fetch_result_t r;
+    ibp_err_t err = {{0}};
+    if (!sc_fetch(url, s->config_dir, lim, &trial, NULL, NULL, &r, &err)) {
+        record_failure(s, k->id, err.msg);
+        sc_fetch_cache_free(&trial);
+        return;
+    }
+    bool kept = false;
+    if (k->id != SC_SRC_RESULTS || !results_source_rejected(s, &r)) {
+        uint64_t hi = 0, lo = 0;
+        if (r.status == SC_FETCH_OK)
+            ibp_digest(r.body, r.len, &hi, &lo);
+        if (r.status == SC_FETCH_NOT_MODIFIED ||
+            (src->good && hi == src->digest_hi && lo == src->digest_lo)) {
+            record_unchanged(s, k->id);
+            kept = true;
+        } else {
+            kept = accept_body(s, k, &r, hi, lo);
+        }
+    }
+    if (kept) {
+        sc_fetch_cache_free(&src->cache);
+        src->cache = trial;
+    } else {
+        sc_fetch_cache_free(&trial);
+    }
+    sc_fetch_result_free(&r);
+}
+
+void sc_refresh_config(sc_state_t *s)
+{
+    sc_ref_t *old = sc_current_config(s);
+    sc_fetch_limits_t lim = limits_of(old ? old->model : NULL);
+    fetch_input(s, &kinds[0], s->config_path, &lim);
+    sc_ref_put(old);
+    sc_ref_t *now = sc_current_config(s);
+    if (now) {
+        const ibp_node_config_t *cfg = now->model;
+        pthread_mutex_lock(&s->lock);
+        s->log.level = ibp_log_level_parse(cfg->log_level);
+        pthread_mutex_unlock(&s->lock);
+    }
+    sc_ref_put(now);
+}
+
+static void refresh_maxmind(sc_state_t *s, const ibp_node_config_t *cfg)
+{
+    char dir[4096];
+    ibp_err_t err = {{0}};
+    if (!ibp_local_path(cfg->maxmind_path[0] ? cfg->maxmind_path : "/var/lib/ibpdns/maxmind",
+                        s->config_dir, dir, sizeof dir, &err)) {
+        record_failure(s, SC_SRC_CITY_DB, err.msg);
+        return;
+    }
+    sc_maxmind_cfg_t mc = {.dir = dir, .account = cfg->maxmind_account,
+                           .license_key = cfg->maxmind_key,
+                           .download_base = cfg->maxmind_download_url[0]
+                                            ? cfg->maxmind_download_url : SC_MAXMIND_DOWNLOAD_BASE,
+                           .limits = limits_of(cfg)};
+    mc.limits.max_bytes = 1u << 30;
+    mc.limits.timeout_ms = 600000;
+    char path[4096];
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, SC_MAXMIND_CITY.file) >= sizeof path) {
+        record_failure(s, SC_SRC_CITY_DB, "Maxmind.MaxmindDBPath: path too long");
+        return;
+    }
+    bool changed = false;
+    bool ok = sc_maxmind_refresh(&mc, &SC_MAXMIND_CITY, &changed, &err);
+    pthread_mutex_lock(&s->lock);
+    memcpy(s->mmdb_path, path, sizeof path);
+    memcpy(s->src[SC_SRC_CITY_DB].url, path, sizeof path);
+    s->src[SC_SRC_CITY_DB].configured = true;
+    if (ok) {
+        sc_source_ok(s, SC_SRC_CITY_DB);
+        if (changed) {
+            s->src[SC_SRC_CITY_DB].last_change = time(NULL);
+            s->dirty_geo = true;
+            sc_state_kick(s);
+        }
+    } else {
+        sc_source_failed(s, SC_SRC_CITY_DB, err.msg);
+    }
+    pthread_mutex_unlock(&s->lock);
+    /* The ASN database only feeds usage accounting: refresh it when an
+     * account can download it, never fail routing over it. */
+    if (cfg->maxmind_account[0] && !sc_maxmind_refresh(&mc, &SC_MAXMIND_ASN, &changed, &err))
+        ibp_log(&s->log, IBP_LOG_WARN, "maxmind_asn: %s", err.msg);
+}
+
+void sc_refresh_inputs(sc_state_t *s, bool with_maxmind)
+{
+    sc_ref_t *ref = sc_current_config(s);
+    if (!ref)
+        return;
+    const ibp_node_config_t *cfg = ref->model;
+    sc_fetch_limits_t lim = limits_of(cfg);
+    fetch_input(s, &kinds[1], cfg->members_url, &lim);
+    fetch_input(s, &kinds[2], cfg->services_url, &lim);
+    fetch_input(s, &kinds[3], cfg->static_url, &lim);
+    if (with_maxmind)
+        refresh_maxmind(s, cfg);
+    sc_ref_put(ref);
+}
+
+void sc_poll_monitor(sc_state_t *s)
+{
+    sc_ref_t *ref = sc_current_config(s);
+    if (!ref)
+        return;
+    const ibp_node_config_t *cfg = ref->model;
+    if (cfg->monitor_address[0] && cfg->monitor_port[0]) {
+        char url[1024];
+        bool v6 = strchr(cfg->monitor_address, ':') != NULL;
+        snprintf(url, sizeof url, "http://%s%s%s:%s/results", v6 ? "[" : "", cfg->monitor_address,
+                 v6 ? "]" : "", cfg->monitor_port);
+        sc_fetch_limits_t lim = limits_of(cfg);
+        if (lim.timeout_ms > 5000)
+            lim.timeout_ms = 5000;   /* IBP-NODE §5.2: a poll must not outlive its period */
+        fetch_input(s, &kinds[4], url, &lim);
+    } else {
+        pthread_mutex_lock(&s->lock);
+        s->src[SC_SRC_RESULTS].configured = false;
+        pthread_mutex_unlock(&s->lock);
+    }
+    sc_ref_put(ref);
+}
+
+/* ---- threads -------------------------------------------------------------- */
+
+static void add_ms(struct timespec *t, long ms)
+{
+    t->tv_sec += ms / 1000;
+    t->tv_nsec += (ms % 1000) * 1000000L;
+    if (t->tv_nsec >= 1000000000L) {
+        t->tv_sec++;
+        t->tv_nsec -= 1000000000L;
+    }
+}
+
+static bool before(const struct timespec *a, const struct timespec *b)
+{
+    return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+/* Sleeps until `until` or a stop/reload; returns false when stopping. */
+static bool sleep_until(sc_state_t *s, const struct timespec *until, bool *reload)
+{
+    pthread_mutex_lock(&s->lock);
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    while (!s->stopping && !(reload && s->reload_requested) && before(&now, until)) {
+        pthread_cond_timedwait(&s->wake, &s->lock, until);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+    }
+    if (reload) {
+        *reload = s->reload_requested;
+        s->reload_requested = false;
+    }
+    bool go = !s->stopping;
+    pthread_mutex_unlock(&s->lock);
+    return go;
+}
+
+static int config_period_ms(sc_state_t *s, bool monitor)
+{
+    sc_ref_t *ref = sc_current_config(s);
+    int secs = 30;
+    if (ref) {
+        const ibp_node_config_t *cfg = ref->model;
+        secs = monitor ? cfg->monitor_refresh_s : cfg->config_reload_s;
+    }
+    sc_ref_put(ref);
+    return secs * 1000;
+}
+
+void *sc_config_thread(void *state)
+{
+    sc_state_t *s = state;
+    struct timespec next_config, next_maxmind;
+    clock_gettime(CLOCK_MONOTONIC, &next_config);
+    next_maxmind = next_config;
+    add_ms(&next_config, config_period_ms(s, false));
+    sc_ref_t *ref = sc_current_config(s);
+    add_ms(&next_maxmind, ref ? ((ibp_node_config_t *)ref->model)->maxmind_refresh_s * 1000L : 86400000L);
+    sc_ref_put(ref);
+    for (;;) {
+        bool reload = false;
+        struct timespec until = before(&next_config, &next_maxmind) ? next_config : next_maxmind;
+        if (!sleep_until(s, &until, &reload))
+            return NULL;
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        bool maxmind_due = reload || !before(&now, &next_maxmind);
+        if (reload)
+            ibp_log(&s->log, IBP_LOG_INFO, "SIGHUP: reloading the configuration now");
+        sc_refresh_config(s);
+        sc_refresh_inputs(s, maxmind_due);
+        clock_gettime(CLOCK_MONOTONIC, &next_config);
+        if (maxmind_due) {
+            next_maxmind = next_config;
+            ref = sc_current_config(s);
+            add_ms(&next_maxmind, ref ? ((ibp_node_config_t *)ref->model)->maxmind_refresh_s * 1000L : 86400000L);
+            sc_ref_put(ref);
+        }
+        add_ms(&next_config, config_period_ms(s, false));
+    }
+}
+
+void *sc_monitor_thread(void *state)
+{
+    sc_state_t *s = state;
+    for (;;) {
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        add_ms(&until, config_period_ms(s, true));
+        if (!sleep_until(s, &until, NULL))
+            return NULL;
+        sc_poll_monitor(s);
+    }
+}
+
+/* ---- effective health ------------------------------------------------------ */
+
+static int cmp_strp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static char *lower_dup(const char *fmt_kind, const char *domain, bool v6, const char *member)
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s|%s|%d|%s", fmt_kind, domain ? domain : "", v6, member);
+    for (char *p = buf; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p + 32);
+    return strdup(buf);
+}
+
+void sc_health_digest(const void *health, uint64_t *hi, uint64_t *lo)
+{
+    const ibp_health_t *h = health;
+    size_t n = 0;
+    for (size_t g = 0; h && g < h->n_groups; g++)
+        n += h->groups[g].n_offline;
+    char **lines = calloc(n ? n : 1, sizeof *lines);
+    size_t k = 0;
+    static const char *const kind_names[] = {"site", "domain", "endpoint"};
+    for (size_t g = 0; lines && h && g < h->n_groups; g++) {
+        const ibp_health_group_t *grp = &h->groups[g];
+        for (size_t i = 0; i < grp->n_offline; i++) {
+            /* Endpoint and domain failures act alike on the host (§5.3). */
+            const char *kind = grp->kind == IBP_CHECK_SITE ? kind_names[0] : kind_names[1];
+            char *line = lower_dup(kind, grp->domain, grp->ipv6, grp->offline[i]);
+            if (line)
+                lines[k++] = line;
+        }
+    }
+    /* The offline entries alone decide online(): an empty snapshot and one
+     * where everybody passed are the same to routing. */
+    XXH3_state_t *st = XXH3_createState();
+    XXH3_128bits_reset(st);
+    if (lines)
+        qsort(lines, k, sizeof *lines, cmp_strp);
+    for (size_t i = 0; i < k; i++) {
+        if (i == 0 || strcmp(lines[i], lines[i - 1]))
+            XXH3_128bits_update(st, lines[i], strlen(lines[i]) + 1);
+        free(lines[i]);
+    }
+    free(lines);
+    XXH128_hash_t d = XXH3_128bits_digest(st);
+    XXH3_freeState(st);
+    *hi = d.high64;
+    *lo = d.low64;
+}
