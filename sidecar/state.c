@@ -1,5 +1,6 @@
 #include "state.h"
 
+#include <errno.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,8 +40,14 @@ void sc_ref_put(sc_ref_t *r)
 bool sc_state_init(sc_state_t *s, const char *config_path, ibp_err_t *err)
 {
     memset(s, 0, sizeof *s);
-    if (snprintf(s->config_path, sizeof s->config_path, "%s", config_path) >=
-        (int)sizeof s->config_path)
+    /* Relative URLs in the config are relative to its directory, and the
+     * config itself is re-read by that same rule: make its path absolute. */
+    char *abs = realpath(config_path, NULL);
+    if (!abs)
+        return ibp_err_set(err, "%s: %s", config_path, strerror(errno));
+    int n = snprintf(s->config_path, sizeof s->config_path, "%s", abs);
+    free(abs);
+    if (n >= (int)sizeof s->config_path)
         return ibp_err_set(err, "%s: path too long", config_path);
     char copy[sizeof s->config_path];
     memcpy(copy, s->config_path, sizeof copy);
