@@ -1,0 +1,67 @@
+#!/usr/bin/python3
+"""The README's run command (scripts/run), as a new user runs it: it ends by
+showing two dig answers that differ by client subnet, and stopping it leaves
+no sidecar, PowerDNS or coprocess behind (issue 4, acceptance 5). Uses the
+fixed ports of the embedded default (5300, 6100): not run in parallel."""
+import os
+import re
+import signal
+import subprocess
+import time
+
+import ibptest
+from ibptest import check, eq
+
+RUN = os.path.join(ibptest.SRC, 'scripts', 'run')
+VAR = os.path.join(ibptest.SRC, 'var', 'run')
+
+
+def leftovers():
+    found = []
+    for pid in os.listdir('/proc'):
+        if not pid.isdigit():
+            continue
+        try:
+            with open('/proc/%s/cmdline' % pid, 'rb') as f:
+                cmd = f.read().replace(b'\0', b' ').decode('utf-8', 'replace')
+        except OSError:
+            continue
+        if ('ibpdns-sidecar' in cmd and 'examples/node.json' in cmd) or VAR in cmd:
+            found.append('%s: %s' % (pid, cmd))
+    return found
+
+
+def test_run_shows_two_answers_and_stops_clean():
+    check(not leftovers(), 'something of a previous run is still running: %r' % leftovers())
+    proc = subprocess.Popen(['bash', RUN], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    out = []
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            out.append(line)
+            if 'Ctrl-C stops' in line:
+                break
+        text = ''.join(out)
+        answers = re.findall(r'-> (\S+)\s+\(', text)
+        eq(len(answers), 2, 'two dig answers in:\n' + text)
+        check(answers[0] != answers[1], 'the answers differ: %r' % answers)
+        check(all(re.match(r'^\d+\.\d+\.\d+\.\d+$', a) for a in answers), 'addresses: %r' % answers)
+    finally:
+        os.killpg(proc.pid, signal.SIGINT) if proc.poll() is None else None
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    end = time.monotonic() + 5
+    while leftovers() and time.monotonic() < end:
+        time.sleep(0.2)
+    eq(leftovers(), [], 'processes left after stopping the run command')
+
+
+if __name__ == '__main__':
+    ibptest.main(globals())
