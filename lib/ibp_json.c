@@ -392,3 +392,9 @@ void ibp_strv_free(ibp_strv_t *sv)
     ibp_strarr_free(sv->v, sv->n);
     *sv = (ibp_strv_t){0};
 }
+
+bool ibp_json_present(const json_t *obj, const char *key)
+{
+    const json_t *v = ibp_json_get(obj, key);
+    return v && !json_is_null(v);
+}

@@ -39,6 +39,9 @@ json_t *ibp_json_load(const char *buf, size_t len, const char *src, ibp_err_t *e
 json_t *ibp_json_get(const json_t *obj, const char *key);
 
 /* "object", "array", "string", "number", "boolean" or "null". */
+/* The key exists with a value other than null. */
+bool ibp_json_present(const json_t *obj, const char *key);
+
 const char *ibp_json_type_name(const json_t *v);
 
 /* Builds "<parent>.<key>" / "<parent>[i]" into out (IBP_JPATH_MAX bytes);

@@ -143,12 +143,6 @@ static bool member_assignments(const ibp_jctx_t *c, const json_t *mobj, const ch
     return true;
 }
 
-static bool present(const json_t *obj, const char *key)
-{
-    const json_t *v = ibp_json_get(obj, key);
-    return v && !json_is_null(v);
-}
-
 /* The v1 files are either {"members": {...}} or keyed by member with flat
  * lowercase fields; both fail here, so this is where we name the format. */
 static bool member_shape(const ibp_jctx_t *c, const json_t *val, const char *path)
@@ -156,7 +150,7 @@ static bool member_shape(const ibp_jctx_t *c, const json_t *val, const char *pat
     if (!json_is_object(val))
         return ibp_jerr(c, path, "not a v2 member entry (expected an object, got %s): "
                         V1_HINT, ibp_json_type_name(val));
-    if (!present(val, "Details") && !present(val, "Service"))
+    if (!ibp_json_present(val, "Details") && !ibp_json_present(val, "Service"))
         return ibp_jerr(c, path, "not a v2 member entry (no Details/Service): " V1_HINT);
     return true;
 }

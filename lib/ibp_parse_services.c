@@ -151,12 +151,6 @@ static bool service_hosts(const ibp_jctx_t *c, const json_t *sobj, const char *p
     return true;
 }
 
-static bool present(const json_t *obj, const char *key)
-{
-    const json_t *v = ibp_json_get(obj, key);
-    return v && !json_is_null(v);
-}
-
 /* v1 services.json is keyed by hostname with flat snake_case fields
  * (service_type, endpoints, members): no Configuration, no Providers. */
 static bool service_shape(const ibp_jctx_t *c, const json_t *val, const char *path)
@@ -164,7 +158,7 @@ static bool service_shape(const ibp_jctx_t *c, const json_t *val, const char *pa
     if (!json_is_object(val))
         return ibp_jerr(c, path, "not a v2 service entry (expected an object, got %s): "
                         V1_HINT, ibp_json_type_name(val));
-    if (!present(val, "Configuration") && !present(val, "Providers"))
+    if (!ibp_json_present(val, "Configuration") && !ibp_json_present(val, "Providers"))
         return ibp_jerr(c, path, "not a v2 service entry (no Configuration/Providers): "
                         V1_HINT);
     return true;

@@ -7,52 +7,17 @@
 
 #include "ibp_file.h"
 #include "ibp_health.h"
+#include "ibp_inputs.h"
 #include "maxmind.h"
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
-typedef bool (*parse_fn)(const char *buf, size_t len, const char *src, void *out, ibp_err_t *err);
-
-typedef struct input_kind {
-    sc_src_id_t id;
-    size_t model_size;
-    parse_fn parse;
-    void (*free_model)(void *);
-} input_kind_t;
-
-static bool parse_config(const char *b, size_t l, const char *s, void *o, ibp_err_t *e)
-{
-    return ibp_node_config_parse(b, l, s, o, e);
-}
-static bool parse_members(const char *b, size_t l, const char *s, void *o, ibp_err_t *e)
-{
-    return ibp_members_parse(b, l, s, o, e);
-}
-static bool parse_services(const char *b, size_t l, const char *s, void *o, ibp_err_t *e)
-{
-    return ibp_services_parse(b, l, s, o, e);
-}
-static bool parse_statics(const char *b, size_t l, const char *s, void *o, ibp_err_t *e)
-{
-    return ibp_statics_parse(b, l, s, o, e);
-}
-static bool parse_health(const char *b, size_t l, const char *s, void *o, ibp_err_t *e)
-{
-    return ibp_health_parse(b, l, s, o, e);
-}
-static void free_config(void *m) { ibp_node_config_free(m); }
-static void free_members(void *m) { ibp_members_free(m); }
-static void free_services(void *m) { ibp_services_free(m); }
-static void free_statics(void *m) { ibp_statics_free(m); }
-static void free_health(void *m) { ibp_health_free(m); }
-
-static const input_kind_t kinds[] = {
-    {SC_SRC_CONFIG, sizeof(ibp_node_config_t), parse_config, free_config},
-    {SC_SRC_MEMBERS, sizeof(ibp_members_t), parse_members, free_members},
-    {SC_SRC_SERVICES, sizeof(ibp_services_t), parse_services, free_services},
-    {SC_SRC_STATIC, sizeof(ibp_statics_t), parse_statics, free_statics},
-    {SC_SRC_RESULTS, sizeof(ibp_health_t), parse_health, free_health},
+/* Which input kind each JSON source is. */
+static const enum ibp_input_kind source_kind[] = {
+    [SC_SRC_CONFIG] = IBP_IN_NODE_CONFIG, [SC_SRC_MEMBERS] = IBP_IN_MEMBERS,
+    [SC_SRC_SERVICES] = IBP_IN_SERVICES, [SC_SRC_STATIC] = IBP_IN_STATIC,
+    [SC_SRC_RESULTS] = IBP_IN_RESULTS,
 };
 
 sc_ref_t *sc_current_config(sc_state_t *s)
@@ -94,10 +59,11 @@ static bool cache_copy(const sc_fetch_cache_t *from, sc_fetch_cache_t *to)
 
 /* Parses new content and swaps it in; the lock is not held while parsing.
  * Returns whether the content was kept. */
-static bool accept_body(sc_state_t *s, const input_kind_t *k, const sc_fetch_result_t *r,
+static bool accept_body(sc_state_t *s, sc_src_id_t id, const sc_fetch_result_t *r,
                         uint64_t hi, uint64_t lo)
 {
-    sc_source_t *src = &s->src[k->id];
+    const ibp_input_type_t *k = ibp_input_type(source_kind[id]);
+    sc_source_t *src = &s->src[id];
     void *model = calloc(1, k->model_size);
     ibp_err_t err = {{0}};
     char name[256];
@@ -106,7 +72,7 @@ static bool accept_body(sc_state_t *s, const input_kind_t *k, const sc_fetch_res
     sc_ref_t *ref = ok ? sc_ref_new(model, k->free_model) : NULL;
     pthread_mutex_lock(&s->lock);
     if (!ref) {
-        sc_source_failed(s, k->id, model ? err.msg : "out of memory");
+        sc_source_failed(s, id, model ? err.msg : "out of memory");
         free(model);
         model = NULL;
     } else {
@@ -116,8 +82,8 @@ static bool accept_body(sc_state_t *s, const input_kind_t *k, const sc_fetch_res
         src->digest_lo = lo;
         src->size = r->len;
         src->last_change = time(NULL);
-        sc_source_ok(s, k->id);
-        if (k->id == SC_SRC_RESULTS)
+        sc_source_ok(s, id);
+        if (id == SC_SRC_RESULTS)
             s->dirty_health = true;
         else
             s->dirty_config = true;
@@ -152,10 +118,10 @@ static bool results_source_rejected(sc_state_t *s, const sc_fetch_result_t *r)
     return true;
 }
 
-static void fetch_input(sc_state_t *s, const input_kind_t *k, const char *url,
+static void fetch_input(sc_state_t *s, sc_src_id_t id, const char *url,
                         const sc_fetch_limits_t *lim)
 {
-    sc_source_t *src = &s->src[k->id];
+    sc_source_t *src = &s->src[id];
     pthread_mutex_lock(&s->lock);
     if (strcmp(src->url, url)) {   /* a new URL: forget the old one's validators */
         snprintf(src->url, sizeof src->url, "%s", url);
@@ -167,27 +133,27 @@ static void fetch_input(sc_state_t *s, const input_kind_t *k, const char *url,
      * body, a 304 would otherwise pass the fault off as a recovery. */
     sc_fetch_cache_t trial = {0};
     if (!cache_copy(&src->cache, &trial)) {
-        record_failure(s, k->id, "out of memory");
+        record_failure(s, id, "out of memory");
         return;
     }
     sc_fetch_result_t r;
     ibp_err_t err = {{0}};
     if (!sc_fetch(url, s->config_dir, lim, &trial, NULL, NULL, &r, &err)) {
-        record_failure(s, k->id, err.msg);
+        record_failure(s, id, err.msg);
         sc_fetch_cache_free(&trial);
         return;
     }
     bool kept = false;
-    if (k->id != SC_SRC_RESULTS || !results_source_rejected(s, &r)) {
+    if (id != SC_SRC_RESULTS || !results_source_rejected(s, &r)) {
         uint64_t hi = 0, lo = 0;
         if (r.status == SC_FETCH_OK)
             ibp_digest(r.body, r.len, &hi, &lo);
         if (r.status == SC_FETCH_NOT_MODIFIED ||
             (src->good && hi == src->digest_hi && lo == src->digest_lo)) {
-            record_unchanged(s, k->id);
+            record_unchanged(s, id);
             kept = true;
         } else {
-            kept = accept_body(s, k, &r, hi, lo);
+            kept = accept_body(s, id, &r, hi, lo);
         }
     }
     if (kept) {
@@ -203,7 +169,7 @@ void sc_refresh_config(sc_state_t *s)
 {
     sc_ref_t *old = sc_current_config(s);
     sc_fetch_limits_t lim = limits_of(old ? old->model : NULL);
-    fetch_input(s, &kinds[0], s->config_path, &lim);
+    fetch_input(s, SC_SRC_CONFIG, s->config_path, &lim);
     sc_ref_put(old);
     sc_ref_t *now = sc_current_config(s);
     if (now) {
@@ -266,9 +232,9 @@ void sc_refresh_inputs(sc_state_t *s, bool with_maxmind)
         return;
     const ibp_node_config_t *cfg = ref->model;
     sc_fetch_limits_t lim = limits_of(cfg);
-    fetch_input(s, &kinds[1], cfg->members_url, &lim);
-    fetch_input(s, &kinds[2], cfg->services_url, &lim);
-    fetch_input(s, &kinds[3], cfg->static_url, &lim);
+    fetch_input(s, SC_SRC_MEMBERS, cfg->members_url, &lim);
+    fetch_input(s, SC_SRC_SERVICES, cfg->services_url, &lim);
+    fetch_input(s, SC_SRC_STATIC, cfg->static_url, &lim);
     if (with_maxmind)
         refresh_maxmind(s, cfg);
     sc_ref_put(ref);
@@ -288,7 +254,7 @@ void sc_poll_monitor(sc_state_t *s)
         sc_fetch_limits_t lim = limits_of(cfg);
         if (lim.timeout_ms > 5000)
             lim.timeout_ms = 5000;   /* IBP-NODE §5.2: a poll must not outlive its period */
-        fetch_input(s, &kinds[4], url, &lim);
+        fetch_input(s, SC_SRC_RESULTS, url, &lim);
     } else {
         pthread_mutex_lock(&s->lock);
         s->src[SC_SRC_RESULTS].configured = false;

@@ -11,6 +11,7 @@
 #include "ibp_compile.h"
 #include "ibp_file.h"
 #include "ibp_health.h"
+#include "ibp_inputs.h"
 #include "ibp_mmdb.h"
 #include "ibp_model.h"
 #include "ibp_table.h"
@@ -61,32 +62,9 @@ static const char *base_name(const char *path)
     return slash ? slash + 1 : path;
 }
 
-typedef bool (*parse_fn)(const char *buf, size_t len, const char *src, void *out, ibp_err_t *err);
-
-static bool parse_members(const char *b, size_t l, const char *s, void *o, ibp_err_t *e)
-{
-    return ibp_members_parse(b, l, s, o, e);
-}
-static bool parse_services(const char *b, size_t l, const char *s, void *o, ibp_err_t *e)
-{
-    return ibp_services_parse(b, l, s, o, e);
-}
-static bool parse_statics(const char *b, size_t l, const char *s, void *o, ibp_err_t *e)
-{
-    return ibp_statics_parse(b, l, s, o, e);
-}
-static bool parse_config(const char *b, size_t l, const char *s, void *o, ibp_err_t *e)
-{
-    return ibp_node_config_parse(b, l, s, o, e);
-}
-static bool parse_health(const char *b, size_t l, const char *s, void *o, ibp_err_t *e)
-{
-    return ibp_health_parse(b, l, s, o, e);
-}
-
 /* Reads a local JSON input, records its digest, parses it. */
-static bool load(inputs_t *in, enum ibp_input_kind kind, const char *path, parse_fn parse,
-                 void *model, ibp_err_t *err)
+static bool load(inputs_t *in, enum ibp_input_kind kind, const char *path, void *model,
+                 ibp_err_t *err)
 {
     char *buf;
     size_t len;
@@ -97,18 +75,18 @@ static bool load(inputs_t *in, enum ibp_input_kind kind, const char *path, parse
     *d = (ibp_input_desc_t){.kind = kind, .source = in->paths[in->n_desc], .size = len};
     ibp_digest(buf, len, &d->digest_hi, &d->digest_lo);
     in->n_desc++;
-    bool ok = parse(buf, len, base_name(path), model, err);
+    bool ok = ibp_input_type(kind)->parse(buf, len, base_name(path), model, err);
     free(buf);
     return ok;
 }
 
 static bool load_url(inputs_t *in, enum ibp_input_kind kind, const char *url, const char *what,
-                     parse_fn parse, void *model, ibp_err_t *err)
+                     void *model, ibp_err_t *err)
 {
     char path[PATH_MAX];
     if (!ibp_local_path(url, in->config_dir, path, sizeof path, err))
         return ibp_err_prefix(err, "%s: %s", base_name(in->cfg.path ? in->cfg.path : "config"), what);
-    return load(in, kind, path, parse, model, err);
+    return load(in, kind, path, model, err);
 }
 
 static bool load_all(const build_opts_t *o, inputs_t *in, ibp_err_t *err)
@@ -116,16 +94,16 @@ static bool load_all(const build_opts_t *o, inputs_t *in, ibp_err_t *err)
     char tmp[PATH_MAX];
     snprintf(tmp, sizeof tmp, "%s", o->config);
     snprintf(in->config_dir, sizeof in->config_dir, "%s", dirname(tmp));
-    if (!load(in, IBP_IN_NODE_CONFIG, o->config, parse_config, &in->cfg, err))
+    if (!load(in, IBP_IN_NODE_CONFIG, o->config, &in->cfg, err))
         return false;
     for (size_t i = 0; i < in->cfg.n_warnings; i++)
         fprintf(stderr, "ibpdns-table: warning: %s\n", in->cfg.warnings[i]);
     if (!load_url(in, IBP_IN_MEMBERS, in->cfg.members_url, "System.ConfigUrls.MembersConfig",
-                  parse_members, &in->members, err) ||
+                  &in->members, err) ||
         !load_url(in, IBP_IN_SERVICES, in->cfg.services_url, "System.ConfigUrls.ServicesConfig",
-                  parse_services, &in->services, err) ||
+                  &in->services, err) ||
         !load_url(in, IBP_IN_STATIC, in->cfg.static_url, "System.ConfigUrls.StaticDNSConfig",
-                  parse_statics, &in->statics, err))
+                  &in->statics, err))
         return false;
     if (!o->results)
         return true;
@@ -134,7 +112,7 @@ static bool load_all(const build_opts_t *o, inputs_t *in, ibp_err_t *err)
                 "ignored (everybody online)\n", o->results, o->results_source);
         return true;
     }
-    return load(in, IBP_IN_RESULTS, o->results, parse_health, &in->health, err);
+    return load(in, IBP_IN_RESULTS, o->results, &in->health, err);
 }
 
 static bool mmdb_input(const build_opts_t *o, inputs_t *in, char *path, size_t cap,
