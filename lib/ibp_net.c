@@ -14,16 +14,47 @@ static bool copy_bounded(const char *s, size_t len, char buf[ADDR_TEXT_MAX])
     return true;
 }
 
+/* Dotted quad, as strict as inet_pton (no leading zeros, no missing or
+ * extra parts) but without the copy: remotes and ECS prefixes are mostly
+ * IPv4 and this runs for every query. */
+static bool parse_v4(const char *s, size_t len, uint8_t out[4])
+{
+    const char *p = s, *end = s + len;
+    for (int part = 0; part < 4; part++) {
+        if (part && (p == end || *p++ != '.'))
+            return false;
+        unsigned d, v;
+        if (p == end || (v = (unsigned)(*p - '0')) > 9)
+            return false;
+        p++;
+        if (p < end && (d = (unsigned)(*p - '0')) <= 9) {
+            if (v == 0)
+                return false;   /* a leading zero */
+            v = v * 10 + d;
+            p++;
+            if (p < end && (d = (unsigned)(*p - '0')) <= 9) {
+                v = v * 10 + d;
+                p++;
+            }
+        }
+        if (v > 255)
+            return false;
+        out[part] = (uint8_t)v;
+    }
+    return p == end;
+}
+
 bool ibp_addr_parse(const char *s, size_t len, ibp_addr_t *out, bool *is_v4)
 {
-    char buf[ADDR_TEXT_MAX];
-    if (!copy_bounded(s, len, buf))
-        return false;
     memset(out->b, 0, sizeof out->b);
-    if (memchr(buf, ':', len) == NULL) {
+    if (len && len < 16 && parse_v4(s, len, &out->b[12])) {
         *is_v4 = true;
-        return inet_pton(AF_INET, buf, &out->b[12]) == 1;
+        return true;
     }
+    memset(&out->b[12], 0, 4);
+    char buf[ADDR_TEXT_MAX];
+    if (!copy_bounded(s, len, buf) || !memchr(buf, ':', len))
+        return false;
     *is_v4 = false;
     return inet_pton(AF_INET6, buf, out->b) == 1;
 }
@@ -47,7 +78,10 @@ static bool parse_plen(const char *s, size_t len, unsigned max, unsigned *plen)
 bool ibp_prefix_parse(const char *s, size_t len, ibp_addr_t *out,
                       unsigned *plen, bool *is_v4)
 {
-    const char *slash = memchr(s, '/', len);
+    const char *slash = NULL;   /* "/NNN" is at the end: look there first */
+    for (size_t i = len, k = 0; i > 0 && k < 4 && !slash; i--, k++)
+        if (s[i - 1] == '/')
+            slash = s + i - 1;
     size_t alen = slash ? (size_t)(slash - s) : len;
     if (!ibp_addr_parse(s, alen, out, is_v4))
         return false;
@@ -59,12 +93,6 @@ bool ibp_prefix_parse(const char *s, size_t len, ibp_addr_t *out,
     return parse_plen(slash + 1, len - alen - 1, max, plen);
 }
 
-static const uint8_t pfx_v4mapped[12] = {0,0,0,0, 0,0,0,0, 0,0,0xff,0xff};
-static const uint8_t pfx_siit[12]     = {0,0,0,0, 0,0,0,0, 0xff,0xff,0,0};
-static const uint8_t pfx_wkp[12]      = {0,0x64,0xff,0x9b, 0,0,0,0, 0,0,0,0};
-static const uint8_t pfx_teredo[4]    = {0x20,0x01,0,0};
-static const uint8_t pfx_6to4[2]      = {0x20,0x02};
-
 static uint32_t load_be32(const uint8_t *p)
 {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
@@ -72,17 +100,19 @@ static uint32_t load_be32(const uint8_t *p)
 
 unsigned ibp_addr_v4_embedded(const ibp_addr_t *a, uint32_t *v4)
 {
-    /* ::/96 itself is where IPv4 lives natively, so it is not "embedded". */
-    if (!memcmp(a->b, pfx_v4mapped, 12) || !memcmp(a->b, pfx_siit, 12) ||
-        !memcmp(a->b, pfx_wkp, 12)) {
+    /* Compared as big-endian words: this runs for every IPv6 client. ::/96
+     * itself is where IPv4 lives natively, so it is not "embedded". */
+    uint32_t w0 = load_be32(&a->b[0]), w1 = load_be32(&a->b[4]), w2 = load_be32(&a->b[8]);
+    if ((w0 == 0 && w1 == 0 && (w2 == 0x0000ffffu || w2 == 0xffff0000u)) ||   /* mapped, SIIT */
+        (w0 == 0x0064ff9bu && w1 == 0 && w2 == 0)) {                         /* NAT64 WKP */
         *v4 = load_be32(&a->b[12]);
         return 96;
     }
-    if (!memcmp(a->b, pfx_teredo, 4)) {
+    if (w0 == 0x20010000u) {                                                 /* Teredo */
         *v4 = ~load_be32(&a->b[12]);   /* Teredo stores the client obfuscated */
         return 96;
     }
-    if (!memcmp(a->b, pfx_6to4, 2)) {
+    if ((w0 >> 16) == 0x2002u) {                                             /* 6to4 */
         *v4 = load_be32(&a->b[2]);
         return 16;
     }

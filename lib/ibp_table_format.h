@@ -12,11 +12,13 @@
 #include <stdint.h>
 
 #define IBP_TBL_MAGIC "IBPDNSTB"
-#define IBP_TBL_VERSION 1u
+#define IBP_TBL_VERSION 2u          /* 2: word-wise name hash */
 #define IBP_TBL_ENDIAN 0x01020304u
 #define IBP_TBL_NONE 0xFFFFFFFFu      /* "no index" */
 #define IBP_TBL_LEAF 0x80000000u      /* tree ref: top bit set => answer index */
 #define IBP_TBL_MAX_ANSWERS 8
+#define IBP_TBL_NAME_MAX 255        /* longest owner name in a table (presentation) */
+#define IBP_TBL_NAME_BUF 256        /* IBP_TBL_NAME_MAX rounded up to 8 bytes */
 
 /* Record types we serve (DNS type codes). */
 enum {

@@ -264,25 +264,49 @@ void ibp_table_close(ibp_table_t *t)
 
 /* ---- queries ------------------------------------------------------------ */
 
-static inline unsigned char lower(unsigned char c)
+/* Names are hashed and compared eight bytes at a time: the coprocess looks
+ * up one for every request. Case folding is ASCII only, as DNS's. */
+static inline uint64_t lower8(uint64_t x)
 {
-    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
+    uint64_t heptets = x & 0x7f7f7f7f7f7f7f7fULL;
+    uint64_t above_z = heptets + 0x2525252525252525ULL;   /* high bit set if > 'Z' */
+    uint64_t from_a = heptets + 0x3f3f3f3f3f3f3f3fULL;    /* high bit set if >= 'A' */
+    uint64_t upper = ~x & (from_a ^ above_z) & 0x8080808080808080ULL;
+    return x | (upper >> 2);
+}
+
+static inline uint64_t load8(const char *p, size_t n)
+{
+    uint64_t w = 0;
+    if (n >= 8) {
+        memcpy(&w, p, 8);   /* a constant size: one load */
+        return w;
+    }
+    for (size_t i = 0; i < n; i++)
+        w |= (uint64_t)(unsigned char)p[i] << (8 * i);   /* little-endian, as the full words */
+    return w;
+}
+
+/* Lowercases name into out (which must hold len rounded up to 8 bytes) and
+ * hashes it. */
+static uint32_t fold_and_hash(const char *name, size_t len, char *out)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ len;
+    for (size_t i = 0; i < len; i += 8) {
+        uint64_t w = lower8(load8(name + i, len - i));
+        memcpy(out + i, &w, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdULL;
+        h ^= h >> 32;
+    }
+    return (uint32_t)(h ^ (h >> 29));
 }
 
 uint32_t ibp_name_hash(const char *name, size_t len)
 {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ lower((unsigned char)name[i])) * 16777619u;
-    return h;
-}
-
-static bool name_equal(const char *stored, const char *name, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)stored[i] != lower((unsigned char)name[i]))
-            return false;
-    return true;
+    char folded[IBP_TBL_NAME_BUF];
+    if (len > IBP_TBL_NAME_MAX)
+        len = IBP_TBL_NAME_MAX;   /* no such name is in a table anyway */
+    return fold_and_hash(name, len, folded);
 }
 
 const ibp_tbl_name_t *ibp_table_find(const ibp_table_t *t, const char *name, size_t len)
@@ -291,15 +315,17 @@ const ibp_tbl_name_t *ibp_table_find(const ibp_table_t *t, const char *name, siz
         return NULL;
     if (len > 1 && name[len - 1] == '.')
         len--;
-    uint32_t h = ibp_name_hash(name, len);
+    if (len > IBP_TBL_NAME_MAX)
+        return NULL;
+    char folded[IBP_TBL_NAME_BUF];
+    uint32_t h = fold_and_hash(name, len, folded);
     for (uint32_t i = h & t->hash_mask, probes = 0; probes <= t->hash_mask;
          i = (i + 1) & t->hash_mask, probes++) {
         uint32_t slot = t->name_hash[i];
         if (!slot)
             return NULL;
         const ibp_tbl_name_t *nm = &t->names[slot - 1];
-        if (nm->hash == h && nm->name_len == len &&
-            name_equal(t->strings + nm->name, name, len))
+        if (nm->hash == h && nm->name_len == len && !memcmp(t->strings + nm->name, folded, len))
             return nm;
     }
     return NULL;

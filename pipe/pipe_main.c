@@ -29,17 +29,17 @@ typedef struct watcher {
     bool tried_valid;
     struct stat loaded_id; /* identity of the file behind `table` */
     bool missing_logged;
-    uint64_t next_check_ms;
+    struct timespec next_check;
     unsigned interval_ms;
     pid_t parent;
     const ibp_log_t *log;
 } watcher_t;
 
-static uint64_t now_ms(void)
+static struct timespec coarse_now(void)
 {
     struct timespec ts;   /* the coarse clock is read from the vDSO: no system call */
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    return ts;
 }
 
 static bool same_file(const struct stat *a, const struct stat *b)
@@ -87,10 +87,13 @@ static void watcher_try(watcher_t *w, pipe_state_t *st, const struct stat *s)
 
 static void watcher_check(watcher_t *w, pipe_state_t *st, bool force)
 {
-    uint64_t now = now_ms();
-    if (!force && now < w->next_check_ms)
+    struct timespec now = coarse_now();
+    if (!force && (now.tv_sec < w->next_check.tv_sec ||
+                   (now.tv_sec == w->next_check.tv_sec && now.tv_nsec < w->next_check.tv_nsec)))
         return;
-    w->next_check_ms = now + w->interval_ms;
+    long ns = now.tv_nsec + (long)(w->interval_ms % 1000) * 1000000L;
+    w->next_check.tv_sec = now.tv_sec + w->interval_ms / 1000 + ns / 1000000000L;
+    w->next_check.tv_nsec = ns % 1000000000L;
     if (getppid() != w->parent)
         exit(0);   /* PowerDNS is gone and nobody will read our answers */
     struct stat s;
@@ -157,7 +160,6 @@ static void handle_lines(char *buf, size_t *have, bool *discarding, pipe_state_t
             *discarding = false;
             note_malformed(w->log, st, "(overlong line)", 15);
         } else {
-            watcher_check(w, st, false);
             if (pipe_handle_line(st, buf + start, len, out) != PIPE_OK)
                 note_malformed(w->log, st, buf + start, len);
         }
@@ -184,6 +186,9 @@ static void serve(pipe_state_t *st, watcher_t *w)
         if (r <= 0)
             return;   /* EOF: PowerDNS is done with us */
         have += (size_t)r;
+        /* Once per read: PowerDNS sends one request per read, a replayed
+         * stream many; either way the swap falls between two requests. */
+        watcher_check(w, st, false);
         handle_lines(buf, &have, &discarding, st, &out, w);
         flush_or_exit(&out);
     }

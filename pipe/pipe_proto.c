@@ -12,7 +12,7 @@ typedef struct field {
 
 /* ---- output ---------------------------------------------------------------- */
 
-static void out_put(pipe_out_t *out, const char *s, size_t len)
+static void out_put_slow(pipe_out_t *out, const char *s, size_t len)
 {
     while (len && !out->failed) {
         size_t room = PIPE_OUT_CAP - out->len;
@@ -29,6 +29,17 @@ static void out_put(pipe_out_t *out, const char *s, size_t len)
         s += n;
         len -= n;
     }
+}
+
+/* Nearly every answer fits the buffer: keep that case to a copy. */
+static inline void out_put(pipe_out_t *out, const char *s, size_t len)
+{
+    if (len <= PIPE_OUT_CAP - out->len) {
+        memcpy(out->buf + out->len, s, len);
+        out->len += len;
+        return;
+    }
+    out_put_slow(out, s, len);
 }
 
 static void out_str(pipe_out_t *out, const char *s)
@@ -105,14 +116,30 @@ static bool parse_int(const field_t *f, long long min, long long max, long long 
 
 enum { QT_UNKNOWN = 0 };
 
+/* Case-insensitive, by length first: this runs for every request. */
 static unsigned parse_qtype(const field_t *f)
 {
-    static const unsigned types[] = {IBP_T_A, IBP_T_NS, IBP_T_CNAME, IBP_T_SOA, IBP_T_PTR,
-                                     IBP_T_MX, IBP_T_TXT, IBP_T_AAAA, IBP_T_SRV, IBP_T_CAA,
-                                     IBP_T_ANY};
-    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
-        if (field_is_ci(f, ibp_rrtype_name(types[i])))
-            return types[i];
+    char t[8];
+    if (f->len == 0 || f->len > 7)
+        goto numeric;
+    for (size_t i = 0; i < f->len; i++)
+        t[i] = (f->s[i] >= 'a' && f->s[i] <= 'z') ? (char)(f->s[i] - 32) : f->s[i];
+    switch (f->len) {
+    case 1: return t[0] == 'A' ? IBP_T_A : QT_UNKNOWN;
+    case 2: return !memcmp(t, "NS", 2) ? IBP_T_NS : !memcmp(t, "MX", 2) ? IBP_T_MX : QT_UNKNOWN;
+    case 3:
+        if (!memcmp(t, "ANY", 3)) return IBP_T_ANY;
+        if (!memcmp(t, "SOA", 3)) return IBP_T_SOA;
+        if (!memcmp(t, "TXT", 3)) return IBP_T_TXT;
+        if (!memcmp(t, "SRV", 3)) return IBP_T_SRV;
+        if (!memcmp(t, "CAA", 3)) return IBP_T_CAA;
+        if (!memcmp(t, "PTR", 3)) return IBP_T_PTR;
+        return QT_UNKNOWN;
+    case 4: return !memcmp(t, "AAAA", 4) ? IBP_T_AAAA : QT_UNKNOWN;
+    case 5: if (!memcmp(t, "CNAME", 5)) return IBP_T_CNAME; break;
+    default: break;
+    }
+numeric:;
     long long n;
     if (f->len > 4 && field_is_ci(&(field_t){f->s, 4}, "TYPE") &&
         parse_int(&(field_t){f->s + 4, f->len - 4}, 0, 65535, &n))
@@ -123,9 +150,10 @@ static unsigned parse_qtype(const field_t *f)
 /* A remote may carry a %iface suffix on some setups. */
 static bool parse_remote(const field_t *f, ibp_addr_t *a, bool *v4)
 {
+    if (ibp_addr_parse(f->s, f->len, a, v4))
+        return true;
     const char *pct = memchr(f->s, '%', f->len);
-    size_t len = pct ? (size_t)(pct - f->s) : f->len;
-    return ibp_addr_parse(f->s, len, a, v4);
+    return pct && ibp_addr_parse(f->s, (size_t)(pct - f->s), a, v4);
 }
 
 /* The ECS field is remote/32 (or /128) when the query carried no ECS, and
@@ -284,16 +312,16 @@ static pipe_result_t handle_helo(pipe_state_t *st, const field_t *f, size_t n, p
 static pipe_result_t handle_q(pipe_state_t *st, const field_t *f, size_t n, pipe_out_t *out)
 {
     size_t want = st->abi == 1 ? 6 : st->abi == 2 ? 7 : 8;
-    bool soa = n > 3 && field_is_ci(&f[3], "SOA");
+    query_t q = {.qname = f[1], .qtype = n > 3 ? parse_qtype(&f[3]) : QT_UNKNOWN,
+                 .remote = n > 5 ? &f[5] : NULL, .ecs = st->abi >= 3 && n > 7 ? &f[7] : NULL};
+    bool soa = q.qtype == IBP_T_SOA;
     long long id;
-    query_t q = {.qname = f[1], .remote = n > 5 ? &f[5] : NULL,
-                 .ecs = st->abi >= 3 && n > 7 ? &f[7] : NULL};
     if (st->abi == 0 || n != want || !field_is(&f[2], "IN") || f[1].len == 0 ||
         f[1].len > 1024 || !parse_int(&f[4], -1, 0x7FFFFFFF, &id))
         return malformed(st, out, soa);
-    q.qtype = parse_qtype(&f[3]);
+    /* SOA questions never depend on the client (PowerDNS sends 0.0.0.0). */
     ibp_client_t c;
-    if (!parse_client(q.remote, q.ecs, &c))
+    if (!soa && !parse_client(q.remote, q.ecs, &c))
         return malformed(st, out, soa);
     st->stats.queries++;
     answer_query(st, out, &q, &c);
