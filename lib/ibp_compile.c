@@ -299,12 +299,14 @@ static uint8_t skip_reason(const ctx_t *c, const ibp_member_t *m, const char *ho
     return IBP_SKIP_NONE;
 }
 
-static bool build_hosts(ctx_t *c)
+/* Room for every name to be a host, and a skip reason per (host, member). */
+static bool alloc_host_tables(ctx_t *c)
 {
     const ibp_members_t *ms = c->in->members;
-    c->hosts = calloc(c->n_names ? c->n_names : 1, sizeof *c->hosts);
+    size_t names = c->n_names ? c->n_names : 1, members = ms->n ? ms->n : 1;
+    c->hosts = calloc(names, sizeof *c->hosts);
     for (int f = 0; f < 2; f++)
-        c->skip[f] = calloc(c->n_names * (ms->n ? ms->n : 1), 1);
+        c->skip[f] = calloc(names * members, 1);
     if (!c->hosts || !c->skip[0] || !c->skip[1])
         return ibp_err_set(c->err, "out of memory");
     return true;
@@ -332,7 +334,7 @@ static bool has_override(const ctx_t *c, const char *name)
 static bool register_hosts(ctx_t *c)
 {
     const ibp_members_t *ms = c->in->members;
-    if (!build_hosts(c))
+    if (!alloc_host_tables(c))
         return false;
     for (size_t i = 0; i < c->n_names; i++) {
         name_ent_t *ne = &c->names[i];
