@@ -316,8 +316,8 @@ static pipe_result_t handle_q(pipe_state_t *st, const field_t *f, size_t n, pipe
                  .remote = n > 5 ? &f[5] : NULL, .ecs = st->abi >= 3 && n > 7 ? &f[7] : NULL};
     bool soa = q.qtype == IBP_T_SOA;
     long long id;
-    if (st->abi == 0 || n != want || !field_is(&f[2], "IN") || f[1].len == 0 ||
-        f[1].len > 1024 || !parse_int(&f[4], -1, 0x7FFFFFFF, &id))
+    if (st->abi == 0 || n != want || f[2].len != 2 || f[2].s[0] != 'I' || f[2].s[1] != 'N' ||
+        f[1].len == 0 || f[1].len > 1024 || !parse_int(&f[4], -1, 0x7FFFFFFF, &id))
         return malformed(st, out, soa);
     /* SOA questions never depend on the client (PowerDNS sends 0.0.0.0). */
     ibp_client_t c;
