@@ -237,6 +237,19 @@ static bool table_path_of(const sc_state_t *s, const ibp_node_config_t *cfg, cha
     return ibp_local_path(cfg->routing.table_path, s->config_dir, out, cap, err);
 }
 
+/* The same inputs give the same warnings on every republish. */
+static void log_warnings_once(sc_builder_t *b, const ibp_compile_out_t *co)
+{
+    uint64_t d = 0;
+    for (size_t i = 0; i < co->n_warnings; i++)
+        d = XXH3_64bits_withSeed(co->warnings[i], strlen(co->warnings[i]), d);
+    if (d == b->warnings_digest)
+        return;
+    b->warnings_digest = d;
+    for (size_t i = 0; i < co->n_warnings; i++)
+        ibp_log(&b->s->log, IBP_LOG_WARN, "%s", co->warnings[i]);
+}
+
 bool sc_builder_run_once(sc_builder_t *b)
 {
     snapshot_t snap;
@@ -261,8 +274,8 @@ bool sc_builder_run_once(sc_builder_t *b)
          ensure_geo(b, &snap, &mmdb, &walked, &err) &&
          compile_and_publish(b, &snap, path, &co, &err);
     record_build(b, ok, walked, now_s() - t0, &co, err.msg);
-    for (size_t i = 0; ok && i < co.n_warnings; i++)
-        ibp_log(&b->s->log, IBP_LOG_WARN, "%s", co.warnings[i]);
+    if (ok)
+        log_warnings_once(b, &co);
     ibp_compile_out_free(&co);
     if (ok) {
         b->inputs_hi = hi;

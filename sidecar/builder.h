@@ -22,6 +22,7 @@ typedef struct sc_builder {
     uint64_t inputs_hi, inputs_lo; /* of the table in place */
     bool have_inputs;
     uint64_t generation, build_time;
+    uint64_t warnings_digest;      /* of the last warnings logged: log a change, not a repeat */
 } sc_builder_t;
 
 void sc_builder_init(sc_builder_t *b, sc_state_t *s);

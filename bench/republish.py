@@ -1,0 +1,151 @@
+#!/usr/bin/python3
+"""Health-only republish by ibpdns-sidecar, the way production does it.
+
+The sidecar reads the real IBP configs (examples/, as local paths), the full
+GeoLite2-City (as WORK/maxmind/CityLite.mmdb, a symlink) and polls a monitor
+/results served here on 127.0.0.1 every second. After its first table (which
+walks the MaxMind tree), the snapshot alternates between "Amforc offline"
+and "everybody online"; every change must give a new table built from the
+kept geo classes ("builds_health_only" grows, "builds_full" does not). The
+build time is the sidecar's own (`last_build_seconds` of /status: geo check,
+compile, validate, write and rename the table).
+
+usage: republish.py SIDECAR TABLE-TOOL WORK ROUNDS    (prints one JSON line)
+The first "offline" table is checked with `TABLE-TOOL lookup`: Amforc must be
+skipped as offline for a client at Amforc's own address.
+Only 127.0.0.1; the sidecar is stopped by its PID.
+"""
+import http.server
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+SRC = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLES = os.path.join(SRC, 'examples')
+MMDB = os.path.join(SRC, 'var', 'geoip', 'GeoLite2-City.mmdb')
+
+
+def snapshot(down):
+    with open(os.path.join(EXAMPLES, 'members_professional.json')) as f:
+        members = json.load(f)
+    res = [{'Status': k != down, 'MemberName': k, 'ErrorText': 'down' if k == down else '',
+            'Data': {}, 'IsIPv6': False, 'Checktime': '2026-04-18T10:00:00Z'} for k in members]
+    return json.dumps({'SiteResults': [{'CheckName': 'ping', 'IsIPv6': False, 'Results': res}],
+                       'DomainResults': [], 'EndpointResults': []}).encode()
+
+
+class Monitor(http.server.BaseHTTPRequestHandler):
+    body = b'{}'
+
+    def do_GET(self):   # noqa: N802 - http.server's name
+        if self.path != '/results':
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header('Content-Type', 'application/json')
+        self.send_header('X-IBP-Results-Source', 'official')
+        self.send_header('Content-Length', str(len(Monitor.body)))
+        self.end_headers()
+        self.wfile.write(Monitor.body)
+
+    def log_message(self, *args):
+        pass
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def main():
+    sidecar, tool, work, rounds = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    os.makedirs(os.path.join(work, 'maxmind'), exist_ok=True)
+    link = os.path.join(work, 'maxmind', 'CityLite.mmdb')
+    if not os.path.exists(link):
+        os.symlink(MMDB, link)
+    Monitor.body = snapshot(None)
+    httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Monitor)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    api = free_port()
+    config = {
+        'System': {'LogLevel': 'Info', 'ConfigReloadTime': 3600,
+                   'ConfigUrls': {'MembersConfig': os.path.join(EXAMPLES, 'members_professional.json'),
+                                  'ServicesConfig': os.path.join(EXAMPLES, 'services_rpc.json'),
+                                  'StaticDNSConfig': os.path.join(EXAMPLES, 'geodns-static.json')}},
+        'Maxmind': {'MaxmindDBPath': os.path.join(work, 'maxmind')},
+        'Nats': {'NodeID': 'BENCH-01', 'Url': 'nats://127.0.0.1:4222'},
+        'DnsApi': {'ListenAddress': '127.0.0.1', 'ListenPort': str(api),
+                   'MonitorAddress': '127.0.0.1', 'MonitorPort': str(httpd.server_address[1]),
+                   'RefreshIntervalSeconds': 1},
+        'Routing': {'TablePath': os.path.join(work, 'routing.tbl')},
+    }
+    with open(os.path.join(work, 'node.json'), 'w') as f:
+        json.dump(config, f)
+    log = open(os.path.join(work, 'sidecar.log'), 'w')
+    proc = subprocess.Popen([sidecar, '--config', os.path.join(work, 'node.json')], stdout=log,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))
+
+    def status():
+        with urllib.request.urlopen('http://127.0.0.1:%d/status' % api, timeout=5) as r:
+            return json.loads(r.read())['table']
+
+    def wait_generation(above, timeout):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if proc.poll() is not None:
+                raise SystemExit('republish: the sidecar exited (%s): see %s/sidecar.log'
+                                 % (proc.returncode, work))
+            try:
+                t = status()
+                if t['generation'] > above:
+                    return t
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise SystemExit('republish: no table generation above %d within %ds: see %s/sidecar.log'
+                         % (above, timeout, work))
+
+    try:
+        first = wait_generation(0, 60)
+        times, gen, full = [], first['generation'], first['builds_full']
+        health = first['builds_health_only']
+        for i in range(rounds * 2):
+            Monitor.body = snapshot('Amforc' if i % 2 == 0 else None)
+            t = wait_generation(gen, 15)
+            if t['builds_full'] != full or t['builds_health_only'] != health + 1:
+                raise SystemExit('republish: the build after a health change was not health-only: %r' % t)
+            gen, health = t['generation'], t['builds_health_only']
+            times.append(t['last_build_seconds'])
+            if i == 0:
+                out = subprocess.run([tool, 'lookup', config['Routing']['TablePath'],
+                                      'polkadot.dotters.network', '91.90.166.200'],
+                                     capture_output=True, text=True).stdout
+                if '"skipped": "offline"' not in out:
+                    raise SystemExit('republish: Amforc is not offline in the republished table')
+        times.sort()
+        print(json.dumps({'first_build_ms': round(first['last_build_seconds'] * 1000, 1),
+                          'health_builds': len(times),
+                          'median_ms': round((times[(len(times) - 1) // 2] + times[len(times) // 2]) * 500, 1),
+                          'min_ms': round(times[0] * 1000, 1), 'max_ms': round(times[-1] * 1000, 1)}))
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        httpd.shutdown()
+        log.close()
+
+
+if __name__ == '__main__':
+    main()
