@@ -250,7 +250,6 @@ static void out_dynamic(pipe_state_t *st, pipe_out_t *out, const ibp_tbl_host_t 
         ibp_route_t r;
         ibp_table_route(st->table, h, fam, c, &r);
         out_route(st, out, h, fam, &r, owner, owner_len);
-        st->stats.answers_dynamic += r.n;
     }
 }
 
@@ -372,7 +371,6 @@ static pipe_result_t handle_axfr(pipe_state_t *st, const field_t *f, size_t n, p
     const ibp_tbl_zone_t *z = (n == 2 || n == 3) ? axfr_zone(st, f, n, &zi) : NULL;
     if (!z)
         return malformed(st, out, false);
-    st->stats.axfr++;
     const ibp_table_t *t = st->table;
     for (uint32_t i = 0; i < t->n[IBP_SEC_NAMES]; i++) {
         const ibp_tbl_name_t *nm = &t->names[i];
@@ -429,7 +427,6 @@ static pipe_result_t handle_cmd(pipe_state_t *st, const char *line, size_t len, 
 {
     if (st->abi < 5)
         return malformed(st, out, false);
-    st->stats.cmds++;
     const char *text = line + 4;
     size_t tlen = len - 4;
     if (tlen == 6 && !memcmp(text, "status", 6)) {

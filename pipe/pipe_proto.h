@@ -23,7 +23,7 @@ typedef struct pipe_out {
 } pipe_out_t;
 
 typedef struct pipe_stats {
-    uint64_t queries, answers_dynamic, malformed, axfr, cmds;
+    uint64_t queries, malformed;   /* reported by CMD status */
 } pipe_stats_t;
 
 typedef struct pipe_state {

@@ -13,6 +13,7 @@ prints `ok NAME` or `FAIL NAME: reason` for each, and exits 1 if any failed.
 """
 
 import concurrent.futures
+import ipaddress
 import json
 import math
 import os
@@ -96,6 +97,40 @@ def skipped(res):
 
 
 # ---- geometry ----------------------------------------------------------------
+
+def located_networks():
+    """[(network text, sample address, lat, lon, country)] for every network of
+    the City test data that has coordinates. IPv4 networks appear in the JSON
+    as ::a.b.c.d/N; they are returned as a.b.c.d/(N-96)."""
+    with open(CITY_JSON) as f:
+        data = json.load(f)
+    nets = []
+    for entry in data:
+        for text, rec in entry.items():
+            net = ipaddress.ip_network(text, strict=False)
+            if net.version == 6 and net.prefixlen >= 96 and int(net.network_address) < 2 ** 32:
+                net = ipaddress.ip_network((int(net.network_address), net.prefixlen - 96))
+            nets.append((net, rec))
+    out, seen = [], set()
+    for net, rec in nets:
+        loc = rec.get('location') or {}
+        if 'latitude' not in loc or net in seen:
+            continue
+        seen.add(net)
+        # An address inside net but inside no more specific network of the data.
+        inner = [n for n, _ in nets if n != net and n.version == net.version
+                 and n.subnet_of(net)]
+        size = net.num_addresses
+        for off in (size // 2, size - 1, 0, size // 3):
+            addr = net.network_address + off
+            if not any(addr in n for n in inner):
+                break
+        else:
+            raise AssertionError('no address of %s outside its subnets' % net)
+        out.append((str(net), str(addr), loc['latitude'], loc['longitude'],
+                    (rec.get('country') or {}).get('iso_code')))
+    return out
+
 
 EARTH_RADIUS_KM = 6371.0
 

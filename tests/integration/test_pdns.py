@@ -15,7 +15,6 @@ table answers (BEHAVIOR §2-4, PDNS-PIPE.md):
 Everything listens on and talks to 127.0.0.1/127.0.0.2 only. Run with
 /usr/bin/python3 (dnspython) and IBP_BUILD/IBP_SHARED set (meson does)."""
 
-import ipaddress
 import json
 import os
 import random
@@ -102,36 +101,6 @@ def expected_of(res):
     return (sorted(a['address'] for a in res['answers']), res['scope'])
 
 
-def located_networks():
-    """[(network, one address inside it and inside no more specific network of
-    the data)] for every network of GeoIP2-City-Test.json with coordinates.
-    IPv4 networks (::a.b.c.d/N in the JSON) are returned as IPv4."""
-    with open(ibptest.CITY_JSON) as f:
-        data = json.load(f)
-    nets = []
-    for entry in data:
-        for text, rec in entry.items():
-            net = ipaddress.ip_network(text, strict=False)
-            if net.version == 6 and net.prefixlen >= 96 and int(net.network_address) < 2 ** 32:
-                net = ipaddress.ip_network((int(net.network_address), net.prefixlen - 96))
-            nets.append((net, rec))
-    out, seen = [], set()
-    for net, rec in nets:
-        if 'latitude' not in (rec.get('location') or {}) or net in seen:
-            continue
-        seen.add(net)
-        inner = [n for n, _ in nets if n != net and n.version == net.version and n.subnet_of(net)]
-        size = net.num_addresses
-        for off in (size // 2, size - 1, 0, size // 3):
-            addr = net.network_address + off
-            if not any(addr in n for n in inner):
-                break
-        else:
-            raise AssertionError('no address of %s outside its subnets' % net)
-        out.append((str(net), str(addr)))
-    return out
-
-
 def service_hosts(services, suffix=None):
     hosts = set()
     for svc in services.values():
@@ -171,7 +140,7 @@ def first_failures(fails, n=8):
 def routing_cases(abi):
     """(host, qtype, client address, ecs or None) for every located network."""
     cases = []
-    for i, (net, addr) in enumerate(located_networks()):
+    for i, (net, addr, *_) in enumerate(ibptest.located_networks()):
         v4 = ':' not in addr
         host = HOSTS[(i + abi) % 2]        # the other host under the other ABI
         for qtype in ('A', 'AAAA'):

@@ -18,40 +18,6 @@ from ibptest import check, eq, lookup, member, members_from, service, static_rec
 
 # ---- the reference model -------------------------------------------------------
 
-def located_networks():
-    """[(network text, sample address, lat, lon, country)] for every network of
-    the City test data that has coordinates. IPv4 networks appear in the JSON
-    as ::a.b.c.d/N; they are returned as a.b.c.d/(N-96)."""
-    with open(ibptest.CITY_JSON) as f:
-        data = json.load(f)
-    nets = []
-    for entry in data:
-        for text, rec in entry.items():
-            net = ipaddress.ip_network(text, strict=False)
-            if net.version == 6 and net.prefixlen >= 96 and int(net.network_address) < 2 ** 32:
-                net = ipaddress.ip_network((int(net.network_address), net.prefixlen - 96))
-            nets.append((net, rec))
-    out, seen = [], set()
-    for net, rec in nets:
-        loc = rec.get('location') or {}
-        if 'latitude' not in loc or net in seen:
-            continue
-        seen.add(net)
-        # An address inside net but inside no more specific network of the data.
-        inner = [n for n, _ in nets if n != net and n.version == net.version
-                 and n.subnet_of(net)]
-        size = net.num_addresses
-        for off in (size // 2, size - 1, 0, size // 3):
-            addr = net.network_address + off
-            if not any(addr in n for n in inner):
-                break
-        else:
-            raise AssertionError('no address of %s outside its subnets' % net)
-        out.append((str(net), str(addr), loc['latitude'], loc['longitude'],
-                    (rec.get('country') or {}).get('iso_code')))
-    return out
-
-
 def eligible(members_obj, candidate_keys, family):
     """Keys of the candidates that may be answered for family ('A'/'AAAA')."""
     field = 'ServiceIPv4' if family == 'A' else 'ServiceIPv6'
@@ -183,7 +149,7 @@ def test_real_config_london_gets_amforc():
 
 def test_real_config_every_located_network():
     _, table, mem, svc = real()
-    nets = located_networks()
+    nets = ibptest.located_networks()
     check(len(nets) > 200, 'only %d located networks in the City test data' % len(nets))
     check(any(':' in n[1] for n in nets) and any('.' in n[1] for n in nets),
           'expected IPv4 and IPv6 networks')
@@ -210,7 +176,7 @@ def test_real_config_inactive_members_not_routed():
 
 def test_real_config_scope_is_sound():
     _, table, _, _ = real()
-    check_scope_sound(table, 'polkadot.dotters.network', located_networks(), 'A', 'real config')
+    check_scope_sound(table, 'polkadot.dotters.network', ibptest.located_networks(), 'A', 'real config')
 
 
 # ---- synthetic members with IPv6 ------------------------------------------------
@@ -244,7 +210,7 @@ def test_synthetic_both_families_every_located_network():
     cfg = ws.node_config(SYN_MEMBERS, SYN_SERVICES,
                          [static_record('example.net', 'NS', 'ns1.example.net.')])
     table = ws.build_ok(cfg)
-    nets = located_networks()
+    nets = ibptest.located_networks()
     check_network_answers(table, SYN_MEMBERS, SYN_HOSTS, nets, ('A', 'AAAA'), 'synthetic')
     check_scope_sound(table, 'rpc.example.net', nets, 'AAAA', 'synthetic')
 

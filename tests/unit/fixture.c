@@ -80,3 +80,12 @@ void fixture_build(const char *members_json, const char *statics_json, uint8_t *
     ibp_statics_free(&statics);
     ibp_node_config_free(&cfg);
 }
+
+void fixture_attach(const char *members_json, const char *statics_json, uint8_t **table,
+                    size_t *len, ibp_table_t *t)
+{
+    fixture_build(members_json, statics_json, table, len);
+    ibp_err_t err;
+    if (!ibp_table_attach(*table, *len, t, &err))
+        fail_msg("%s", err.msg);
+}

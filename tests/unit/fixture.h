@@ -16,4 +16,8 @@ const char *fixture_shared(const char *rel);
 void fixture_build(const char *members_json, const char *statics_json, uint8_t **table,
                    size_t *len);
 
+/* fixture_build, then validates the table into t (buf must outlive t). */
+void fixture_attach(const char *members_json, const char *statics_json, uint8_t **table,
+                    size_t *len, ibp_table_t *t);
+
 #endif

@@ -22,10 +22,7 @@ typedef struct fix {
 static int setup(void **state)
 {
     fix_t *f = calloc(1, sizeof *f);
-    fixture_build(NULL, NULL, &f->buf, &f->len);
-    ibp_err_t err;
-    if (!ibp_table_attach(f->buf, f->len, &f->t, &err))
-        fail_msg("%s", err.msg);
+    fixture_attach(NULL, NULL, &f->buf, &f->len, &f->t);
     *state = f;
     return 0;
 }
