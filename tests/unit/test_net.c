@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <string.h>
+#include <arpa/inet.h>
 
 #include "ibp_net.h"
 
@@ -32,6 +33,61 @@ static void addresses_parse_strictly(void **state)
     memset(big, '1', sizeof big);
     assert_false(ibp_addr_parse(big, sizeof big, &a, &v4));
     assert_false(ibp_addr_parse("1.2.3.4\0x", 9, &a, &v4));   /* embedded NUL */
+}
+
+/* Our IPv6 parser skips the copy inet_pton needs; it must accept exactly
+ * what inet_pton accepts, with the same bytes. Random strings over the
+ * characters that matter, and mutations of real addresses. */
+static void ipv6_parsing_agrees_with_inet_pton(void **state)
+{
+    (void)state;
+    static const char alphabet[] = "0123456789abcdefABCDEF::::...g /%";
+    static const char *const seeds[] = {"2001:db8::1", "::", "::1", "1::", "::ffff:1.2.3.4",
+                                        "1:2:3:4:5:6:7:8", "1:2:3:4:5:6:1.2.3.4", "fe80::1:2",
+                                        "64:ff9b::10.0.0.1", "2a02:cf40::", "1:2:3:4:5:6:7::"};
+    uint64_t x = 88172645463325252u;
+    unsigned accepted = 0;
+    for (unsigned i = 0; i < 400000; i++) {
+        char buf[48];
+        size_t len;
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        if (i % 2) {
+            len = x % 24;
+            for (size_t k = 0; k < len; k++) {
+                x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                buf[k] = alphabet[x % (sizeof alphabet - 1)];
+            }
+        } else {
+            const char *seed = seeds[x % (sizeof seeds / sizeof seeds[0])];
+            len = strlen(seed);
+            memcpy(buf, seed, len);
+            for (unsigned m = 0; m < 1 + (x >> 8) % 3; m++) {
+                x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                size_t at = x % (len + 1);
+                char c = alphabet[(x >> 8) % (sizeof alphabet - 1)];
+                if ((x >> 20) % 3 == 0 && len < sizeof buf - 2) {          /* insert */
+                    memmove(buf + at + 1, buf + at, len - at);
+                    buf[at] = c;
+                    len++;
+                } else if ((x >> 20) % 3 == 1 && at < len) {              /* delete */
+                    memmove(buf + at, buf + at + 1, len - at - 1);
+                    len--;
+                } else if (at < len) {
+                    buf[at] = c;                                          /* replace */
+                }
+            }
+        }
+        buf[len] = '\0';
+        uint8_t want[16];
+        bool want_ok = inet_pton(AF_INET6, buf, want) == 1;
+        ibp_addr_t got;
+        bool v4, got_ok = ibp_addr_parse(buf, len, &got, &v4) && !v4;
+        if (got_ok != want_ok || (got_ok && memcmp(got.b, want, 16)))
+            fail_msg("\"%s\": inet_pton %s, ibp_addr_parse %s", buf,
+                     want_ok ? "accepts" : "rejects", got_ok ? "accepts" : "rejects");
+        accepted += got_ok;
+    }
+    assert_true(accepted > 20000);   /* the mutations kept many valid */
 }
 
 static void prefixes_parse_with_family_lengths(void **state)
@@ -100,6 +156,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(addresses_parse_strictly),
+        cmocka_unit_test(ipv6_parsing_agrees_with_inet_pton),
         cmocka_unit_test(prefixes_parse_with_family_lengths),
         cmocka_unit_test(embedded_ipv4_forms_are_recognised),
         cmocka_unit_test(masking_clears_host_bits),
