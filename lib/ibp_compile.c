@@ -769,6 +769,17 @@ static bool build_trie(policy_build_t *b, ibp_trie_t *trie)
     return ok;
 }
 
+static uint32_t push_index(ibp_tb_t *tb, const ibp_trie_t *trie, uint32_t root, unsigned depth)
+{
+    if (root & IBP_TBL_LEAF)
+        return IBP_TBL_NONE;   /* one answer for the whole space: nothing to shortcut */
+    uint32_t first = ibp_tb_push(tb, IBP_SEC_INDEX, IBP_TBL_INDEX_SIZE);
+    if (tb->oom)
+        return IBP_TBL_NONE;
+    ibp_trie_index_build(trie->nodes, root, depth, ibp_tb_at(tb, IBP_SEC_INDEX, first));
+    return first;
+}
+
 static bool write_policy(policy_build_t *b, const ibp_trie_t *trie, bool client_dependent)
 {
     ibp_tb_t *tb = &b->c->tb;
@@ -804,6 +815,14 @@ static bool write_policy(policy_build_t *b, const ibp_trie_t *trie, bool client_
     }
     p.v4_root = ref;
     p.v4_depth = depth;
+    uint32_t min_nodes = b->c->in->index_min_nodes ? b->c->in->index_min_nodes
+                                                   : IBP_INDEX_MIN_NODES;
+    bool index = client_dependent && trie->node_count >= min_nodes &&
+                 b->answers.n <= IBP_IDX_ANSWER_MASK;
+    p.index_v4 = index && depth == 96 ? push_index(tb, trie, ref, 96) : IBP_TBL_NONE;
+    p.index_v6 = index ? push_index(tb, trie, trie->root, 0) : IBP_TBL_NONE;
+    if (tb->oom)
+        return false;
     *(ibp_tbl_policy_t *)ibp_tb_at(tb, IBP_SEC_POLICIES, idx) = p;
     b->c->out->n_nodes += trie->node_count;
     return true;

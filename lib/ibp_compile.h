@@ -34,7 +34,13 @@ typedef struct ibp_compile_in {
     size_t n_inputs;
     uint64_t build_time;               /* UTC seconds: the SOA serial */
     uint64_t generation;
+    uint32_t index_min_nodes;          /* index tries of this many nodes or more;
+                                          0: IBP_INDEX_MIN_NODES */
 } ibp_compile_in_t;
+
+/* Below this a trie is small enough to stay in the cache: an index (256 KiB
+ * per family) would cost more memory than its walks save. */
+#define IBP_INDEX_MIN_NODES 4096u
 
 typedef struct ibp_compile_out {
     uint8_t *table;

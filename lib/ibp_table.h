@@ -34,6 +34,7 @@ typedef struct ibp_table {
     const ibp_tbl_answer_t *answers;
     const uint32_t *spread;
     const ibp_tbl_input_t *inputs;
+    const uint32_t *index;
     uint32_t n[IBP_SEC_COUNT];   /* element counts */
 } ibp_table_t;
 
@@ -45,6 +46,12 @@ bool ibp_table_open(const char *path, ibp_table_t *t, ibp_err_t *err);
 bool ibp_table_attach(const uint8_t *buf, size_t len, ibp_table_t *t, ibp_err_t *err);
 void ibp_table_close(ibp_table_t *t);
 
+/* The generation and build time of a table of any format version (the
+ * header's leading fields never move), without validating the rest: a new
+ * writer continues the numbering of a table it cannot read. */
+bool ibp_table_peek(const char *path, uint64_t *generation, uint64_t *build_time,
+                    ibp_err_t *err);
+
 static inline const char *ibp_table_str(const ibp_table_t *t, uint32_t off)
 {
     return t->strings + off;
@@ -54,6 +61,12 @@ static inline const char *ibp_table_str(const ibp_table_t *t, uint32_t off)
 const ibp_tbl_name_t *ibp_table_find(const ibp_table_t *t, const char *name, size_t len);
 
 uint32_t ibp_name_hash(const char *name, size_t len);
+
+/* Fills entries[0 .. IBP_TBL_INDEX_SIZE) with the index of the trie below
+ * node `root` at bit `depth` (a multiple of 8, at most 112); see
+ * ibp_table_format.h. The trie must be valid. */
+void ibp_trie_index_build(const uint32_t *nodes, uint32_t root, unsigned depth,
+                          uint32_t *entries);
 
 /* Who is asking: the address to route on and, when that is an ECS prefix,
  * the resolver's own address to fall back on if the prefix has no location. */

@@ -12,13 +12,23 @@
 #include <stdint.h>
 
 #define IBP_TBL_MAGIC "IBPDNSTB"
-#define IBP_TBL_VERSION 2u          /* 2: word-wise name hash */
+#define IBP_TBL_VERSION 3u          /* 2: word-wise name hash; 3: trie indexes */
 #define IBP_TBL_ENDIAN 0x01020304u
 #define IBP_TBL_NONE 0xFFFFFFFFu      /* "no index" */
 #define IBP_TBL_LEAF 0x80000000u      /* tree ref: top bit set => answer index */
 #define IBP_TBL_MAX_ANSWERS 8
 #define IBP_TBL_NAME_MAX 255        /* longest owner name in a table (presentation) */
 #define IBP_TBL_NAME_BUF 256        /* IBP_TBL_NAME_MAX rounded up to 8 bytes */
+
+/* A trie index replaces the first IBP_TBL_INDEX_BITS steps of a walk by one
+ * load: walks in a big trie otherwise miss the cache at nearly every step.
+ * An entry is a node ref at depth start + IBP_TBL_INDEX_BITS, or a leaf:
+ * IBP_TBL_LEAF | depth << IBP_IDX_DEPTH_SHIFT | answer index. */
+#define IBP_TBL_INDEX_BITS 16
+#define IBP_TBL_INDEX_SIZE (1u << IBP_TBL_INDEX_BITS)
+#define IBP_IDX_DEPTH_SHIFT 24
+#define IBP_IDX_ANSWER_MASK 0x00FFFFFFu
+#define IBP_IDX_DEPTH_MASK 0x7Fu
 
 /* Record types we serve (DNS type codes). */
 enum {
@@ -42,6 +52,7 @@ enum ibp_tbl_section {
     IBP_SEC_ANSWERS,       /* ibp_tbl_answer_t, all policies */
     IBP_SEC_SPREAD,        /* uint32_t target indices, all policies */
     IBP_SEC_INPUTS,        /* ibp_tbl_input_t */
+    IBP_SEC_INDEX,         /* uint32_t trie index entries, IBP_TBL_INDEX_SIZE per index */
     IBP_SEC_COUNT
 };
 
@@ -172,6 +183,8 @@ typedef struct ibp_tbl_policy {
     uint32_t spread_first; /* targets for unlocated clients, by member key */
     uint32_t spread_count;
     uint32_t answers_per_family;
+    uint32_t index_v4;     /* first entry of the index below v4_root (v4_depth 96), or NONE */
+    uint32_t index_v6;     /* first entry of the index below root, or NONE */
 } ibp_tbl_policy_t;
 
 enum ibp_input_kind {
@@ -210,7 +223,7 @@ static_assert(sizeof(ibp_tbl_host_t) == 40, "host layout");
 static_assert(sizeof(ibp_tbl_member_t) == 40, "member layout");
 static_assert(sizeof(ibp_tbl_target_t) == 32, "target layout");
 static_assert(sizeof(ibp_tbl_answer_t) == 36, "answer layout");
-static_assert(sizeof(ibp_tbl_policy_t) == 48, "policy layout");
+static_assert(sizeof(ibp_tbl_policy_t) == 56, "policy layout");
 static_assert(sizeof(ibp_tbl_input_t) == 40, "input layout");
 
 #endif

@@ -25,6 +25,7 @@ static const size_t elem_sizes[IBP_SEC_COUNT] = {
     [IBP_SEC_ANSWERS] = sizeof(ibp_tbl_answer_t),
     [IBP_SEC_SPREAD] = sizeof(uint32_t),
     [IBP_SEC_INPUTS] = sizeof(ibp_tbl_input_t),
+    [IBP_SEC_INDEX] = sizeof(uint32_t),
 };
 
 void ibp_tb_init(ibp_tb_t *b)

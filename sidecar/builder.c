@@ -160,13 +160,8 @@ static void adopt_existing_table(sc_builder_t *b, const char *path)
 {
     if (b->generation)
         return;
-    ibp_table_t t;
-    ibp_err_t ignored;
-    if (!ibp_table_open(path, &t, &ignored))
-        return;
-    b->generation = t.h->generation;
-    b->build_time = t.h->build_time;
-    ibp_table_close(&t);
+    ibp_err_t ignored;   /* no table yet: the numbering starts at 1 */
+    ibp_table_peek(path, &b->generation, &b->build_time, &ignored);
 }
 
 static bool compile_and_publish(sc_builder_t *b, const snapshot_t *snap, const char *path,

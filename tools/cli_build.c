@@ -148,14 +148,13 @@ static void next_identity(const char *out, uint64_t *build_time, uint64_t *gener
 {
     *build_time = (uint64_t)time(NULL);
     *generation = 1;
-    ibp_table_t prev;
-    ibp_err_t ignored;
-    if (!ibp_table_open(out, &prev, &ignored))
+    uint64_t prev_generation, prev_build_time;
+    ibp_err_t ignored;   /* also a table of an older format continues its numbering */
+    if (!ibp_table_peek(out, &prev_generation, &prev_build_time, &ignored))
         return;
-    if (prev.h->build_time >= *build_time)
-        *build_time = prev.h->build_time + 1;
-    *generation = prev.h->generation + 1;
-    ibp_table_close(&prev);
+    if (prev_build_time >= *build_time)
+        *build_time = prev_build_time + 1;
+    *generation = prev_generation + 1;
 }
 
 static json_t *summary(const build_opts_t *o, const ibp_compile_out_t *co, const ibp_table_t *t,

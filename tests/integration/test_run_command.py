@@ -6,6 +6,7 @@ fixed ports of the embedded default (5300, 6100): not run in parallel."""
 import os
 import re
 import signal
+import struct
 import subprocess
 import time
 
@@ -31,8 +32,20 @@ def leftovers():
     return found
 
 
+def leave_an_older_format_table():
+    """What an upgrade finds: var/run/routing.tbl written by a build with
+    format version 2 (its leading header fields), generation 41. The run must
+    not start PowerDNS on it, and the new table continues its numbering."""
+    os.makedirs(VAR, exist_ok=True)
+    head = (b'IBPDNSTB' + struct.pack('<IIIIQQQQ', 2, 0x01020304, 432, 14, 432, 0, 41,
+                                      int(time.time()) - 60))
+    with open(os.path.join(VAR, 'routing.tbl'), 'wb') as f:
+        f.write(head + bytes(432 - len(head)))
+
+
 def test_run_shows_two_answers_and_stops_clean():
     check(not leftovers(), 'something of a previous run is still running: %r' % leftovers())
+    leave_an_older_format_table()
     proc = subprocess.Popen(['bash', RUN], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)
     out = []
@@ -50,6 +63,8 @@ def test_run_shows_two_answers_and_stops_clean():
         eq(len(answers), 2, 'two dig answers in:\n' + text)
         check(answers[0] != answers[1], 'the answers differ: %r' % answers)
         check(all(re.match(r'^\d+\.\d+\.\d+\.\d+$', a) for a in answers), 'addresses: %r' % answers)
+        info = ibptest.table_json('info', os.path.join(VAR, 'routing.tbl'))
+        eq(info['generation'], 42, 'generation of the table that replaced the old one')
     finally:
         os.killpg(proc.pid, signal.SIGINT) if proc.poll() is None else None
         try:

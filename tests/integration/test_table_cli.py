@@ -11,6 +11,8 @@ import ipaddress
 import json
 import os
 import re
+import struct
+import time
 
 import ibptest
 from ibptest import (check, eq, member, members, one_error_line, result, run_table, service,
@@ -374,6 +376,30 @@ def test_build_twice_increases_serial_and_generation():
     i3 = ibptest.table_json('info', out)
     check(i3['build_time'] > i2['build_time'], 'third build_time')
     eq(i3['generation'], 3, 'third generation')
+
+
+def old_format_table(path, generation, build_time):
+    """The leading header fields of a table of format version 2, which this
+    build cannot read: magic, version, endian, sizes, checksum, generation,
+    build time."""
+    head = (b'IBPDNSTB' + struct.pack('<IIIIQQQQ', 2, 0x01020304, 432, 14, 432, 0,
+                                      generation, build_time))
+    with open(path, 'wb') as f:
+        f.write(head + bytes(432 - len(head)))
+
+
+def test_build_over_an_older_format_continues_its_numbering():
+    ws, cfg = ws_with()
+    out = ws.fresh()
+    future = int(time.time()) + 1000   # a serial ahead of the clock must still grow
+    old_format_table(out, 41, future)
+    rc, so, se = run_table('info', out)
+    check(rc != 0 and 'format version 2' in se, 'info on the old table: %r' % se)
+    ws.build_ok(cfg, out=out)
+    info = ibptest.table_json('info', out)
+    eq(info['generation'], 42, 'generation after the old table\'s 41')
+    eq(info['build_time'], future + 1, 'build_time (SOA serial) after the old table\'s')
+    eq(info['format_version'], 3, 'format version written')
 
 
 def test_failed_build_keeps_previous_table():

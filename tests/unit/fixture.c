@@ -30,6 +30,12 @@ static char *read_shared(const char *rel, size_t *len)
 void fixture_build(const char *members_json, const char *statics_json, uint8_t **table,
                    size_t *len)
 {
+    fixture_build_indexed(members_json, statics_json, 0, table, len);
+}
+
+void fixture_build_indexed(const char *members_json, const char *statics_json,
+                           uint32_t index_min_nodes, uint8_t **table, size_t *len)
+{
     ibp_err_t err;
     size_t n;
     ibp_node_config_t cfg;
@@ -65,7 +71,8 @@ void fixture_build(const char *members_json, const char *statics_json, uint8_t *
         fail_msg("%s", err.msg);
     ibp_compile_in_t ci = {.config = &cfg, .members = &members, .services = &services,
                            .statics = &statics, .overrides = &cfg.overrides, .geo = &geo,
-                           .build_time = 1700000000, .generation = 1};
+                           .build_time = 1700000000, .generation = 1,
+                           .index_min_nodes = index_min_nodes};
     ibp_compile_out_t out;
     if (!ibp_compile(&ci, &out, &err))
         fail_msg("%s", err.msg);

@@ -16,6 +16,11 @@ const char *fixture_shared(const char *rel);
 void fixture_build(const char *members_json, const char *statics_json, uint8_t **table,
                    size_t *len);
 
+/* The same with trie indexes for tries of index_min_nodes or more nodes
+ * (0: the production threshold, which the test database never reaches). */
+void fixture_build_indexed(const char *members_json, const char *statics_json,
+                           uint32_t index_min_nodes, uint8_t **table, size_t *len);
+
 /* fixture_build, then validates the table into t (buf must outlive t). */
 void fixture_attach(const char *members_json, const char *statics_json, uint8_t **table,
                     size_t *len, ibp_table_t *t);

@@ -152,6 +152,19 @@ static void names_are_found_case_insensitively(void **state)
     assert_non_null(apex);
     assert_int_not_equal(apex->apex_zone, IBP_TBL_NONE);
     assert_int_equal(f->t.zones[apex->apex_zone].id, 333188168);   /* IBP's CRC-32 id */
+    /* Every name, in upper case, with every tail length the names have. */
+    unsigned tails = 0;
+    for (uint32_t i = 0; i < f->t.n[IBP_SEC_NAMES]; i++) {
+        const ibp_tbl_name_t *nm = &f->t.names[i];
+        char upper[IBP_TBL_NAME_BUF];
+        for (uint32_t k = 0; k <= nm->name_len; k++) {
+            char ch = ibp_table_str(&f->t, nm->name)[k];
+            upper[k] = ch >= 'a' && ch <= 'z' ? (char)(ch - 32) : ch;
+        }
+        assert_ptr_equal(ibp_table_find(&f->t, upper, nm->name_len), nm);
+        tails |= 1u << (nm->name_len % 8);
+    }
+    assert_int_equal(tails, 0xFF);
 }
 
 static const char *route_member(const fix_t *f, const char *ip, unsigned *scope)
@@ -196,6 +209,115 @@ static void unlocated_clients_spread_stably(void **state)
     assert_string_not_equal(a, "(none)");
 }
 
+/* xorshift64: a fixed sequence, so a failure reproduces. */
+static uint64_t next_random(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+/* Addresses where the test database has data, in every form a client may
+ * take: random bits under a located prefix, or anywhere. */
+static void random_client(uint64_t *rng, ibp_client_t *c)
+{
+    static const char *const bases[] = {"81.2.69.0", "2.125.160.0", "89.160.20.0",
+                                        "216.160.83.0", "2001:218::", "2a02:cf40::",
+                                        "::ffff:81.2.69.0", "2002:5102:4500::", "10.0.0.0"};
+    memset(c, 0, sizeof *c);
+    uint64_t r = next_random(rng);
+    const char *base = bases[r % (sizeof bases / sizeof bases[0])];
+    assert_true(ibp_addr_parse(base, strlen(base), &c->addr, &c->v4));
+    unsigned first = c->v4 ? 14 : (r >> 8) % 2 ? 6 : 4;   /* keep the located part */
+    if ((r >> 16) % 8 == 0)
+        first = c->v4 ? 12 : 0;                            /* or anywhere at all */
+    for (unsigned i = first; i < 16; i++)
+        c->addr.b[i] = (uint8_t)next_random(rng);
+    if ((r >> 24) % 4 == 0) {
+        c->has_resolver = true;
+        c->resolver_v4 = true;
+        const char *res = (r >> 28) % 2 ? "81.2.69.160" : "10.9.9.9";
+        assert_true(ibp_addr_parse(res, strlen(res), &c->resolver, &c->resolver_v4));
+    }
+}
+
+static void drop_indexes(uint8_t *c, size_t len)
+{
+    ibp_tbl_policy_t *p = section(c, IBP_SEC_POLICIES);
+    const ibp_tbl_header_t *h = (const ibp_tbl_header_t *)c;
+    for (uint32_t i = 0; i < h->sections[IBP_SEC_POLICIES].count; i++)
+        p[i].index_v4 = p[i].index_v6 = IBP_TBL_NONE;
+    reseal(c, len);
+}
+
+static unsigned count_indexes(const ibp_table_t *t)
+{
+    unsigned n = 0;
+    for (uint32_t i = 0; i < t->n[IBP_SEC_POLICIES]; i++)
+        n += (t->policies[i].index_v4 != IBP_TBL_NONE) + (t->policies[i].index_v6 != IBP_TBL_NONE);
+    return n;
+}
+
+static void trie_indexes_route_exactly_like_the_walk(void **state)
+{
+    (void)state;
+    uint8_t *indexed, *plain;
+    size_t len;
+    fixture_build_indexed(NULL, NULL, 1, &indexed, &len);
+    plain = malloc(len);
+    memcpy(plain, indexed, len);
+    drop_indexes(plain, len);
+    ibp_table_t ti, tp;
+    ibp_err_t err;
+    assert_true(ibp_table_attach(indexed, len, &ti, &err));
+    assert_true(ibp_table_attach(plain, len, &tp, &err));
+    assert_true(count_indexes(&ti) >= 2);
+    assert_int_equal(count_indexes(&tp), 0);
+    uint64_t rng = 0x9E3779B97F4A7C15u;
+    unsigned located = 0;
+    for (unsigned q = 0; q < 20000; q++) {
+        ibp_client_t c;
+        random_client(&rng, &c);
+        for (uint32_t h = 0; h < ti.n[IBP_SEC_HOSTS]; h += 7) {
+            for (unsigned fam = 0; fam < 2; fam++) {
+                ibp_route_t a, b;
+                ibp_table_route(&ti, &ti.hosts[h], fam, &c, &a);
+                ibp_table_route(&tp, &tp.hosts[h], fam, &c, &b);
+                if (memcmp(&a, &b, sizeof a))
+                    fail_msg("client %u, host %u, family %u: indexed answer %u scope %u, "
+                             "walked answer %u scope %u", q, h, fam, a.answer, a.scope,
+                             b.answer, b.scope);
+                located += a.how == IBP_HOW_NEAREST;
+            }
+        }
+    }
+    assert_true(located > 20000);   /* the sample did reach the geo data */
+    free(indexed);
+    free(plain);
+}
+
+static void a_trie_index_that_disagrees_is_rejected(void **state)
+{
+    (void)state;
+    uint8_t *buf;
+    size_t len;
+    fixture_build_indexed(NULL, NULL, 1, &buf, &len);
+    const ibp_tbl_policy_t *p = section(buf, IBP_SEC_POLICIES);
+    while (p->index_v4 == IBP_TBL_NONE)
+        p++;   /* count_indexes() above proved there is one */
+    uint32_t *entry = (uint32_t *)section(buf, IBP_SEC_INDEX) + p->index_v4 + 0x5102;   /* 81.2/16 */
+    uint32_t saved = *entry;
+    *entry ^= 1u << IBP_IDX_DEPTH_SHIFT;   /* a leaf one level off, or another node */
+    reseal(buf, len);
+    expect_reject(buf, len, "trie index");
+    *entry = saved;
+    ((ibp_tbl_policy_t *)section(buf, IBP_SEC_POLICIES))->index_v6 = 0xFFFFFF00u;
+    reseal(buf, len);
+    expect_reject(buf, len, "trie index");
+    free(buf);
+}
+
 static void written_file_reopens_and_missing_file_is_named(void **state)
 {
     fix_t *f = *state;
@@ -223,6 +345,8 @@ int main(void)
         cmocka_unit_test(names_are_found_case_insensitively),
         cmocka_unit_test(ipv4_in_ipv6_forms_route_as_ipv4),
         cmocka_unit_test(unlocated_clients_spread_stably),
+        cmocka_unit_test(trie_indexes_route_exactly_like_the_walk),
+        cmocka_unit_test(a_trie_index_that_disagrees_is_rejected),
         cmocka_unit_test(written_file_reopens_and_missing_file_is_named),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
