@@ -54,11 +54,12 @@ int cli_info(int argc, char **argv)
         return 1;
     char built[32];
     ibp_format_utc(t.h->build_time, built);
-    json_t *counts = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+    json_t *counts = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
         "zones", (json_int_t)t.n[IBP_SEC_ZONES], "names", (json_int_t)t.n[IBP_SEC_NAMES],
         "records", (json_int_t)t.n[IBP_SEC_RRS], "hosts", (json_int_t)t.n[IBP_SEC_HOSTS],
         "members", (json_int_t)t.n[IBP_SEC_MEMBERS], "policies", (json_int_t)t.n[IBP_SEC_POLICIES],
-        "tree_nodes", (json_int_t)t.n[IBP_SEC_NODES], "answers", (json_int_t)t.n[IBP_SEC_ANSWERS]);
+        "tree_nodes", (json_int_t)t.n[IBP_SEC_NODES], "answers", (json_int_t)t.n[IBP_SEC_ANSWERS],
+        "trie_indexes", (json_int_t)(t.n[IBP_SEC_INDEX] / IBP_TBL_INDEX_SIZE));
     json_t *zones = json_array();
     for (uint32_t i = 0; i < t.n[IBP_SEC_ZONES]; i++)
         json_array_append_new(zones, json_pack("{s:s, s:I}", "zone",

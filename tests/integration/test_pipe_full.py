@@ -57,6 +57,9 @@ def test_full_table_answers_and_memory():
     rc, so, se = ibptest.run_table('build', '--config', os.path.join(ibptest.SRC, 'examples', 'node.json'),
                                    '--mmdb', GEOLITE, '-o', table, timeout=120)
     eq(rc, 0, 'build: ' + se)
+    # The full database makes a trie big enough for the production path:
+    # an index per family in front of it (table format 3).
+    eq(ibptest.table_json('info', table)['counts']['trie_indexes'], 2, 'trie indexes')
     pfx = prefixes()
     want = expected_answers(table, pfx)
     proc = subprocess.Popen([PIPE, '--table=' + table], stdin=subprocess.PIPE,
