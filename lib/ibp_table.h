@@ -47,8 +47,9 @@ bool ibp_table_attach(const uint8_t *buf, size_t len, ibp_table_t *t, ibp_err_t 
 void ibp_table_close(ibp_table_t *t);
 
 /* The generation and build time of a table of any format version (the
- * header's leading fields never move), without validating the rest: a new
- * writer continues the numbering of a table it cannot read. */
+ * header's leading fields never move), so a new writer continues the
+ * numbering of a table it cannot read. A table of the current version must
+ * validate whole. */
 bool ibp_table_peek(const char *path, uint64_t *generation, uint64_t *build_time,
                     ibp_err_t *err);
 
@@ -63,7 +64,8 @@ const ibp_tbl_name_t *ibp_table_find(const ibp_table_t *t, const char *name, siz
 uint32_t ibp_name_hash(const char *name, size_t len);
 
 /* Fills entries[0 .. IBP_TBL_INDEX_SIZE) with the index of the trie below
- * node `root` at bit `depth` (a multiple of 8, at most 112); see
+ * node `root` at bit `depth` (a multiple of 8, at most 104, so that a leaf's
+ * depth fits IBP_IDX_DEPTH_MASK); see
  * ibp_table_format.h. The trie must be valid. */
 void ibp_trie_index_build(const uint32_t *nodes, uint32_t root, unsigned depth,
                           uint32_t *entries);

@@ -53,6 +53,9 @@ static bool check_header(const uint8_t *buf, size_t len, ibp_err_t *err)
     const ibp_tbl_header_t *h = (const ibp_tbl_header_t *)buf;
     if (h->header_size != sizeof *h || h->n_sections != IBP_SEC_COUNT)
         return ibp_err_set(err, "unexpected header size or section count");
+    if (h->spread_v4_bits > 32 || h->spread_v6_bits > 128)
+        return ibp_err_set(err, "spread prefix /%u (IPv4) or /%u (IPv6) is not a prefix length",
+                           h->spread_v4_bits, h->spread_v6_bits);
     if (h->file_size != len)
         return ibp_err_set(err, "truncated or extended: header says %llu bytes, file has %zu",
                            (unsigned long long)h->file_size, len);
@@ -242,7 +245,8 @@ static bool index_ok(const ibp_table_t *t, const ibp_tbl_policy_t *p, uint32_t f
     if (first == IBP_TBL_NONE)
         return true;
     if (!range_ok(first, IBP_TBL_INDEX_SIZE, t->n[IBP_SEC_INDEX]) || (root & IBP_TBL_LEAF) ||
-        depth % 8 || depth + IBP_TBL_INDEX_BITS > 128 || p->answer_count > IBP_IDX_ANSWER_MASK)
+        depth % 8 || depth + IBP_TBL_INDEX_BITS > IBP_IDX_DEPTH_MASK ||
+        p->answer_count > IBP_IDX_ANSWER_MASK)
         return false;
     ibp_trie_index_build(t->nodes + 2 * (size_t)p->node_first, root, depth, scratch);
     return !memcmp(scratch, t->index + first, IBP_TBL_INDEX_SIZE * sizeof *scratch);
@@ -308,6 +312,16 @@ bool ibp_table_peek(const char *path, uint64_t *generation, uint64_t *build_time
     if (got != (ssize_t)offsetof(ibp_tbl_header_t, ttl) || memcmp(h.magic, IBP_TBL_MAGIC, 8) ||
         h.endian != IBP_TBL_ENDIAN)
         return ibp_err_set(err, "%s: not an ibpdns routing table", path);
+    if (h.version == IBP_TBL_VERSION) {
+        /* Our own format is trusted only whole: a corrupt table's counters
+         * could be anything. */
+        ibp_table_t t;
+        if (!ibp_table_open(path, &t, err))
+            return false;
+        h.generation = t.h->generation;
+        h.build_time = t.h->build_time;
+        ibp_table_close(&t);
+    }
     *generation = h.generation;
     *build_time = h.build_time;
     return true;

@@ -230,11 +230,17 @@ typedef struct query {
 } query_t;
 
 /* "DATA\t<scope>\t1\t" (ABI >= 3) or "DATA\t", formatted in place: this
- * starts every answer line. Scopes are at most 128. */
+ * starts every answer line. Scopes are at most 128 in a valid table. */
 static void out_data_tag(const pipe_state_t *st, pipe_out_t *out, unsigned scope)
 {
     char tag[16] = "DATA\t";
     char *p = tag + 5;
+    if (st->abi >= 3 && scope > 999) {
+        out_put(out, tag, 5);
+        out_uint(out, scope);
+        out_put(out, "\t1\t", 3);
+        return;
+    }
     if (st->abi >= 3) {
         if (scope >= 100)
             *p++ = (char)('0' + scope / 100 % 10);

@@ -402,6 +402,21 @@ def test_build_over_an_older_format_continues_its_numbering():
     eq(info['format_version'], 3, 'format version written')
 
 
+def test_build_over_a_corrupt_table_starts_numbering_again():
+    """A table of the current format is trusted only whole: a corrupt one's
+    counters could be anything (here a generation that would wrap)."""
+    ws, cfg = ws_with()
+    out = ws.fresh()
+    ws.build_ok(cfg, out=out)
+    with open(out, 'r+b') as f:
+        f.seek(40)                               # the header's generation
+        f.write(struct.pack('<Q', 2 ** 64 - 1))  # the checksum no longer matches
+    rc, so, se = run_table('verify', out)
+    check(rc != 0 and 'checksum' in so, 'verify of the damaged table: %r' % so)
+    ws.build_ok(cfg, out=out)
+    eq(ibptest.table_json('info', out)['generation'], 1, 'generation after a corrupt table')
+
+
 def test_failed_build_keeps_previous_table():
     ws, cfg = ws_with()
     out = ws.fresh()

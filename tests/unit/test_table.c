@@ -124,6 +124,12 @@ static void bad_indices_behind_a_good_checksum_are_rejected(void **state)
     reseal(c, f->len);
     expect_reject(c, f->len, "section");
     free(c);
+
+    c = copy_of(f);
+    ((ibp_tbl_header_t *)c)->spread_v4_bits = 1000;   /* would become an ECS scope */
+    reseal(c, f->len);
+    expect_reject(c, f->len, "spread prefix /1000");
+    free(c);
 }
 
 static void other_versions_and_files_are_refused(void **state)
@@ -222,16 +228,21 @@ static uint64_t next_random(uint64_t *x)
  * take: random bits under a located prefix, or anywhere. */
 static void random_client(uint64_t *rng, ibp_client_t *c)
 {
-    static const char *const bases[] = {"81.2.69.0", "2.125.160.0", "89.160.20.0",
-                                        "216.160.83.0", "2001:218::", "2a02:cf40::",
-                                        "::ffff:81.2.69.0", "2002:5102:4500::", "10.0.0.0"};
+    static const struct { const char *addr; unsigned keep; } bases[] = {
+        {"81.2.69.0", 14}, {"2.125.160.0", 14}, {"89.160.20.0", 14}, {"216.160.83.0", 14},
+        {"2001:218::", 6}, {"2a02:cf40::", 4}, {"10.0.0.0", 13},
+        /* IPv4 embedded in IPv6: mapped, NAT64, Teredo (81.2.69.x obfuscated), 6to4 */
+        {"::ffff:81.2.69.0", 15}, {"64:ff9b::5102:4500", 15}, {"2001:0:1:2:3:4:aefd:ba00", 15},
+        {"2002:5102:4500::", 4},
+    };
     memset(c, 0, sizeof *c);
     uint64_t r = next_random(rng);
-    const char *base = bases[r % (sizeof bases / sizeof bases[0])];
+    size_t which = r % (sizeof bases / sizeof bases[0]);
+    const char *base = bases[which].addr;
     assert_true(ibp_addr_parse(base, strlen(base), &c->addr, &c->v4));
-    unsigned first = c->v4 ? 14 : (r >> 8) % 2 ? 6 : 4;   /* keep the located part */
+    unsigned first = bases[which].keep;   /* randomise below the located part */
     if ((r >> 16) % 8 == 0)
-        first = c->v4 ? 12 : 0;                            /* or anywhere at all */
+        first = c->v4 ? 12 : 0;           /* or anywhere at all */
     for (unsigned i = first; i < 16; i++)
         c->addr.b[i] = (uint8_t)next_random(rng);
     if ((r >> 24) % 4 == 0) {
@@ -275,10 +286,12 @@ static void trie_indexes_route_exactly_like_the_walk(void **state)
     assert_true(count_indexes(&ti) >= 2);
     assert_int_equal(count_indexes(&tp), 0);
     uint64_t rng = 0x9E3779B97F4A7C15u;
-    unsigned located = 0;
+    unsigned located = 0, embedded = 0;
     for (unsigned q = 0; q < 20000; q++) {
         ibp_client_t c;
         random_client(&rng, &c);
+        uint32_t v4bits;
+        embedded += !c.v4 && ibp_addr_v4_embedded(&c.addr, &v4bits) == 96;
         for (uint32_t h = 0; h < ti.n[IBP_SEC_HOSTS]; h += 7) {
             for (unsigned fam = 0; fam < 2; fam++) {
                 ibp_route_t a, b;
@@ -293,6 +306,7 @@ static void trie_indexes_route_exactly_like_the_walk(void **state)
         }
     }
     assert_true(located > 20000);   /* the sample did reach the geo data */
+    assert_true(embedded > 2000);   /* and the walks that start at bit 96 from IPv6 */
     free(indexed);
     free(plain);
 }
