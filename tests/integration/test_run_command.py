@@ -64,7 +64,8 @@ def test_run_shows_two_answers_and_stops_clean():
         check(answers[0] != answers[1], 'the answers differ: %r' % answers)
         check(all(re.match(r'^\d+\.\d+\.\d+\.\d+$', a) for a in answers), 'addresses: %r' % answers)
         info = ibptest.table_json('info', os.path.join(VAR, 'routing.tbl'))
-        eq(info['generation'], 42, 'generation of the table that replaced the old one')
+        check(info['generation'] >= 42, 'generation %d of the table that replaced the old one '
+              '(41): the numbering did not continue' % info['generation'])
     finally:
         os.killpg(proc.pid, signal.SIGINT) if proc.poll() is None else None
         try:
