@@ -1,10 +1,12 @@
 #include "ibp_file.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -51,23 +53,72 @@ bool ibp_file_read(const char *path, size_t max, char **buf, size_t *len, ibp_er
     return true;
 }
 
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = (char)tolower((unsigned char)c);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* %XX escapes of a file:// URL's path; %00 is refused. */
+static bool percent_decode(const char *s, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (; *s; s++) {
+        int c = (unsigned char)*s;
+        if (c == '%') {
+            int hi = hex_digit(s[1]), lo = hi < 0 ? -1 : hex_digit(s[2]);
+            if (lo < 0 || (hi == 0 && lo == 0))
+                return false;
+            c = hi * 16 + lo;
+            s += 2;
+        }
+        if (n + 1 >= cap)
+            return false;
+        out[n++] = (char)c;
+    }
+    out[n] = '\0';
+    return true;
+}
+
+/* Length of url's "scheme" in "scheme://", 0 if it has none (RFC 3986). */
+static size_t scheme_len(const char *url)
+{
+    const char *sep = strstr(url, "://");
+    if (!sep || sep == url || !isalpha((unsigned char)url[0]))
+        return 0;
+    for (const char *p = url; p < sep; p++)
+        if (!isalnum((unsigned char)*p) && !strchr("+.-", *p))
+            return 0;
+    return (size_t)(sep - url);
+}
+
 bool ibp_local_path(const char *url, const char *base_dir, char *out, size_t cap,
                     ibp_err_t *err)
 {
     if (!url || !url[0])
         return ibp_err_set(err, "empty URL");
-    if (!strncmp(url, "http://", 7) || !strncmp(url, "https://", 8))
-        return ibp_err_set(err, "%s: not a local file (only paths and file:// URLs here)", url);
-    const char *path = url;
-    if (!strncmp(url, "file://", 7)) {
-        path = url + 7;
-        if (path[0] != '/')
+    size_t scheme = scheme_len(url);
+    if (scheme == 4 && !strncasecmp(url, "file", 4)) {
+        const char *p = url + 7;
+        if (!strncasecmp(p, "localhost/", 10))
+            p += 9;
+        if (p[0] != '/')
             return ibp_err_set(err, "%s: a file:// URL needs an absolute path", url);
-    } else if (strstr(url, "://")) {
-        return ibp_err_set(err, "%s: unsupported URL scheme", url);
+        if (!percent_decode(p, out, cap))
+            return ibp_err_set(err, "%s: bad %%-escape or path too long", url);
+        return true;
     }
-    int n = path[0] == '/' || !base_dir ? snprintf(out, cap, "%s", path)
-                                        : snprintf(out, cap, "%s/%s", base_dir, path);
+    /* Only the scheme is shown: the rest of a remote URL may hold credentials. */
+    if (scheme)
+        return ibp_err_set(err, "%.*s://...: %s", (int)scheme, url,
+                           (scheme == 4 && !strncasecmp(url, "http", 4)) ||
+                                   (scheme == 5 && !strncasecmp(url, "https", 5))
+                               ? "not a local file (only paths and file:// URLs here)"
+                               : "unsupported URL scheme (http, https, file only)");
+    int n = url[0] == '/' || !base_dir || !base_dir[0] ? snprintf(out, cap, "%s", url)
+                                                       : snprintf(out, cap, "%s/%s", base_dir, url);
     if (n < 0 || (size_t)n >= cap)
         return ibp_err_set(err, "%s: path too long", url);
     return true;

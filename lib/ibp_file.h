@@ -12,8 +12,9 @@
  * The buffer is NUL-terminated (not counted in *len). Free with free(). */
 bool ibp_file_read(const char *path, size_t max, char **buf, size_t *len, ibp_err_t *err);
 
-/* Turns a config URL into a local path: "file:///x" and "/x" as they are,
- * relative paths against base_dir. http(s) URLs are not local: error. */
+/* Turns a config URL into a local path: "file:///x" (any case, also
+ * file://localhost/x, %-escapes decoded) and "/x" as they are, relative
+ * paths against base_dir. http(s) and other schemes are not local: error. */
 bool ibp_local_path(const char *url, const char *base_dir, char *out, size_t cap,
                     ibp_err_t *err);
 

@@ -1,8 +1,11 @@
 /* HTTP(S) through libcurl, local files through open/fstat. Every call owns
  * its easy handle, so threads may fetch concurrently once
  * sc_fetch_global_init has run. Nothing here prints: errors go to ibp_err_t,
- * and every URL in them passes through sc_fetch_redact_url first. */
+ * and every http(s) URL in them passes through sc_fetch_redact_url first
+ * (local paths resolve through ibp_local_path, which shows no credentials). */
 #include "fetch.h"
+
+#include "ibp_file.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -544,70 +547,6 @@ static bool fetch_http(const char *url, const sc_fetch_limits_t *lim, sc_fetch_c
 
 /* ---- local files --------------------------------------------------------------- */
 
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = (char)tolower((unsigned char)c);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-static bool percent_decode(const char *s, char *out, size_t cap)
-{
-    size_t n = 0;
-    for (; *s; s++) {
-        int c = (unsigned char)*s;
-        if (c == '%') {
-            int hi = hex_digit(s[1]), lo = hi < 0 ? -1 : hex_digit(s[2]);
-            if (lo < 0 || (hi == 0 && lo == 0))
-                return false;
-            c = hi * 16 + lo;
-            s += 2;
-        }
-        if (n + 1 >= cap)
-            return false;
-        out[n++] = (char)c;
-    }
-    out[n] = '\0';
-    return true;
-}
-
-static bool has_scheme(const char *url)
-{
-    const char *sep = strstr(url, "://");
-    if (!sep || sep == url || !isalpha((unsigned char)url[0]))
-        return false;
-    for (const char *p = url; p < sep; p++)
-        if (!isalnum((unsigned char)*p) && !strchr("+.-", *p))
-            return false;
-    return true;
-}
-
-static bool local_path(const char *url, const char *base_dir, char *out, size_t cap,
-                       ibp_err_t *err)
-{
-    char shown[SHOWN_URL_MAX];
-    sc_fetch_redact_url(url, shown, sizeof shown);
-    if (has_prefix_ci(url, "file://")) {
-        const char *p = url + 7;
-        if (has_prefix_ci(p, "localhost/"))
-            p += 9;
-        if (p[0] != '/')
-            return ibp_err_set(err, "%s: a file:// URL needs an absolute path", shown);
-        if (!percent_decode(p, out, cap))
-            return ibp_err_set(err, "%s: bad %%-escape or path too long", shown);
-        return true;
-    }
-    if (has_scheme(url))
-        return ibp_err_set(err, "%s: unsupported URL scheme (http, https, file only)", shown);
-    int n = url[0] == '/' || !base_dir || !base_dir[0]
-                ? snprintf(out, cap, "%s", url)
-                : snprintf(out, cap, "%s/%s", base_dir, url);
-    if (n < 0 || (size_t)n >= cap)
-        return ibp_err_set(err, "%s: path too long", shown);
-    return true;
-}
-
 /* Inode, size and mtime: a rewrite in place or a rename over the file
  * changes at least one of them. */
 static void file_key(const struct stat *st, char *out, size_t cap)
@@ -737,7 +676,7 @@ bool sc_fetch(const char *url, const char *base_dir, const sc_fetch_limits_t *li
     if (is_http_url(url))
         return fetch_http(url, lim, cache, user, pass, out, err);
     char path[PATH_MAX];
-    if (!local_path(url, base_dir, path, sizeof path, err))
+    if (!ibp_local_path(url, base_dir, path, sizeof path, err))
         return false;
     if (fetch_file(path, lim, cache, out, err))
         return true;

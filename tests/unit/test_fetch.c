@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "fetch.h"
+#include "ibp_file.h"
 #include "maxmind.h"
 
 extern char **environ;
@@ -696,6 +697,29 @@ typedef struct mm {
     sc_maxmind_cfg_t cfg;
 } mm_t;
 
+/* The one URL-to-path rule that the sidecar and ibpdns-table build share. */
+static void test_local_path_forms(void **state)
+{
+    (void)state;
+    static const struct { const char *url, *want; } ok[] = {
+        {"FILE:///srv/a%20b.json", "/srv/a b.json"}, {"file://localhost/x.json", "/x.json"},
+        {"/abs.json", "/abs.json"}, {"rel.json", "/etc/ibpdns/rel.json"},
+    };
+    char path[256];
+    ibp_err_t err = {{0}};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        assert_true(ibp_local_path(ok[i].url, "/etc/ibpdns", path, sizeof path, &err));
+        assert_string_equal(path, ok[i].want);
+    }
+    assert_false(ibp_local_path("ftp://user:secret@host/x", NULL, path, sizeof path, &err));
+    assert_contains(err.msg, "unsupported URL scheme");
+    assert_null(strstr(err.msg, "secret"));
+    assert_false(ibp_local_path("https://host/x", NULL, path, sizeof path, &err));
+    assert_contains(err.msg, "not a local file");
+    assert_false(ibp_local_path("file:///x%00y", NULL, path, sizeof path, &err));
+    assert_contains(err.msg, "%-escape");
+}
+
 static void mm_init(fx_t *f, mm_t *m, const char *name, bool with_account)
 {
     snprintf(m->dir, sizeof m->dir, "%s/%s/maxmind", f->tmp, name); /* two levels to create */
@@ -948,6 +972,7 @@ int main(void)
         cmocka_unit_test(test_maxmind_corrupt_archive),
         cmocka_unit_test(test_maxmind_without_account),
         cmocka_unit_test(test_maxmind_asn_type_checked),
+        cmocka_unit_test(test_local_path_forms),
     };
     int rc = cmocka_run_group_tests(tests, setup, teardown);
     sc_fetch_global_cleanup();
