@@ -1053,6 +1053,7 @@ static bool compile_all(ctx_t *c)
     ibp_tbl_header_t fields = {
         .generation = c->in->generation, .build_time = c->in->build_time, .ttl = c->rc->ttl,
         .spread_v4_bits = SPREAD_V4_BITS, .spread_v6_bits = SPREAD_V6_BITS,
+        .flags = c->rc->apex_soa_in_any ? 0 : IBP_HDR_NO_APEX_SOA_IN_ANY,
     };
     return ibp_tb_finish(&c->tb, &fields, &c->out->table, &c->out->table_len, c->err);
 }

@@ -298,7 +298,7 @@ static const char *const dnsapi_keys[] = {
     "AuthKeys", "BearerToken", NULL};
 static const char *const routing_keys[] = {
     "TablePath", "AnswersPerFamily", "AllDownPolicy", "Ttl", "SoaRefresh", "SoaRetry",
-    "SoaExpire", "SoaMinimum", "SoaTtl", NULL};
+    "SoaExpire", "SoaMinimum", "SoaTtl", "ApexSoaInAny", NULL};
 static const char *const storage_keys[] = {"Path", NULL};
 
 static void cfg_warn(cfg_ctx_t *x, const char *path, const char *msg)
@@ -423,6 +423,7 @@ static bool cfg_routing(cfg_ctx_t *x, const json_t *root)
     json_t *r = NULL;
     ibp_routing_cfg_t *rt = &x->cfg->routing;
     uint32_t answers = 1;
+    rt->apex_soa_in_any = true;
     if (!cfg_section(x, root, "", "Routing", routing_keys, routing_strs, &r) ||
         !cfg_u32(x, r, "AnswersPerFamily", 1, IBP_MAX_ANSWERS, 1, &answers) ||
         !cfg_all_down(x, r, &rt->all_down) ||
@@ -431,7 +432,8 @@ static bool cfg_routing(cfg_ctx_t *x, const json_t *root)
         !cfg_u32(x, r, "SoaRetry", 0, TTL_MAX, 600, &rt->soa_retry) ||
         !cfg_u32(x, r, "SoaExpire", 0, TTL_MAX, 1209600, &rt->soa_expire) ||
         !cfg_u32(x, r, "SoaMinimum", 0, TTL_MAX, 3600, &rt->soa_minimum) ||
-        !cfg_u32(x, r, "SoaTtl", 0, TTL_MAX, 3600, &rt->soa_ttl))
+        !cfg_u32(x, r, "SoaTtl", 0, TTL_MAX, 3600, &rt->soa_ttl) ||
+        !ibp_jget_bool(x->c, r, ".Routing", "ApexSoaInAny", IBP_J_OPTIONAL, &rt->apex_soa_in_any))
         return false;
     rt->answers_per_family = answers;
     return true;

@@ -63,6 +63,15 @@ typedef struct ibp_tbl_section_ent {
     uint32_t elem_size;    /* bytes per element (1 for strings) */
 } ibp_tbl_section_ent_t;
 
+/* Header flags. Zero is BEHAVIOR §2's behaviour, so tables written before a
+ * flag existed keep their meaning. */
+enum {
+    /* Routing.ApexSoaInAny false: ANY at an apex without the SOA, as IBP's
+     * node answered; PowerDNS re-adds the SOA from the SOA lookup anyway. */
+    IBP_HDR_NO_APEX_SOA_IN_ANY = 1u,
+    IBP_HDR_KNOWN_FLAGS = IBP_HDR_NO_APEX_SOA_IN_ANY,
+};
+
 typedef struct ibp_tbl_header {
     char magic[8];
     uint32_t version;
@@ -75,7 +84,8 @@ typedef struct ibp_tbl_header {
     uint64_t build_time;   /* UTC seconds; the zones' SOA serial */
     uint32_t ttl;          /* dynamic A/AAAA TTL */
     uint32_t spread_v4_bits, spread_v6_bits; /* prefix hashed for unlocated clients */
-    uint32_t reserved[7];
+    uint32_t flags;        /* IBP_HDR_*; a reader refuses bits it does not know */
+    uint32_t reserved[6];
     ibp_tbl_section_ent_t sections[IBP_SEC_COUNT];
 } ibp_tbl_header_t;
 

@@ -56,6 +56,9 @@ static bool check_header(const uint8_t *buf, size_t len, ibp_err_t *err)
     if (h->spread_v4_bits > 32 || h->spread_v6_bits > 128)
         return ibp_err_set(err, "spread prefix /%u (IPv4) or /%u (IPv6) is not a prefix length",
                            h->spread_v4_bits, h->spread_v6_bits);
+    if (h->flags & ~(uint32_t)IBP_HDR_KNOWN_FLAGS)
+        return ibp_err_set(err, "header flags 0x%x: unknown to this program (written by a newer one?)",
+                           h->flags);
     if (h->file_size != len)
         return ibp_err_set(err, "truncated or extended: header says %llu bytes, file has %zu",
                            (unsigned long long)h->file_size, len);

@@ -321,7 +321,9 @@ static void answer_query(pipe_state_t *st, pipe_out_t *out, const query_t *q,
     const ibp_tbl_name_t *nm = find_name(st, &q->qname);
     if (nm) {
         bool apex = nm->apex_zone != IBP_TBL_NONE;
-        if (apex && (q->qtype == IBP_T_SOA || q->qtype == IBP_T_ANY))
+        bool any_soa = q->qtype == IBP_T_ANY &&
+                       !(st->table->h->flags & IBP_HDR_NO_APEX_SOA_IN_ANY);
+        if (apex && (q->qtype == IBP_T_SOA || any_soa))
             out_soa(st, out, &st->table->zones[nm->apex_zone], q->qname.s, q->qname.len);
         if (q->qtype != IBP_T_SOA) {
             out_statics(st, out, nm, q->qtype, q->qname.s, q->qname.len);

@@ -66,11 +66,13 @@ int cli_info(int argc, char **argv)
             ibp_table_str(&t, t.zones[i].name), "id", (json_int_t)t.zones[i].id));
     char checksum[17];
     snprintf(checksum, sizeof checksum, "%016" PRIx64, t.h->checksum);
-    cli_print_json(json_pack("{s:s, s:I, s:I, s:I, s:s, s:s, s:I, s:I, s:o, s:o, s:o}",
+    cli_print_json(json_pack("{s:s, s:I, s:I, s:I, s:s, s:s, s:I, s:I, s:b, s:o, s:o, s:o}",
         "table", argv[1], "format_version", (json_int_t)t.h->version,
         "generation", (json_int_t)t.h->generation, "build_time", (json_int_t)t.h->build_time,
         "built", built, "checksum", checksum, "bytes", (json_int_t)t.size,
-        "ttl", (json_int_t)t.h->ttl, "inputs", inputs_json(&t), "counts", counts,
+        "ttl", (json_int_t)t.h->ttl,
+        "apex_soa_in_any", !(t.h->flags & IBP_HDR_NO_APEX_SOA_IN_ANY),
+        "inputs", inputs_json(&t), "counts", counts,
         "zones", zones), true);
     ibp_table_close(&t);
     return 0;

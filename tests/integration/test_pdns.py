@@ -754,5 +754,48 @@ def test_production_profile_scoped_answers():
           % first_failures(fails))
 
 
+# ---- 8. Routing.ApexSoaInAny: PowerDNS's answers do not depend on it ---------------------------
+
+def dns_view(resp):
+    """What a client sees: rcode, flags, and every section as sorted text."""
+    def section(rrsets):
+        return sorted('%s %d %s %s' % (rs.name.to_text().lower(), rs.ttl,
+                                       dns.rdatatype.to_text(rs.rdtype), rd.to_text())
+                      for rs in rrsets for rd in rs)
+    return (rcode_name(resp), resp.flags & (dns.flags.AA | dns.flags.TC), section(resp.answer),
+            section(resp.authority), section(resp.additional))
+
+
+def test_apex_soa_in_any_is_invisible_to_clients():
+    fx = fixture()
+    ws = fx['ws']
+    cfg = ws.node_config(None, None, None, routing={'ApexSoaInAny': False}, name='node-nosoa.json')
+    table = ws.build_ok(cfg)
+    eq(ibptest.table_json('info', table)['apex_soa_in_any'], False, 'info: apex_soa_in_any')
+    eq(ibptest.table_json('info', fx['table'])['apex_soa_in_any'], True, 'info: the default')
+    # The same build second for both, so the SOA serials compare equal.
+    want_serial = fx['build_time']
+    got_serial = ibptest.table_json('info', table)['build_time']
+    questions = [('dotters.network', 'ANY', True), (HOST_OWN_APEX, 'ANY', True),
+                 (HOST_IN_ZONE, 'ANY', True), ('dotters.network', 'SOA', False),
+                 ('dotters.network', 'NS', False), ('dotters.network', 'MX', False),
+                 (HOST_OWN_APEX, 'A', False), (HOST_OWN_APEX, 'MX', False),
+                 ('nothere.dotters.network', 'A', False), ('nothere.' + HOST_OWN_APEX, 'A', False)]
+    views = []
+    for tbl in (fx['table'], table):
+        with pdnsfix.Pdns(tbl, abi=3) as p:
+            views.append([dns_view(p.query(name, rtype, ecs=LONDON + '/32', tcp=tcp))
+                          for name, rtype, tcp in questions])
+    serial_text = ' %d ' % got_serial
+    for (name, rtype, _), with_soa, without in zip(questions, *views):
+        without = tuple(s if not isinstance(s, list) else
+                        sorted(x.replace(serial_text, ' %d ' % want_serial) for x in s)
+                        for s in without)
+        eq(without, with_soa, '%s %s with and without the apex SOA in ANY' % (name, rtype))
+    any_apex = views[1][0]
+    check([x for x in any_apex[2] if ' SOA ' in x],
+          'ANY dotters.network over TCP has no SOA: PowerDNS did not add its own: %r' % (any_apex,))
+
+
 if __name__ == '__main__':
     ibptest.main(globals())

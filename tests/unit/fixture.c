@@ -33,14 +33,16 @@ void fixture_build(const char *members_json, const char *statics_json, uint8_t *
     fixture_build_indexed(members_json, statics_json, 0, table, len);
 }
 
-void fixture_build_indexed(const char *members_json, const char *statics_json,
-                           uint32_t index_min_nodes, uint8_t **table, size_t *len)
+static void build(const char *members_json, const char *statics_json, const char *routing_json,
+                  uint32_t index_min_nodes, uint8_t **table, size_t *len)
 {
     ibp_err_t err;
     size_t n;
     ibp_node_config_t cfg;
-    const char *node = "{\"System\":{\"ConfigUrls\":{\"MembersConfig\":\"m\",\"ServicesConfig\":\"s\","
-                       "\"StaticDNSConfig\":\"x\"}}}";
+    char node[1024];
+    snprintf(node, sizeof node, "{\"System\":{\"ConfigUrls\":{\"MembersConfig\":\"m\","
+             "\"ServicesConfig\":\"s\",\"StaticDNSConfig\":\"x\"}}, \"Routing\": %s}",
+             routing_json ? routing_json : "{}");
     if (!ibp_node_config_parse(node, strlen(node), "node.json", &cfg, &err))
         fail_msg("%s", err.msg);
     ibp_members_t members;
@@ -86,6 +88,17 @@ void fixture_build_indexed(const char *members_json, const char *statics_json,
     ibp_services_free(&services);
     ibp_statics_free(&statics);
     ibp_node_config_free(&cfg);
+}
+
+void fixture_build_indexed(const char *members_json, const char *statics_json,
+                           uint32_t index_min_nodes, uint8_t **table, size_t *len)
+{
+    build(members_json, statics_json, NULL, index_min_nodes, table, len);
+}
+
+void fixture_build_routing(const char *routing_json, uint8_t **table, size_t *len)
+{
+    build(NULL, NULL, routing_json, 0, table, len);
 }
 
 void fixture_attach(const char *members_json, const char *statics_json, uint8_t **table,

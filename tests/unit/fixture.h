@@ -21,6 +21,10 @@ void fixture_build(const char *members_json, const char *statics_json, uint8_t *
 void fixture_build_indexed(const char *members_json, const char *statics_json,
                            uint32_t index_min_nodes, uint8_t **table, size_t *len);
 
+/* The real configs with the node config's "Routing" object set to
+ * routing_json (e.g. "{\"Ttl\": 5}"). */
+void fixture_build_routing(const char *routing_json, uint8_t **table, size_t *len);
+
 /* fixture_build, then validates the table into t (buf must outlive t). */
 void fixture_attach(const char *members_json, const char *statics_json, uint8_t **table,
                     size_t *len, ibp_table_t *t);

@@ -640,7 +640,7 @@ static void test_config_full(void **state)
         "   \"AuthKeys\": {\"a\": \"b\"}},"
         " \"MonitorApi\": {\"Anything\": 1}, \"Matrix\": [], \"Checks\": null,"
         " \"Routing\": {\"AnswersPerFamily\": 3, \"AllDownPolicy\": \"None\", \"Ttl\": 20,"
-        "   \"SoaRetry\": 700, \"TablePath\": \"/t.tbl\"},"
+        "   \"SoaRetry\": 700, \"TablePath\": \"/t.tbl\", \"apexsoainany\": false},"
         " \"Storage\": {\"Path\": \"/u.sqlite\"},"
         " \"Bogus\": true}";
     ibp_node_config_t c;
@@ -664,6 +664,7 @@ static void test_config_full(void **state)
     assert_int_equal(c.routing.ttl, 20);
     assert_int_equal(c.routing.soa_retry, 700);
     assert_int_equal(c.routing.soa_refresh, 3600);
+    assert_false(c.routing.apex_soa_in_any);
     assert_string_equal(c.routing.table_path, "/t.tbl");
     assert_string_equal(c.storage_path, "/u.sqlite");
     assert_int_equal(c.n_warnings, 2);
@@ -693,6 +694,7 @@ static void test_config_defaults(void **state)
     assert_int_equal(c.routing.soa_expire, 1209600);
     assert_int_equal(c.routing.soa_minimum, 3600);
     assert_int_equal(c.routing.soa_ttl, 3600);
+    assert_true(c.routing.apex_soa_in_any);    /* BEHAVIOR §2 */
     assert_string_equal(c.log_level, "");      /* never NULL */
     assert_string_equal(c.monitor_address, "");
     assert_int_equal(c.n_warnings, 0);
@@ -761,6 +763,8 @@ static void test_config_errors(void **state)
                 "node.json: .Routing.AnswersPerFamily: 0 is out of range 1..8");
     config_fail("{\"System\": {" URLS "}, \"Routing\": {\"AllDownPolicy\": \"random\"}}",
                 "node.json: .Routing.AllDownPolicy: \"random\" is not \"nearest\" or \"none\"");
+    config_fail("{\"System\": {" URLS "}, \"Routing\": {\"ApexSoaInAny\": \"no\"}}",
+                "node.json: .Routing.ApexSoaInAny: expected a boolean, got string");
     config_fail("{\"System\": {" URLS "}, \"Mysql\": {\"Port\": true}}",
                 "node.json: .Mysql.Port: expected a string or an integer, got boolean");
     config_fail("{\"System\": {" URLS "}, \"Nats\": []}",

@@ -132,6 +132,34 @@ static void any_and_specific_types(void **state)
     assert_string_equal(send(f, "Q\tdotters.network\tIN\tTYPE65\t1\t1.2.3.4\t1.2.3.4\t1.2.3.4/32"), "END\n");
 }
 
+static void apex_soa_in_any_can_be_left_out(void **state)
+{
+    (void)state;
+    fix_t *g = calloc(1, sizeof *g);
+    assert_non_null(g);
+    fixture_build_routing("{\"ApexSoaInAny\": false}", &g->buf, &g->len);
+    ibp_err_t err;
+    if (!ibp_table_attach(g->buf, g->len, &g->t, &err))
+        fail_msg("%s", err.msg);
+    g->st.table = &g->t;
+    helo(g, "3");
+    /* ANY at an apex: everything but the SOA, as IBP's node answers */
+    const char *any = send(g, "Q\tdotters.network\tIN\tANY\t1\t1.2.3.4\t1.2.3.4\t1.2.3.4/32");
+    assert_null(strstr(any, "\tSOA\t"));
+    assert_non_null(strstr(any, "\tIN\tNS\t3600\t" ZID "\tdns-01.dotters.network.\n"));
+    assert_non_null(strstr(any, "DATA\t0\t1\tdotters.network\tIN\tA\t3600\t" ZID "\t192.96.202.175\n"));
+    any = send(g, "Q\tpolkadot.ibp.network\tIN\tANY\t1\t1.2.3.4\t1.2.3.4\t1.2.3.4/32");
+    assert_null(strstr(any, "\tSOA\t"));
+    assert_non_null(strstr(any, "\tpolkadot.ibp.network\tIN\tA\t30\t"));
+    /* the SOA question, which PowerDNS builds the zone from, is answered as ever */
+    assert_non_null(strstr(send(g, "Q\tdotters.network\tIN\tSOA\t-1\t0.0.0.0\t0.0.0.0\t0.0.0.0/0"),
+                           "DATA\t0\t1\tdotters.network\tIN\tSOA\t3600\t" ZID "\tdns-01.dotters.network. "));
+    assert_non_null(strstr(send(g, "Q\tpolkadot.ibp.network\tIN\tSOA\t-1\t0.0.0.0\t0.0.0.0\t0.0.0.0/0"),
+                           "\tIN\tSOA\t"));
+    free(g->buf);
+    free(g);
+}
+
 static void raw_acme_urls_are_never_served(void **state)
 {
     fix_t *f = *state;
@@ -233,6 +261,7 @@ int main(void)
         cmocka_unit_test(handshake_and_abi_field_counts),
         cmocka_unit_test(soa_only_at_an_apex),
         cmocka_unit_test(any_and_specific_types),
+        cmocka_unit_test(apex_soa_in_any_can_be_left_out),
         cmocka_unit_test(raw_acme_urls_are_never_served),
         cmocka_unit_test(dynamic_answers_use_ecs_unless_it_is_the_remote),
         cmocka_unit_test(hostile_lines_fail_and_do_not_shift_answers),
