@@ -15,7 +15,9 @@
  * usage: constpipe --zones=Z1,Z2,.. --names=N1,N2,.. [--addr=192.0.2.1]
  *                  [--scope=24] [--ttl=30] [--record=DIR] [--apex-soa]
  * --apex-soa (diagnostic): ANY at a zone apex also returns the SOA, as
- * ibpdns-pipe's answers do; it shows what that costs PowerDNS.
+ * ibpdns-pipe's answers do, in BEHAVIOR §2's form with its default timers
+ * (mname dns-01.<zone>., a 10-digit serial): it shows what that line costs
+ * PowerDNS. The SOA walk keeps the short SOA either way.
  * --record=DIR appends every line received to DIR/rec-PID.txt (one write per
  * read; only to record a PowerDNS request stream, never while measuring). */
 #define _GNU_SOURCE
@@ -43,6 +45,8 @@ typedef struct {
 static str_t zones[MAX_NAMES], names[MAX_NAMES];
 static char soa_tail[MAX_NAMES][512];   /* "\tIN\tSOA\t3600\t<id>\t<mname> <rname> ...\n" */
 static size_t soa_tail_len[MAX_NAMES];
+static char any_soa_tail[MAX_NAMES][512];   /* --apex-soa: the same in BEHAVIOR §2's form */
+static size_t any_soa_tail_len[MAX_NAMES];
 static size_t n_zones, n_names;
 static char a_tail[128];                /* "\tIN\tA\t<ttl>\t" */
 static size_t a_tail_len;
@@ -127,7 +131,7 @@ void handle_line(const char *line, size_t len)
                 if (z >= 0) {
                     put(abi >= 3 ? "DATA\t0\t1\t" : "DATA\t", abi >= 3 ? 9 : 5);
                     put(qn->s, qn->len);
-                    put(soa_tail[z], soa_tail_len[z]);
+                    put(any_soa_tail[z], any_soa_tail_len[z]);
                 }
                 if (abi >= 3) {
                     put("DATA\t", 5);
@@ -221,6 +225,10 @@ int main(int argc, char **argv)
                          "\tIN\tSOA\t3600\t%zu\tns1.%.*s hostmaster.%.*s 1 7200 1800 259200 300\n",
                          z + 1, (int)zones[z].len, zones[z].s, (int)zones[z].len, zones[z].s);
         soa_tail_len[z] = (size_t)k;
+        k = snprintf(any_soa_tail[z], sizeof any_soa_tail[z],
+                     "\tIN\tSOA\t3600\t%zu\tdns-01.%.*s. hostmaster.%.*s. 1700000000 3600 600 1209600 3600\n",
+                     z + 1, (int)zones[z].len, zones[z].s, (int)zones[z].len, zones[z].s);
+        any_soa_tail_len[z] = (size_t)k;
     }
     a_tail_len = (size_t)snprintf(a_tail, sizeof a_tail, "\tIN\tA\t%d\t", ttl);
     addr_line_len = (size_t)snprintf(addr_line, sizeof addr_line, "%s\n", addr);
