@@ -59,6 +59,11 @@ static bool check_header(const uint8_t *buf, size_t len, ibp_err_t *err)
     if (h->flags & ~(uint32_t)IBP_HDR_KNOWN_FLAGS)
         return ibp_err_set(err, "header flags 0x%x: unknown to this program (written by a newer one?)",
                            h->flags);
+    /* Zero today, so a later writer's use of them is refused, not ignored. */
+    for (size_t i = 0; i < sizeof h->reserved / sizeof h->reserved[0]; i++)
+        if (h->reserved[i])
+            return ibp_err_set(err, "reserved header word %zu is %u, not 0 (written by a newer "
+                               "program?)", i, h->reserved[i]);
     if (h->file_size != len)
         return ibp_err_set(err, "truncated or extended: header says %llu bytes, file has %zu",
                            (unsigned long long)h->file_size, len);

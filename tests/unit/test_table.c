@@ -136,6 +136,12 @@ static void bad_indices_behind_a_good_checksum_are_rejected(void **state)
     reseal(c, f->len);
     expect_reject(c, f->len, "header flags 0x80");
     free(c);
+
+    c = copy_of(f);
+    ((ibp_tbl_header_t *)c)->reserved[5] = 7;
+    reseal(c, f->len);
+    expect_reject(c, f->len, "reserved header word 5 is 7");
+    free(c);
 }
 
 static void other_versions_and_files_are_refused(void **state)
