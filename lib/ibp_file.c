@@ -14,18 +14,29 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+int ibp_file_open_regular(const char *path, struct stat *st, ibp_err_t *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        ibp_err_set(err, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
+        close(fd);
+        ibp_err_set(err, "%s: not a regular file", path);
+        return -1;
+    }
+    return fd;
+}
+
 bool ibp_file_read(const char *path, size_t max, char **buf, size_t *len, ibp_err_t *err)
 {
     *buf = NULL;
     *len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return ibp_err_set(err, "%s: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return ibp_err_set(err, "%s: not a regular file", path);
-    }
+    int fd = ibp_file_open_regular(path, &st, err);
+    if (fd < 0)
+        return false;
     if ((uint64_t)st.st_size > max) {
         close(fd);
         return ibp_err_set(err, "%s: %lld bytes is over the limit of %zu", path,

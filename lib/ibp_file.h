@@ -5,8 +5,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "ibp_err.h"
+
+/* Opens path for reading (O_CLOEXEC) and fills *st; a directory, device or
+ * FIFO is an error. Returns the descriptor, or -1 with err set. */
+int ibp_file_open_regular(const char *path, struct stat *st, ibp_err_t *err);
 
 /* Reads at most max bytes; a larger file is an error, not a truncation.
  * The buffer is NUL-terminated (not counted in *len). Free with free(). */

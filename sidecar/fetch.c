@@ -630,14 +630,10 @@ static void update_file_cache(sc_fetch_cache_t *cache, const char *key)
 static bool fetch_file(const char *path, const sc_fetch_limits_t *lim, sc_fetch_cache_t *cache,
                        sc_fetch_result_t *out, ibp_err_t *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return ibp_err_set(err, "%s: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return ibp_err_set(err, "%s: not a regular file", path);
-    }
+    int fd = ibp_file_open_regular(path, &st, err);
+    if (fd < 0)
+        return false;
     char key[FILE_KEY_MAX];
     file_key(&st, key, sizeof key);
     bool ok = true;
