@@ -2,11 +2,15 @@
 #include "ibp_health.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "ibp_json.h"
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 
 static const struct {
     const char *key;
@@ -147,6 +151,12 @@ static bool group_parse(const ibp_jctx_t *c, const json_t *g, const char *path,
         ibp_strv_free(&offline);
         return false;
     }
+    /* A group lists each member once however often the monitor repeats it:
+     * memory follows the members, not the entries. */
+    if (!ibp_strv_dedup(&offline)) {
+        ibp_strv_free(&offline);
+        return ibp_jerr(c, path, "out of memory");
+    }
     out->offline = offline.v;
     out->n_offline = offline.n;
     if (out->kind != IBP_CHECK_SITE && !(out->domain = strdup(domain ? domain : "")))
@@ -259,4 +269,60 @@ bool ibp_health_online(const ibp_health_t *h, const char *host,
             return false;
     }
     return true;
+}
+
+/* ---- digest ---------------------------------------------------------------- */
+
+static int cmp_strp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Whole, never cut: two long names that share a prefix must digest apart. */
+static char *lower_dup(const char *fmt_kind, const char *domain, bool v6, const char *member)
+{
+    char *line = NULL;
+    if (asprintf(&line, "%s|%s|%d|%s", fmt_kind, domain ? domain : "", v6, member) < 0)
+        return NULL;
+    for (char *p = line; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p + 32);
+    return line;
+}
+
+void ibp_health_digest(const ibp_health_t *h, uint64_t *hi, uint64_t *lo)
+{
+    size_t n = 0;
+    for (size_t g = 0; h && g < h->n_groups; g++)
+        n += h->groups[g].n_offline;
+    char **lines = calloc(n ? n : 1, sizeof *lines);
+    size_t k = 0;
+    static const char *const kind_names[] = {"site", "domain", "endpoint"};
+    for (size_t g = 0; lines && h && g < h->n_groups; g++) {
+        const ibp_health_group_t *grp = &h->groups[g];
+        for (size_t i = 0; i < grp->n_offline; i++) {
+            /* Endpoint and domain failures act alike on the host (§5.3). */
+            const char *kind = grp->kind == IBP_CHECK_SITE ? kind_names[0] : kind_names[1];
+            char *line = lower_dup(kind, grp->domain, grp->ipv6, grp->offline[i]);
+            if (line)
+                lines[k++] = line;
+        }
+    }
+    /* The offline entries alone decide online(): an empty snapshot and one
+     * where everybody passed are the same to routing. */
+    XXH3_state_t *st = XXH3_createState();
+    XXH3_128bits_reset(st);
+    if (lines)
+        qsort(lines, k, sizeof *lines, cmp_strp);
+    /* Duplicates are adjacent after sorting: compare before freeing. */
+    for (size_t i = 0; i < k; i++)
+        if (i == 0 || strcmp(lines[i], lines[i - 1]))
+            XXH3_128bits_update(st, lines[i], strlen(lines[i]) + 1);
+    for (size_t i = 0; i < k; i++)
+        free(lines[i]);
+    free(lines);
+    XXH128_hash_t d = XXH3_128bits_digest(st);
+    XXH3_freeState(st);
+    *hi = d.high64;
+    *lo = d.low64;
 }

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "ibp_err.h"
 
@@ -40,6 +41,11 @@ bool ibp_health_source_accepted(const char *header_value);
 /* online(host, member name, family) of IBP-NODE §5.3. */
 bool ibp_health_online(const ibp_health_t *h, const char *host,
                        const char *member_name, bool ipv6);
+
+/* What routing sees of a snapshot: its offline entries, case-folded, sorted
+ * and deduplicated, so snapshots that route alike digest alike. NULL is the
+ * empty snapshot. */
+void ibp_health_digest(const ibp_health_t *h, uint64_t *hi, uint64_t *lo);
 
 void ibp_health_free(ibp_health_t *h);
 

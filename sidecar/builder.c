@@ -90,7 +90,7 @@ static void inputs_digest(const snapshot_t *snap, const struct stat *mmdb, uint6
         XXH3_128bits_update(st, &snap->lo[i], sizeof snap->lo[i]);
     }
     uint64_t h[2];
-    sc_health_digest(snapshot_health(snap), &h[0], &h[1]);
+    ibp_health_digest(snapshot_health(snap), &h[0], &h[1]);
     XXH3_128bits_update(st, h, sizeof h);
     XXH3_128bits_update(st, &mmdb->st_ino, sizeof mmdb->st_ino);
     XXH3_128bits_update(st, &mmdb->st_size, sizeof mmdb->st_size);

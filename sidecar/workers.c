@@ -10,8 +10,6 @@
 #include "ibp_inputs.h"
 #include "maxmind.h"
 
-#define XXH_INLINE_ALL
-#include <xxhash.h>
 
 /* Which input kind each JSON source is. */
 static const enum ibp_input_kind source_kind[] = {
@@ -299,16 +297,16 @@ static bool sleep_until(sc_state_t *s, const struct timespec *until, bool *reloa
     return go;
 }
 
-static int config_period_ms(sc_state_t *s, bool monitor)
+static long config_period_ms(sc_state_t *s, bool monitor)
 {
     sc_ref_t *ref = sc_current_config(s);
-    int secs = 30;
+    long secs = 30;
     if (ref) {
         const ibp_node_config_t *cfg = ref->model;
         secs = monitor ? cfg->monitor_refresh_s : cfg->config_reload_s;
     }
     sc_ref_put(ref);
-    return secs * 1000;
+    return secs * 1000L;
 }
 
 void *sc_config_thread(void *state)
@@ -355,58 +353,4 @@ void *sc_monitor_thread(void *state)
             return NULL;
         sc_poll_monitor(s);
     }
-}
-
-/* ---- effective health ------------------------------------------------------ */
-
-static int cmp_strp(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static char *lower_dup(const char *fmt_kind, const char *domain, bool v6, const char *member)
-{
-    char buf[1024];
-    snprintf(buf, sizeof buf, "%s|%s|%d|%s", fmt_kind, domain ? domain : "", v6, member);
-    for (char *p = buf; *p; p++)
-        if (*p >= 'A' && *p <= 'Z')
-            *p = (char)(*p + 32);
-    return strdup(buf);
-}
-
-void sc_health_digest(const void *health, uint64_t *hi, uint64_t *lo)
-{
-    const ibp_health_t *h = health;
-    size_t n = 0;
-    for (size_t g = 0; h && g < h->n_groups; g++)
-        n += h->groups[g].n_offline;
-    char **lines = calloc(n ? n : 1, sizeof *lines);
-    size_t k = 0;
-    static const char *const kind_names[] = {"site", "domain", "endpoint"};
-    for (size_t g = 0; lines && h && g < h->n_groups; g++) {
-        const ibp_health_group_t *grp = &h->groups[g];
-        for (size_t i = 0; i < grp->n_offline; i++) {
-            /* Endpoint and domain failures act alike on the host (§5.3). */
-            const char *kind = grp->kind == IBP_CHECK_SITE ? kind_names[0] : kind_names[1];
-            char *line = lower_dup(kind, grp->domain, grp->ipv6, grp->offline[i]);
-            if (line)
-                lines[k++] = line;
-        }
-    }
-    /* The offline entries alone decide online(): an empty snapshot and one
-     * where everybody passed are the same to routing. */
-    XXH3_state_t *st = XXH3_createState();
-    XXH3_128bits_reset(st);
-    if (lines)
-        qsort(lines, k, sizeof *lines, cmp_strp);
-    for (size_t i = 0; i < k; i++) {
-        if (i == 0 || strcmp(lines[i], lines[i - 1]))
-            XXH3_128bits_update(st, lines[i], strlen(lines[i]) + 1);
-        free(lines[i]);
-    }
-    free(lines);
-    XXH128_hash_t d = XXH3_128bits_digest(st);
-    XXH3_freeState(st);
-    *hi = d.high64;
-    *lo = d.low64;
 }

@@ -19,9 +19,4 @@ void *sc_monitor_thread(void *state);
 /* The config model currently in force (a new reference), or NULL. */
 sc_ref_t *sc_current_config(sc_state_t *s);
 
-/* Effective health digest: what the snapshot says about who is offline,
- * independent of check times and order, so that a snapshot that changes
- * nothing does not cause a new table. */
-void sc_health_digest(const void *health, uint64_t *hi, uint64_t *lo);
-
 #endif

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -243,6 +244,110 @@ static void test_source_header(void **state)
     assert_true(ibp_health_source_accepted("lo cal"));
 }
 
+typedef struct digest {
+    uint64_t hi, lo;
+} digest_t;
+
+static digest_t digest_of(const char *json)
+{
+    ibp_health_t h = parse_ok(json);
+    digest_t d;
+    ibp_health_digest(&h, &d.hi, &d.lo);
+    ibp_health_free(&h);
+    return d;
+}
+
+static bool same_digest(digest_t a, digest_t b)
+{
+    return a.hi == b.hi && a.lo == b.lo;
+}
+
+/* The digest's dedupe loop compared each line with the one it had just
+ * freed: any snapshot with two offline entries was a use-after-free (the
+ * ASan sidecar died on its first poll). */
+static void test_digest_two_offline(void **state)
+{
+    (void)state;
+    digest_t ab = digest_of("{\"SiteResults\": [{\"Results\": [" DOWN("A") "," DOWN("B") "]}],"
+                            " \"DomainResults\": [{\"Domain\": \"x.net\", \"Results\": ["
+                            DOWN("C") "," DOWN("C") "]}]}");
+    digest_t ba = digest_of("{\"DomainResults\": [{\"Domain\": \"X.net\", \"Results\": ["
+                            DOWN("c") "]}], \"SiteResults\": [{\"Results\": [" DOWN("B") ","
+                            UP("Z") "," DOWN("a") "]}]}");
+    digest_t a = digest_of("{\"SiteResults\": [{\"Results\": [" DOWN("A") "]}],"
+                           " \"DomainResults\": [{\"Domain\": \"x.net\", \"Results\": ["
+                           DOWN("C") "]}]}");
+    digest_t none = digest_of("{\"SiteResults\": [{\"Results\": [" UP("A") "]}]}");
+    digest_t empty;
+    ibp_health_digest(NULL, &empty.hi, &empty.lo);
+    assert_true(same_digest(ab, ba));    /* order, case and repeats do not count */
+    assert_false(same_digest(ab, a));
+    assert_true(same_digest(none, empty));
+}
+
+/* Lines were cut at 1 KiB: long names that shared a prefix digested alike,
+ * and the second one going offline published nothing. */
+static void test_digest_long_names_differ(void **state)
+{
+    (void)state;
+    char name[1500];
+    memset(name, 'm', sizeof name - 2);
+    name[sizeof name - 1] = '\0';
+    char json[4096];
+    digest_t d[2];
+    for (int i = 0; i < 2; i++) {
+        name[sizeof name - 2] = (char)('1' + i);
+        snprintf(json, sizeof json, "{\"SiteResults\": [{\"Results\": [{\"Status\": false,"
+                 " \"MemberName\": \"%s\"}]}]}", name);
+        d[i] = digest_of(json);
+    }
+    assert_false(same_digest(d[0], d[1]));
+}
+
+static char *repeat_body(const char *head, const char *unit, size_t n, const char *tail)
+{
+    size_t ul = strlen(unit), cap = strlen(head) + n * (ul + 1) + strlen(tail) + 1;
+    char *b = malloc(cap);
+    assert_non_null(b);
+    size_t o = (size_t)snprintf(b, cap, "%s", head);
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            b[o++] = ',';
+        memcpy(b + o, unit, ul);
+        o += ul;
+    }
+    snprintf(b + o, cap - o, "%s", tail);
+    return b;
+}
+
+/* 15 MB of empty result objects took the sidecar to 1.5 GB: the parse is
+ * refused before a tree is built, with an error that says why. */
+static void test_value_flood_refused(void **state)
+{
+    (void)state;
+    char *body = repeat_body("{\"SiteResults\":[{\"Results\":[", "{}", 5000000, "]}]}");
+    ibp_health_t h;
+    ibp_err_t err = {{0}};
+    assert_false(ibp_health_parse(body, strlen(body), "results", &h, &err));
+    assert_false(h.loaded);
+    assert_non_null(strstr(err.msg, "results: too many JSON values to load (5000002 objects"));
+    assert_non_null(strstr(err.msg, "the limit is 128 MiB"));
+    free(body);
+}
+
+/* The monitor repeating an offline member costs one name, not one per entry. */
+static void test_offline_repeats_kept_once(void **state)
+{
+    (void)state;
+    char *body = repeat_body("{\"SiteResults\":[{\"Results\":[", DOWN("Dwellir"), 20000, "]}]}");
+    ibp_health_t h = parse_ok(body);
+    assert_int_equal(h.n_groups, 1);
+    assert_int_equal(h.groups[0].n_offline, 1);
+    assert_false(ibp_health_online(&h, "rpc.x.net", "dwellir", false));
+    ibp_health_free(&h);
+    free(body);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -258,6 +363,10 @@ int main(void)
         cmocka_unit_test(test_bad_checktime_rejects),
         cmocka_unit_test(test_wrong_types_reject),
         cmocka_unit_test(test_source_header),
+        cmocka_unit_test(test_digest_two_offline),
+        cmocka_unit_test(test_digest_long_names_differ),
+        cmocka_unit_test(test_value_flood_refused),
+        cmocka_unit_test(test_offline_repeats_kept_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
