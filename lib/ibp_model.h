@@ -14,6 +14,11 @@
 #define IBP_MAX_ANSWERS 8      /* Routing.AnswersPerFamily upper bound */
 #define IBP_NAME_MAX 253       /* presentation length of a DNS name */
 #define IBP_MEMBER_NAME_MAX 64 /* usage rows store member_name as VARCHAR(64) */
+/* Polling periods (ConfigReloadTime, RefreshIntervalSeconds): a day at most,
+ * so that periods in milliseconds never overflow and a typo cannot stop
+ * polling for years. */
+#define IBP_PERIOD_MAX_S 86400
+#define IBP_MAXMIND_REFRESH_MAX_S (30 * 86400)
 
 typedef struct ibp_member {
     char *key;             /* key in the members object: tie-break order */
@@ -92,11 +97,11 @@ typedef struct ibp_routing_cfg {
 typedef struct ibp_node_config {
     char *path;                 /* the file it was read from */
     char *log_level;
-    int config_reload_s;        /* <= 0 in the file => 30 */
+    int config_reload_s;        /* <= 0 in the file => 30; at most IBP_PERIOD_MAX_S */
     char *static_url, *members_url, *services_url;
     char *maxmind_path, *maxmind_account, *maxmind_key;
     char *maxmind_download_url; /* Maxmind.DownloadUrl: "" = MaxMind's own */
-    int maxmind_refresh_s;      /* Maxmind.RefreshSeconds, default 86400 */
+    int maxmind_refresh_s;      /* Maxmind.RefreshSeconds, default 86400, at most IBP_MAXMIND_REFRESH_MAX_S */
     int fetch_timeout_s;        /* System.FetchTimeoutSeconds, default 15 */
     long long fetch_max_bytes;  /* System.FetchMaxBytes, default 16 MiB */
     char *ca_file;              /* System.CaFile: "" = the system's CA store */
@@ -105,7 +110,7 @@ typedef struct ibp_node_config {
     char *mysql_host, *mysql_port, *mysql_user, *mysql_pass, *mysql_db;
     char *api_listen_address, *api_listen_port;
     char *monitor_address, *monitor_port;
-    int monitor_refresh_s;      /* <= 0 in the file => 30 */
+    int monitor_refresh_s;      /* <= 0 in the file => 30; at most IBP_PERIOD_MAX_S */
     char *storage_path;         /* Storage.Path: SQLite file */
     ibp_routing_cfg_t routing;
     ibp_overrides_t overrides;  /* GeoDNSOverrides */

@@ -384,8 +384,14 @@ static bool cfg_period(cfg_ctx_t *x, const json_t *obj, const char *path,
                        const char *key, int *out)
 {
     long long v = 0;
-    if (!ibp_jget_int(x->c, obj, path, key, IBP_J_OPTIONAL, INT_MIN, INT_MAX, &v))
+    if (!ibp_jget_int(x->c, obj, path, key, IBP_J_OPTIONAL, LLONG_MIN, LLONG_MAX, &v))
         return false;
+    if (v > IBP_PERIOD_MAX_S) {
+        char kpath[IBP_JPATH_MAX];
+        ibp_jpath_key(kpath, path, key);
+        return ibp_jerr(x->c, kpath, "%lld is out of range: 1..%d seconds (0 or less means 30)",
+                        v, IBP_PERIOD_MAX_S);
+    }
     *out = v > 0 ? (int)v : 30;
     return true;
 }
@@ -508,7 +514,8 @@ static bool cfg_maxmind(cfg_ctx_t *x, const json_t *root)
     json_t *mm = NULL;
     long long refresh = 86400;
     if (!cfg_section(x, root, "", "Maxmind", maxmind_keys, maxmind_strs, &mm) ||
-        !cfg_int(x, mm, ".Maxmind", "RefreshSeconds", 1, 1LL << 30, 86400, &refresh))
+        !cfg_int(x, mm, ".Maxmind", "RefreshSeconds", 1, IBP_MAXMIND_REFRESH_MAX_S, 86400,
+                 &refresh))
         return false;
     x->cfg->maxmind_refresh_s = (int)refresh;
     return true;

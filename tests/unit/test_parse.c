@@ -774,6 +774,32 @@ static void test_config_errors(void **state)
                 "node.json: .DnsApi.RefreshIntervalSeconds: expected an integer, got number");
 }
 
+/* Periods were multiplied by 1000 in an int: 3,000,000 s polled ~1,500 times
+ * a second. Every period is bounded, and the error names key and range. */
+static void test_config_period_bounds(void **state)
+{
+    (void)state;
+    config_fail("{\"System\": {" URLS "}, \"DnsApi\": {\"RefreshIntervalSeconds\": 3000000}}",
+                "node.json: .DnsApi.RefreshIntervalSeconds: 3000000 is out of range: 1..86400 "
+                "seconds (0 or less means 30)");
+    config_fail("{\"System\": {" URLS ", \"ConfigReloadTime\": 3000000}}",
+                "node.json: .System.ConfigReloadTime: 3000000 is out of range: 1..86400 "
+                "seconds (0 or less means 30)");
+    config_fail("{\"System\": {" URLS ", \"ConfigReloadTime\": 99999999999999}}",
+                "node.json: .System.ConfigReloadTime: 99999999999999 is out of range: 1..86400 "
+                "seconds (0 or less means 30)");
+    config_fail("{\"System\": {" URLS "}, \"Maxmind\": {\"RefreshSeconds\": 3000000}}",
+                "node.json: .Maxmind.RefreshSeconds: 3000000 is out of range 1..2592000");
+    const char *edge = "{\"System\": {" URLS ", \"ConfigReloadTime\": 86400}, "
+                       "\"DnsApi\": {\"RefreshIntervalSeconds\": -5}}";
+    ibp_node_config_t c;
+    ibp_err_t err = {{0}};
+    assert_true(ibp_node_config_parse(edge, strlen(edge), "node.json", &c, &err));
+    assert_int_equal(c.config_reload_s, 86400);
+    assert_int_equal(c.monitor_refresh_s, 30);
+    ibp_node_config_free(&c);
+}
+
 static void test_config_overrides(void **state)
 {
     (void)state;
@@ -901,6 +927,7 @@ int main(void)
         cmocka_unit_test(test_config_warnings),
         cmocka_unit_test(test_config_warning_flood),
         cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_config_period_bounds),
         cmocka_unit_test(test_config_overrides),
         cmocka_unit_test(test_config_overrides_errors),
         cmocka_unit_test(test_name_normalize),
