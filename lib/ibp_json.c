@@ -9,8 +9,56 @@
 
 #define JKEY_MAX 48            /* longest key segment kept in a path */
 
+/* What jansson 2.14's tree takes per value, measured: an empty object 224
+ * bytes, an array 136, a string or number about 48. Three bytes of text
+ * ("{},") thus become 224 bytes of tree: the byte limit alone lets a 15 MB
+ * body take 1.5 GB. */
+enum { COST_OBJECT = 224, COST_ARRAY = 136, COST_VALUE = 48 };
+
+typedef struct tree_estimate {
+    size_t objects, arrays, values, bytes;
+} tree_estimate_t;
+
+/* One pass over the text, outside strings: every value or key follows the
+ * start, '[', ',' or ':', so counting those bounds the values from above. */
+static tree_estimate_t estimate_tree(const char *buf, size_t len)
+{
+    tree_estimate_t e = {.values = 1, .bytes = len};
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        char ch = buf[i];
+        if (in_string) {
+            if (ch == '\\')
+                i++;
+            else if (ch == '"')
+                in_string = false;
+            continue;
+        }
+        switch (ch) {
+        case '"': in_string = true; break;
+        case '{': e.objects++; break;
+        case '[': e.arrays++; e.values++; break;
+        case ',': case ':': e.values++; break;
+        default: break;
+        }
+    }
+    return e;
+}
+
+static size_t tree_cost(const tree_estimate_t *e)
+{
+    return e->objects * COST_OBJECT + e->arrays * COST_ARRAY + e->values * COST_VALUE + e->bytes;
+}
+
 json_t *ibp_json_load(const char *buf, size_t len, const char *src, ibp_err_t *err)
 {
+    tree_estimate_t est = estimate_tree(buf ? buf : "", buf ? len : 0);
+    if (tree_cost(&est) > IBP_JSON_MAX_TREE) {
+        ibp_err_set(err, "%s: too many JSON values to load (%zu objects, %zu arrays, ~%zu "
+                    "values would take ~%zu MiB; the limit is %d MiB)", src, est.objects,
+                    est.arrays, est.values, tree_cost(&est) >> 20, IBP_JSON_MAX_TREE >> 20);
+        return NULL;
+    }
     json_error_t jerr;
     /* Any top-level value: callers report a wrong top-level type themselves,
      * with a better message than jansson's. Duplicate keys are refused since

@@ -19,6 +19,10 @@
 
 #define IBP_JPATH_MAX 192      /* longer paths are cut, they only feed messages */
 #define IBP_JQUOTE_MAX 80      /* quoted user strings in messages are cut to this */
+/* The most memory a parse tree may take, estimated from the text before
+ * parsing. Real inputs of the default FetchMaxBytes (16 MiB) stay below
+ * it; a body of empty objects would take 75 times its size. */
+#define IBP_JSON_MAX_TREE (128 << 20)
 
 /* Everything an error message needs besides the path. */
 typedef struct ibp_jctx {
