@@ -1,4 +1,4 @@
-/* Reading a routing table: map it, validate every byte of it, and answer
+/* Reading a routing table: load it, validate every byte of it, and answer
  * queries from it. This is all the coprocess links besides libc, so nothing
  * here allocates after ibp_table_open() or makes a system call per query. */
 #ifndef IBP_TABLE_H
@@ -16,7 +16,7 @@
 typedef struct ibp_table {
     const uint8_t *base;
     size_t size;
-    bool mapped;           /* base came from mmap (else the caller owns it) */
+    bool mapped;           /* base is ours (ibp_table_open), else the caller's */
     const ibp_tbl_header_t *h;
     const char *strings;
     size_t strings_size;
@@ -40,8 +40,12 @@ typedef struct ibp_table {
 
 uint64_t ibp_table_checksum(const uint8_t *file, size_t len);
 
-/* Maps and validates path. On failure nothing stays mapped. */
+/* Reads path into private read-only memory and validates it: what the file
+ * becomes afterwards (rewritten in place, truncated) cannot reach the copy.
+ * On failure nothing stays allocated. */
 bool ibp_table_open(const char *path, ibp_table_t *t, ibp_err_t *err);
+/* The same from an open file (path names it in errors); fd stays open. */
+bool ibp_table_read_fd(int fd, const char *path, ibp_table_t *t, ibp_err_t *err);
 /* Validates a table held in memory (the buffer must outlive t). */
 bool ibp_table_attach(const uint8_t *buf, size_t len, ibp_table_t *t, ibp_err_t *err);
 void ibp_table_close(ibp_table_t *t);
@@ -69,6 +73,12 @@ uint32_t ibp_name_hash(const char *name, size_t len);
  * ibp_table_format.h. The trie must be valid. */
 void ibp_trie_index_build(const uint32_t *nodes, uint32_t root, unsigned depth,
                           uint32_t *entries);
+
+/* Every leaf of a policy's trie, in address order: the network (IPv4 in
+ * ::/96) and its answer index. Recursion is at most 128 deep, as attach
+ * proved; t must be attached. */
+typedef void (*ibp_leaf_fn)(void *ctx, const uint8_t addr[16], unsigned len, uint32_t answer);
+void ibp_table_foreach_leaf(const ibp_table_t *t, uint32_t policy, ibp_leaf_fn fn, void *ctx);
 
 /* Who is asking: the address to route on and, when that is an ECS prefix,
  * the resolver's own address to fall back on if the prefix has no location. */

@@ -224,6 +224,59 @@ static bool check_policy(const ibp_table_t *t, uint32_t i, ibp_err_t *err)
     return true;
 }
 
+/* Children point forward (checked above), so one pass in index order sees
+ * every parent before its children: each node must be reached exactly once
+ * from the root and lie above depth 128. That makes the trie a tree whose
+ * walks, dumps and index builds are bounded by its size. depth[] is scratch
+ * of node_count bytes. */
+static bool check_tree_shape(const ibp_table_t *t, uint32_t i, uint8_t *depth, ibp_err_t *err)
+{
+    const ibp_tbl_policy_t *p = &t->policies[i];
+    const uint32_t *nodes = t->nodes + 2 * (size_t)p->node_first;
+    enum { UNSEEN = 0xFF };
+    memset(depth, UNSEEN, p->node_count);
+    if (!(p->root & IBP_TBL_LEAF))
+        depth[p->root] = 0;
+    for (uint32_t k = 0; k < p->node_count; k++) {
+        CHECK(depth[k] != UNSEEN, "policy %u: trie node %u is not reached from the root", i, k);
+        for (unsigned c = 0; c < 2; c++) {
+            uint32_t child = nodes[2 * k + c];
+            if (child & IBP_TBL_LEAF)
+                continue;
+            CHECK(depth[child] == UNSEEN, "policy %u: trie node %u is reached twice (not a tree)",
+                  i, child);
+            CHECK(depth[k] + 1 < 128, "policy %u: trie deeper than 128 bits at node %u", i, child);
+            depth[child] = (uint8_t)(depth[k] + 1);
+        }
+    }
+    /* v4_root is where 96 zero bits lead (or the leaf that covers them). */
+    unsigned d = 0;
+    uint32_t ref = p->root;
+    while (!(ref & IBP_TBL_LEAF) && d < 96) {
+        ref = nodes[2 * ref];
+        d++;
+    }
+    CHECK(ref == p->v4_root && d == p->v4_depth,
+          "policy %u: v4_root is not where the trie puts ::/96", i);
+    return true;
+}
+
+static bool check_trees(const ibp_table_t *t, ibp_err_t *err)
+{
+    uint32_t most = 0;
+    for (uint32_t i = 0; i < t->n[IBP_SEC_POLICIES]; i++)
+        if (t->policies[i].node_count > most)
+            most = t->policies[i].node_count;
+    uint8_t *depth = malloc(most ? most : 1);
+    if (!depth)
+        return ibp_err_set(err, "out of memory checking the tries");
+    bool ok = true;
+    for (uint32_t i = 0; ok && i < t->n[IBP_SEC_POLICIES]; i++)
+        ok = check_tree_shape(t, i, depth, err);
+    free(depth);
+    return ok;
+}
+
 static void index_fill(const uint32_t *nodes, uint32_t ref, unsigned depth, unsigned level,
                        uint32_t prefix, uint32_t *entries)
 {
@@ -292,7 +345,7 @@ static bool validate(ibp_table_t *t, ibp_err_t *err)
     for (uint32_t i = 0; i < t->n[IBP_SEC_POLICIES]; i++)
         if (!check_policy(t, i, err))
             return false;
-    return check_indexes(t, err);
+    return check_trees(t, err) && check_indexes(t, err);
 }
 
 bool ibp_table_attach(const uint8_t *buf, size_t len, ibp_table_t *t, ibp_err_t *err)
@@ -335,28 +388,60 @@ bool ibp_table_peek(const char *path, uint64_t *generation, uint64_t *build_time
     return true;
 }
 
+/* Reads all of fd into buf; a file that shrinks while being read is a
+ * rewrite in progress. */
+static bool read_whole(int fd, uint8_t *buf, size_t len, const char *path, ibp_err_t *err)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = pread(fd, buf + got, len - got, (off_t)got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return ibp_err_set(err, "%s: read: %s", path, strerror(errno));
+        if (n == 0)
+            return ibp_err_set(err, "%s: shrank from %zu to %zu bytes while being read (rewritten "
+                               "in place?)", path, len, got);
+        got += (size_t)n;
+    }
+    return true;
+}
+
+/* A private copy, not a mapping of the file: a table rewritten in place
+ * (cp, truncate) would otherwise change under validated pointers, and a
+ * truncated mapping raises SIGBUS. The copy is read-only once validated. */
+bool ibp_table_read_fd(int fd, const char *path, ibp_table_t *t, ibp_err_t *err)
+{
+    memset(t, 0, sizeof *t);
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0)
+        return ibp_err_set(err, "%s: not a regular, non-empty file", path);
+    size_t len = (size_t)st.st_size;
+    void *copy = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (copy == MAP_FAILED)
+        return ibp_err_set(err, "%s: %zu bytes: %s", path, len, strerror(errno));
+    bool ok = read_whole(fd, copy, len, path, err);
+    if (ok && mprotect(copy, len, PROT_READ) != 0)
+        ok = ibp_err_set(err, "%s: mprotect: %s", path, strerror(errno));
+    if (ok && !ibp_table_attach(copy, len, t, err))
+        ok = ibp_err_prefix(err, "%s", path);
+    if (!ok) {
+        munmap(copy, len);
+        return false;
+    }
+    t->mapped = true;
+    return true;
+}
+
 bool ibp_table_open(const char *path, ibp_table_t *t, ibp_err_t *err)
 {
     memset(t, 0, sizeof *t);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return ibp_err_set(err, "%s: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0) {
-        close(fd);
-        return ibp_err_set(err, "%s: not a regular, non-empty file", path);
-    }
-    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
-    int saved = errno;
+    bool ok = ibp_table_read_fd(fd, path, t, err);
     close(fd);
-    if (map == MAP_FAILED)
-        return ibp_err_set(err, "%s: mmap: %s", path, strerror(saved));
-    if (!ibp_table_attach(map, (size_t)st.st_size, t, err)) {
-        munmap(map, (size_t)st.st_size);
-        return ibp_err_prefix(err, "%s", path);
-    }
-    t->mapped = true;
-    return true;
+    return ok;
 }
 
 void ibp_table_close(ibp_table_t *t)
@@ -364,6 +449,28 @@ void ibp_table_close(ibp_table_t *t)
     if (t->mapped && t->base)
         munmap((void *)t->base, t->size);
     memset(t, 0, sizeof *t);
+}
+
+static void leaves_below(const uint32_t *nodes, uint32_t ref, unsigned depth, uint8_t addr[16],
+                         ibp_leaf_fn fn, void *ctx)
+{
+    if (ref & IBP_TBL_LEAF) {
+        fn(ctx, addr, depth, ref & ~IBP_TBL_LEAF);
+        return;
+    }
+    if (depth >= 128)
+        return;   /* never in an attached table, which is a tree above bit 128 */
+    leaves_below(nodes, nodes[2 * ref], depth + 1, addr, fn, ctx);
+    addr[depth / 8] |= (uint8_t)(0x80 >> (depth % 8));
+    leaves_below(nodes, nodes[2 * ref + 1], depth + 1, addr, fn, ctx);
+    addr[depth / 8] &= (uint8_t)~(0x80 >> (depth % 8));
+}
+
+void ibp_table_foreach_leaf(const ibp_table_t *t, uint32_t policy, ibp_leaf_fn fn, void *ctx)
+{
+    const ibp_tbl_policy_t *p = &t->policies[policy];
+    uint8_t addr[16] = {0};
+    leaves_below(t->nodes + 2 * (size_t)p->node_first, p->root, 0, addr, fn, ctx);
 }
 
 /* ---- queries ------------------------------------------------------------ */

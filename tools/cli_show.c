@@ -225,29 +225,14 @@ static void print_network(const uint8_t addr[16], unsigned len, char *out, size_
     }
 }
 
-static void dump_leaf(const dumper_t *d, const uint8_t addr[16], unsigned depth, uint32_t ref)
+static void dump_leaf(void *ctx, const uint8_t addr[16], unsigned depth, uint32_t idx)
 {
+    const dumper_t *d = ctx;
     char net[64];
     print_network(addr, depth, net, sizeof net);
-    uint32_t idx = ref & ~IBP_TBL_LEAF;
     const ibp_tbl_answer_t *a = &d->t->answers[d->p->answer_first + idx];
     printf("{\"policy\":%u,\"family\":\"%s\",\"network\":\"%s\",\"kind\":\"%s\",\"answer\":%s}\n",
            d->policy, d->p->family == 6 ? "AAAA" : "A", net, answer_kind(a), d->answer_json[idx]);
-}
-
-static void dump_subtree(const dumper_t *d, uint8_t addr[16], unsigned depth, uint32_t ref)
-{
-    if (ref & IBP_TBL_LEAF) {
-        dump_leaf(d, addr, depth, ref);
-        return;
-    }
-    const uint32_t *nodes = d->t->nodes + 2 * (size_t)d->p->node_first;
-    for (unsigned bit = 0; bit < 2; bit++) {
-        if (bit)
-            addr[depth / 8] |= (uint8_t)(0x80 >> (depth % 8));
-        dump_subtree(d, addr, depth + 1, nodes[2 * ref + bit]);
-    }
-    addr[depth / 8] &= (uint8_t)~(0x80 >> (depth % 8));
 }
 
 static char *answer_targets_json(const ibp_table_t *t, const ibp_tbl_answer_t *a)
@@ -291,9 +276,8 @@ int cli_dump(int argc, char **argv)
         for (uint32_t a = 0; d.answer_json && a < d.p->answer_count; a++)
             d.answer_json[a] = answer_targets_json(&t, &t.answers[d.p->answer_first + a]);
         dump_policy_header(&t, pi);
-        uint8_t addr[16] = {0};
         if (d.answer_json)
-            dump_subtree(&d, addr, 0, d.p->root);
+            ibp_table_foreach_leaf(&t, pi, dump_leaf, &d);
         for (uint32_t a = 0; d.answer_json && a < d.p->answer_count; a++)
             free(d.answer_json[a]);
         free(d.answer_json);
