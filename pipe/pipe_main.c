@@ -1,8 +1,9 @@
 /* ibpdns-pipe: the PowerDNS pipe coprocess. PowerDNS runs many of these and
- * kills them at will, so the process keeps no state worth saving: it maps
+ * kills them at will, so the process keeps no state worth saving: it loads
  * the routing table, answers one line at a time, and checks every few
- * hundred milliseconds whether a new table has been renamed into place. */
+ * hundred milliseconds whether a new table has been put in place. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,15 +26,21 @@ typedef struct watcher {
     const char *path;
     ibp_table_t table;
     bool loaded;
-    struct stat tried;     /* identity of the file last opened, good or bad */
+    struct stat tried;     /* identity of the file last read, good or bad */
     bool tried_valid;
+    bool retry_tried;      /* the last file was refused while it may still have been written */
     struct stat loaded_id; /* identity of the file behind `table` */
+    int loaded_fd;         /* held open so that its inode number is not reused */
     bool missing_logged;
     struct timespec next_check;
     unsigned interval_ms;
     pid_t parent;
     const ibp_log_t *log;
 } watcher_t;
+
+/* A file modified this recently may be mid-write (cp, a slow writer): if it
+ * is refused, it is read again at the next check even if it looks the same. */
+#define FRESH_WRITE_S 2
 
 static struct timespec coarse_now(void)
 {
@@ -56,33 +63,57 @@ static void watcher_drop(watcher_t *w, pipe_state_t *st)
     st->table = NULL;
 }
 
+static bool recently_written(const struct stat *s)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    return now.tv_sec - s->st_mtim.tv_sec <= FRESH_WRITE_S;
+}
+
+static void watcher_adopt(watcher_t *w, pipe_state_t *st, const ibp_table_t *fresh, int fd,
+                          const struct stat *id)
+{
+    watcher_drop(w, st);
+    if (w->loaded_fd >= 0)
+        close(w->loaded_fd);
+    w->table = *fresh;
+    w->loaded = true;
+    w->loaded_fd = fd;
+    w->loaded_id = *id;
+    st->table = &w->table;
+    ibp_log(w->log, IBP_LOG_INFO, "table generation %llu loaded from %s",
+            (unsigned long long)fresh->h->generation, w->path);
+}
+
 static void watcher_try(watcher_t *w, pipe_state_t *st, const struct stat *s)
 {
-    /* A table rewritten in place (not renamed) can change under our mapping:
-     * stop using it at once rather than read a half-written file. Only the
-     * loaded file counts: its inode cannot be reused while we map it, unlike
-     * that of a rejected file. */
-    if (w->loaded && s->st_ino == w->loaded_id.st_ino && s->st_dev == w->loaded_id.st_dev) {
-        ibp_log(w->log, IBP_LOG_ERROR, "%s was rewritten in place; tables must be "
+    /* The loaded table is a private copy, so it stays good whatever happens
+     * to its file; a rewrite in place is still worth telling the operator. */
+    if (w->loaded && s->st_ino == w->loaded_id.st_ino && s->st_dev == w->loaded_id.st_dev &&
+        !w->retry_tried)
+        ibp_log(w->log, IBP_LOG_WARN, "%s was rewritten in place; tables should be "
                 "replaced by rename", w->path);
-        watcher_drop(w, st);
-    }
     w->tried = *s;
     w->tried_valid = true;
     ibp_table_t fresh;
-    ibp_err_t err;
-    if (!ibp_table_open(w->path, &fresh, &err)) {
-        ibp_log(w->log, IBP_LOG_ERROR, "new table rejected, %s: %s", w->loaded
-                ? "keeping the previous one" : "no table loaded", err.msg);
+    ibp_err_t err = {{0}};
+    struct stat id;
+    int fd = open(w->path, O_RDONLY | O_CLOEXEC);
+    bool ok = fd >= 0 ? fstat(fd, &id) == 0 && ibp_table_read_fd(fd, w->path, &fresh, &err)
+                      : ibp_err_set(&err, "%s: %s", w->path, strerror(errno));
+    if (ok) {
+        w->retry_tried = false;
+        watcher_adopt(w, st, &fresh, fd, &id);
         return;
     }
-    watcher_drop(w, st);
-    w->table = fresh;
-    w->loaded = true;
-    w->loaded_id = *s;
-    st->table = &w->table;
-    ibp_log(w->log, IBP_LOG_INFO, "table generation %llu loaded from %s",
-            (unsigned long long)fresh.h->generation, w->path);
+    if (fd >= 0)
+        close(fd);
+    bool again = recently_written(s);
+    if (!w->retry_tried || !again)
+        ibp_log(w->log, IBP_LOG_ERROR, "new table rejected, %s: %s%s", w->loaded
+                ? "keeping the previous one" : "no table loaded", err.msg,
+                again ? " (still being written? reading it again)" : "");
+    w->retry_tried = again;
 }
 
 static void watcher_check(watcher_t *w, pipe_state_t *st, bool force)
@@ -105,7 +136,7 @@ static void watcher_check(watcher_t *w, pipe_state_t *st, bool force)
         return;
     }
     w->missing_logged = false;
-    if (!w->tried_valid || !same_file(&s, &w->tried))
+    if (!w->tried_valid || !same_file(&s, &w->tried) || w->retry_tried)
         watcher_try(w, st, &s);
 }
 
@@ -226,7 +257,8 @@ int main(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     ibp_log_t log = {.level = IBP_LOG_INFO, .ident = "ibpdns-pipe", .fd = STDERR_FILENO};
-    watcher_t w = {.path = DEFAULT_TABLE, .interval_ms = 250, .parent = parent, .log = &log};
+    watcher_t w = {.path = DEFAULT_TABLE, .interval_ms = 250, .parent = parent, .log = &log,
+                   .loaded_fd = -1};
     int ch;
     while ((ch = getopt_long(argc, argv, "t:i:l:h", longs, NULL)) != -1) {
         char *end;

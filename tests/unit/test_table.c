@@ -185,18 +185,23 @@ static void names_are_found_case_insensitively(void **state)
     assert_int_equal(tails, 0xFF);
 }
 
-static const char *route_member(const fix_t *f, const char *ip, unsigned *scope)
+static const char *route_on(const ibp_table_t *t, const char *ip, unsigned *scope)
 {
-    const ibp_tbl_name_t *nm = ibp_table_find(&f->t, "polkadot.dotters.network", 24);
+    const ibp_tbl_name_t *nm = ibp_table_find(t, "polkadot.dotters.network", 24);
     ibp_client_t c = {0};
     assert_true(ibp_addr_parse(ip, strlen(ip), &c.addr, &c.v4));
     ibp_route_t r;
-    ibp_table_route(&f->t, &f->t.hosts[nm->host], 0, &c, &r);
+    ibp_table_route(t, &t->hosts[nm->host], 0, &c, &r);
     *scope = r.scope;
     if (r.n != 1)
         return "(none)";
-    const ibp_tbl_target_t *tg = &f->t.targets[r.target[0]];
-    return ibp_table_str(&f->t, f->t.members[tg->member].key);
+    const ibp_tbl_target_t *tg = &t->targets[r.target[0]];
+    return ibp_table_str(t, t->members[tg->member].key);
+}
+
+static const char *route_member(const fix_t *f, const char *ip, unsigned *scope)
+{
+    return route_on(&f->t, ip, scope);
 }
 
 static void ipv4_in_ipv6_forms_route_as_ipv4(void **state)
@@ -361,6 +366,125 @@ static void written_file_reopens_and_missing_file_is_named(void **state)
     assert_non_null(strstr(err.msg, path));
 }
 
+/* The policy with the most trie nodes, in a copy of the fixture without
+ * indexes (an index would reject a reshaped trie for its own reason). */
+static ibp_tbl_policy_t *biggest_policy(uint8_t *c, size_t len)
+{
+    drop_indexes(c, len);
+    ibp_tbl_policy_t *p = section(c, IBP_SEC_POLICIES), *best = p;
+    const ibp_tbl_header_t *h = (const ibp_tbl_header_t *)c;
+    for (uint32_t i = 0; i < h->sections[IBP_SEC_POLICIES].count; i++)
+        if (p[i].node_count > best->node_count)
+            best = &p[i];
+    return best;
+}
+
+/* A chain deeper than 128 bits once made `dump` overflow its stack buffer,
+ * and nodes shared between parents (a DAG) made it print 2^100 lines: each
+ * passed the old "children point forward" check. */
+static void tries_that_are_not_trees_are_rejected(void **state)
+{
+    fix_t *f = *state;
+    uint8_t *c = copy_of(f);
+    ibp_tbl_policy_t *p = biggest_policy(c, f->len);
+    assert_true(p->node_count > 130);
+    uint32_t *nodes = (uint32_t *)section(c, IBP_SEC_NODES) + 2 * (size_t)p->node_first;
+    p->root = 0;
+    p->v4_root = 96;   /* where the chain below puts ::/96 */
+    p->v4_depth = 96;
+    for (uint32_t k = 0; k + 1 < p->node_count; k++) {
+        nodes[2 * k] = k + 1;
+        nodes[2 * k + 1] = IBP_TBL_LEAF;
+    }
+    nodes[2 * (p->node_count - 1)] = nodes[2 * (p->node_count - 1) + 1] = IBP_TBL_LEAF;
+    reseal(c, f->len);
+    expect_reject(c, f->len, "deeper than 128 bits");
+
+    /* Both children of every node are the next node: 100 levels, 2^100 paths. */
+    for (uint32_t k = 0; k + 1 < p->node_count; k++)
+        nodes[2 * k] = nodes[2 * k + 1] = k + 1;
+    reseal(c, f->len);
+    expect_reject(c, f->len, "reached twice");
+
+    /* A node nobody points to is not part of the tree either. */
+    memcpy(c, f->buf, f->len);
+    p = biggest_policy(c, f->len);
+    nodes = (uint32_t *)section(c, IBP_SEC_NODES) + 2 * (size_t)p->node_first;
+    for (uint32_t k = 0; k < 2 * p->node_count; k++)
+        if (nodes[k] == 1)
+            nodes[k] = IBP_TBL_LEAF;
+    reseal(c, f->len);
+    expect_reject(c, f->len, "trie node 1 is not reached from the root");
+
+    memcpy(c, f->buf, f->len);
+    p = biggest_policy(c, f->len);
+    p->v4_depth = 95;
+    reseal(c, f->len);
+    expect_reject(c, f->len, "v4_root is not where the trie puts ::/96");
+    free(c);
+}
+
+static void count_leaf(void *ctx, const uint8_t addr[16], unsigned len, uint32_t answer)
+{
+    (void)addr;
+    (void)answer;
+    assert_true(len <= 128);
+    (*(size_t *)ctx)++;
+}
+
+/* Every trie of a valid table is a tree: its leaves number its nodes + 1. */
+static void leaf_walk_covers_each_trie_once(void **state)
+{
+    fix_t *f = *state;
+    for (uint32_t i = 0; i < f->t.n[IBP_SEC_POLICIES]; i++) {
+        size_t leaves = 0;
+        ibp_table_foreach_leaf(&f->t, i, count_leaf, &leaves);
+        assert_int_equal(leaves, f->t.policies[i].node_count + 1);
+    }
+}
+
+/* A loaded table is a private copy: truncating or rewriting its file in
+ * place (an operator's cp) once raised SIGBUS in the coprocess. */
+static void an_open_table_survives_its_file_being_rewritten(void **state)
+{
+    fix_t *f = *state;
+    char path[] = "/tmp/ibpdns-test-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    ibp_err_t err;
+    assert_true(ibp_table_write_file(path, f->buf, f->len, &err));
+    ibp_table_t t;
+    assert_true(ibp_table_open(path, &t, &err));
+    unsigned scope_before;
+    const char *before = route_on(&t, "81.2.69.142", &scope_before);
+    assert_int_equal(truncate(path, 0), 0);
+    unsigned n_names = 0;
+    for (uint32_t i = 0; i < t.n[IBP_SEC_NAMES]; i++)
+        n_names += ibp_table_find(&t, ibp_table_str(&t, t.names[i].name), t.names[i].name_len) != NULL;
+    assert_int_equal(n_names, t.n[IBP_SEC_NAMES]);
+    uint8_t *junk = malloc(f->len);
+    memset(junk, 0xA5, f->len);
+    FILE *fp = fopen(path, "r+");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(junk, 1, f->len, fp), f->len);
+    fclose(fp);
+    ibp_client_t c = {0};
+    assert_true(ibp_addr_parse("81.2.69.142", 11, &c.addr, &c.v4));
+    for (uint32_t h = 0; h < t.n[IBP_SEC_HOSTS]; h++) {
+        ibp_route_t r;
+        ibp_table_route(&t, &t.hosts[h], 0, &c, &r);
+        assert_true(r.n <= IBP_TBL_MAX_ANSWERS);
+    }
+    unsigned scope_after;
+    assert_string_equal(route_on(&t, "81.2.69.142", &scope_after), before);
+    assert_int_equal(scope_after, scope_before);
+    ibp_table_close(&t);
+    assert_false(ibp_table_open(path, &t, &err));   /* the junk itself is refused */
+    free(junk);
+    close(fd);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -373,7 +497,10 @@ int main(void)
         cmocka_unit_test(unlocated_clients_spread_stably),
         cmocka_unit_test(trie_indexes_route_exactly_like_the_walk),
         cmocka_unit_test(a_trie_index_that_disagrees_is_rejected),
+        cmocka_unit_test(tries_that_are_not_trees_are_rejected),
+        cmocka_unit_test(leaf_walk_covers_each_trie_once),
         cmocka_unit_test(written_file_reopens_and_missing_file_is_named),
+        cmocka_unit_test(an_open_table_survives_its_file_being_rewritten),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
