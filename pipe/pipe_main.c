@@ -179,48 +179,57 @@ static void note_malformed(const ibp_log_t *log, const pipe_state_t *st, const c
             (unsigned long long)n, len, shown);
 }
 
-static void handle_lines(char *buf, size_t *have, bool *discarding, pipe_state_t *st,
-                         pipe_out_t *out, watcher_t *w)
+typedef struct reader {
+    char buf[IN_CAP];
+    size_t have;
+    bool discarding;       /* inside a line longer than buf */
+    char head[8];          /* the start of that line: its answer depends on its kind */
+    size_t head_len;
+} reader_t;
+
+static void handle_lines(reader_t *rd, pipe_state_t *st, pipe_out_t *out, watcher_t *w)
 {
     size_t start = 0;
     char *nl;
-    while ((nl = memchr(buf + start, '\n', *have - start)) != NULL) {
-        size_t len = (size_t)(nl - (buf + start));
-        if (*discarding) {
-            pipe_answer_overlong(st, out);
-            *discarding = false;
+    while ((nl = memchr(rd->buf + start, '\n', rd->have - start)) != NULL) {
+        size_t len = (size_t)(nl - (rd->buf + start));
+        if (rd->discarding) {
+            pipe_answer_overlong(st, rd->head, rd->head_len, out);
+            rd->discarding = false;
             note_malformed(w->log, st, "(overlong line)", 15);
         } else {
-            if (pipe_handle_line(st, buf + start, len, out) != PIPE_OK)
-                note_malformed(w->log, st, buf + start, len);
+            if (pipe_handle_line(st, rd->buf + start, len, out) != PIPE_OK)
+                note_malformed(w->log, st, rd->buf + start, len);
         }
         start += len + 1;
     }
-    memmove(buf, buf + start, *have - start);
-    *have -= start;
-    if (*have == IN_CAP) {   /* a line longer than any request: drop it, answer at its end */
-        *discarding = true;
-        *have = 0;
+    memmove(rd->buf, rd->buf + start, rd->have - start);
+    rd->have -= start;
+    if (rd->have == IN_CAP) {   /* a line longer than any request: drop it, answer at its end */
+        if (!rd->discarding) {
+            rd->head_len = sizeof rd->head;
+            memcpy(rd->head, rd->buf, rd->head_len);
+        }
+        rd->discarding = true;
+        rd->have = 0;
     }
 }
 
 static void serve(pipe_state_t *st, watcher_t *w)
 {
-    static char buf[IN_CAP];
+    static reader_t rd;
     static pipe_out_t out = {.flush = write_out};
-    size_t have = 0;
-    bool discarding = false;
     for (;;) {
-        ssize_t r = read(STDIN_FILENO, buf + have, IN_CAP - have);
+        ssize_t r = read(STDIN_FILENO, rd.buf + rd.have, IN_CAP - rd.have);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0)
             return;   /* EOF: PowerDNS is done with us */
-        have += (size_t)r;
+        rd.have += (size_t)r;
         /* Once per read: PowerDNS sends one request per read, a replayed
          * stream many; either way the swap falls between two requests. */
         watcher_check(w, st, false);
-        handle_lines(buf, &have, &discarding, st, &out, w);
+        handle_lines(&rd, st, &out, w);
         flush_or_exit(&out);
     }
 }

@@ -482,10 +482,28 @@ static void cmd_lookup(pipe_state_t *st, const char *args, size_t len, pipe_out_
     st->abi = saved_abi;
 }
 
+static bool is_cmd(const char *line, size_t len)
+{
+    return len >= 4 && !memcmp(line, "CMD\t", 4);
+}
+
+/* For CMD, only a line that is exactly END ends the answer (FAIL is text
+ * to `pdnsutil backend-cmd`), so refusals end with END too. */
+static pipe_result_t cmd_refused(pipe_state_t *st, pipe_out_t *out, const char *why)
+{
+    st->stats.malformed++;
+    out_str(out, "error: ");
+    out_str(out, why);
+    out_str(out, "\nEND\n");
+    return PIPE_MALFORMED;
+}
+
 static pipe_result_t handle_cmd(pipe_state_t *st, const char *line, size_t len, pipe_out_t *out)
 {
-    if (st->abi < 5)
+    if (st->abi < 5)   /* not a request below ABI 5: PowerDNS never sends it there */
         return malformed(st, out, false);
+    if (memchr(line, '\0', len))
+        return cmd_refused(st, out, "the command contains a NUL byte");
     const char *text = line + 4;
     size_t tlen = len - 4;
     if (tlen == 6 && !memcmp(text, "status", 6)) {
@@ -504,6 +522,9 @@ pipe_result_t pipe_handle_line(pipe_state_t *st, const char *line, size_t len, p
 {
     if (len && line[len - 1] == '\r')
         len--;
+    /* Before splitting: a command is free text, tabs and all. */
+    if (is_cmd(line, len))
+        return handle_cmd(st, line, len, out);
     field_t f[MAX_FIELDS];
     size_t n = split_fields(line, len, f, MAX_FIELDS);
     if (n == 0 || n > MAX_FIELDS)
@@ -514,12 +535,13 @@ pipe_result_t pipe_handle_line(pipe_state_t *st, const char *line, size_t len, p
         return handle_helo(st, f, n, out);
     if (field_is(&f[0], "AXFR") && st->abi)
         return handle_axfr(st, f, n, out);
-    if (field_is(&f[0], "CMD") && n >= 2)
-        return handle_cmd(st, line, len, out);
     return malformed(st, out, false);
 }
 
-void pipe_answer_overlong(pipe_state_t *st, pipe_out_t *out)
+void pipe_answer_overlong(pipe_state_t *st, const char *head, size_t head_len, pipe_out_t *out)
 {
-    malformed(st, out, false);
+    if (st->abi >= 5 && is_cmd(head, head_len))
+        cmd_refused(st, out, "the command is longer than any request");
+    else
+        malformed(st, out, false);
 }

@@ -41,7 +41,8 @@ typedef enum pipe_result {
 /* Handles one line (without its '\n'; a trailing '\r' is tolerated). */
 pipe_result_t pipe_handle_line(pipe_state_t *st, const char *line, size_t len, pipe_out_t *out);
 
-/* For lines too long to hold: the answer PowerDNS needs to stay in sync. */
-void pipe_answer_overlong(pipe_state_t *st, pipe_out_t *out);
+/* For lines too long to hold: the answer PowerDNS needs to stay in sync.
+ * head is the start of the line (what kind of request it was). */
+void pipe_answer_overlong(pipe_state_t *st, const char *head, size_t head_len, pipe_out_t *out);
 
 #endif

@@ -243,6 +243,30 @@ static void commands_only_on_abi_5(void **state)
     assert_non_null(strstr(send(f, "CMD\tfrobnicate"), "unknown command"));
 }
 
+/* For CMD only a line that is exactly END ends the answer: with 10 or more
+ * tabs, a NUL or too many bytes, FAIL alone left `pdnsutil backend-cmd`
+ * waiting until it timed out. */
+static void commands_always_end_with_end(void **state)
+{
+    fix_t *f = *state;
+    helo(f, "5");
+    const char *s = send(f, "CMD\ta\tb\tc\td\te\tf\tg\th\ti\tj\tk\tl");
+    assert_non_null(strstr(s, "unknown command"));
+    assert_int_equal(strcmp(s + strlen(s) - 4, "END\n"), 0);
+    s = send_len(f, "CMD\tstat\0us", 11);
+    assert_string_equal(s, "error: the command contains a NUL byte\nEND\n");
+    s = send(f, "CMD\t");
+    assert_int_equal(strcmp(s + strlen(s) - 4, "END\n"), 0);
+    f->out.len = 0;
+    pipe_answer_overlong(&f->st, "CMD\tloo", 8, &f->out);
+    f->out.buf[f->out.len] = '\0';
+    assert_string_equal(f->out.buf, "error: the command is longer than any request\nEND\n");
+    f->out.len = 0;
+    pipe_answer_overlong(&f->st, "Q\tdotte", 8, &f->out);
+    assert_int_equal(f->out.len, 5);
+    assert_memory_equal(f->out.buf, "FAIL\n", 5);
+}
+
 static void without_a_table_every_question_is_empty(void **state)
 {
     fix_t *f = *state;
@@ -267,6 +291,7 @@ int main(void)
         cmocka_unit_test(hostile_lines_fail_and_do_not_shift_answers),
         cmocka_unit_test(axfr_in_both_forms),
         cmocka_unit_test(commands_only_on_abi_5),
+        cmocka_unit_test(commands_always_end_with_end),
         cmocka_unit_test(without_a_table_every_question_is_empty),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
