@@ -63,23 +63,7 @@ static json_t *records_json(const ibp_table_t *t, const ibp_tbl_name_t *nm)
 bool ibp_explain_client(const char *ip, const char *ecs, ibp_client_t *c)
 {
     memset(c, 0, sizeof *c);
-    ibp_addr_t remote;
-    bool remote_v4;
-    if (!ibp_addr_parse(ip, strlen(ip), &remote, &remote_v4))
-        return false;
-    if (!ecs) {
-        c->addr = remote;
-        c->v4 = remote_v4;
-        return true;
-    }
-    unsigned plen;
-    if (!ibp_prefix_parse(ecs, strlen(ecs), &c->addr, &plen, &c->v4))
-        return false;
-    ibp_addr_mask(&c->addr, c->v4 ? 96 + plen : plen);
-    c->has_resolver = true;
-    c->resolver = remote;
-    c->resolver_v4 = remote_v4;
-    return true;
+    return ibp_client_parse(ip, strlen(ip), ecs, ecs ? strlen(ecs) : 0, c);
 }
 
 static void locate(ibp_geo_locator_t *loc, const ibp_client_t *c, const ibp_route_t *r,

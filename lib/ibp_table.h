@@ -90,6 +90,12 @@ typedef struct ibp_client {
     bool resolver_v4;
 } ibp_client_t;
 
+/* The client of a request: remote is the resolver's address (a %iface
+ * suffix is ignored), ecs (NULL: none) the client subnet "addr/len". An ECS
+ * of /0, or one equal to the remote, means the remote itself. */
+bool ibp_client_parse(const char *remote, size_t remote_len, const char *ecs, size_t ecs_len,
+                      ibp_client_t *c);
+
 enum ibp_route_how {
     IBP_HOW_NONE = 0,      /* nothing to answer */
     IBP_HOW_NEAREST,       /* nearest healthy candidates */

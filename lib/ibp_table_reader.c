@@ -557,6 +557,42 @@ const ibp_tbl_name_t *ibp_table_find(const ibp_table_t *t, const char *name, siz
     return NULL;
 }
 
+/* A remote may carry a %iface suffix on some setups. */
+static bool parse_remote(const char *s, size_t len, ibp_addr_t *a, bool *v4)
+{
+    if (ibp_addr_parse(s, len, a, v4))
+        return true;
+    const char *pct = memchr(s, '%', len);
+    return pct && ibp_addr_parse(s, (size_t)(pct - s), a, v4);
+}
+
+/* The ECS field is remote/32 (or /128) when the query carried no ECS, and
+ * 0.0.0.0/0 for PowerDNS's internal lookups: both mean "use the remote". */
+bool ibp_client_parse(const char *remote, size_t remote_len, const char *ecs, size_t ecs_len,
+                      ibp_client_t *c)
+{
+    c->has_resolver = false;   /* resolver and resolver_v4 are read only if it is set */
+    if (!parse_remote(remote, remote_len, &c->addr, &c->v4))
+        return false;
+    if (!ecs)
+        return true;
+    ibp_addr_t pfx;
+    unsigned plen;
+    bool v4;
+    if (!ibp_prefix_parse(ecs, ecs_len, &pfx, &plen, &v4))
+        return false;
+    bool full = plen == (v4 ? 32u : 128u);
+    if (plen == 0 || (full && v4 == c->v4 && !memcmp(pfx.b, c->addr.b, 16)))
+        return true;
+    c->resolver = c->addr;
+    c->resolver_v4 = c->v4;
+    c->has_resolver = true;
+    ibp_addr_mask(&pfx, v4 ? 96 + plen : plen);
+    c->addr = pfx;
+    c->v4 = v4;
+    return true;
+}
+
 typedef struct leaf {
     const ibp_tbl_answer_t *answer;
     uint32_t index;

@@ -186,39 +186,11 @@ numeric:;
     return QT_UNKNOWN;
 }
 
-/* A remote may carry a %iface suffix on some setups. */
-static bool parse_remote(const field_t *f, ibp_addr_t *a, bool *v4)
-{
-    if (ibp_addr_parse(f->s, f->len, a, v4))
-        return true;
-    const char *pct = memchr(f->s, '%', f->len);
-    return pct && ibp_addr_parse(f->s, (size_t)(pct - f->s), a, v4);
-}
-
-/* The ECS field is remote/32 (or /128) when the query carried no ECS, and
- * 0.0.0.0/0 for PowerDNS's internal lookups: both mean "use the remote". */
+/* The coprocess, /route and `ibpdns-table lookup` form the client in one
+ * place (ibp_client_parse), so that they cannot disagree. */
 static bool parse_client(const field_t *remote, const field_t *ecs, ibp_client_t *c)
 {
-    c->has_resolver = false;   /* resolver and resolver_v4 are read only if it is set */
-    if (!parse_remote(remote, &c->addr, &c->v4))
-        return false;
-    if (!ecs)
-        return true;
-    ibp_addr_t pfx;
-    unsigned plen;
-    bool v4;
-    if (!ibp_prefix_parse(ecs->s, ecs->len, &pfx, &plen, &v4))
-        return false;
-    bool full = plen == (v4 ? 32u : 128u);
-    if (plen == 0 || (full && v4 == c->v4 && !memcmp(pfx.b, c->addr.b, 16)))
-        return true;
-    c->resolver = c->addr;
-    c->resolver_v4 = c->v4;
-    c->has_resolver = true;
-    ibp_addr_mask(&pfx, v4 ? 96 + plen : plen);
-    c->addr = pfx;
-    c->v4 = v4;
-    return true;
+    return ibp_client_parse(remote->s, remote->len, ecs ? ecs->s : NULL, ecs ? ecs->len : 0, c);
 }
 
 /* ---- answers ---------------------------------------------------------------- */

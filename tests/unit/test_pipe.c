@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "fixture.h"
+#include "ibp_explain.h"
 #include "pipe_proto.h"
 
 static const char statics[] =
@@ -186,6 +187,41 @@ static void dynamic_answers_use_ecs_unless_it_is_the_remote(void **state)
     assert_string_equal(send(f, "Q\tpolkadot.dotters.network\tIN\tAAAA\t7\t1.2.3.4\t1.2.3.4\t1.2.3.4/32"), "END\n");
 }
 
+/* /route and `ibpdns-table lookup` promise the coprocess's answer: for ECS
+ * 0.0.0.0/0 they once said scope 7 and resolver-location where the
+ * coprocess (which takes /0 as no ECS) answered scope 31. */
+static void explanations_agree_with_the_coprocess(void **state)
+{
+    fix_t *f = *state;
+    helo(f, "3");
+    static const char *const cases[][2] = {
+        {"81.2.69.142", "0.0.0.0/0"}, {"81.2.69.142", "::/0"}, {"81.2.69.142", "81.2.69.142/32"},
+        {"10.9.9.9", "81.2.69.0/24"}, {"81.2.69.160", "10.0.0.0/8"}, {"81.2.69.142%eth0", "0.0.0.0/0"},
+        {"2001:218::1", "2001:218::/32"}, {"::ffff:81.2.69.142", "0.0.0.0/0"},
+        {"89.160.20.112", "89.160.20.0/25"}, {"127.0.0.1", "0.0.0.0/0"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char line[256];
+        snprintf(line, sizeof line, "Q\tpolkadot.dotters.network\tIN\tA\t7\t%s\t127.0.0.1\t%s",
+                 cases[i][0], cases[i][1]);
+        unsigned scope = 0;
+        char addr[64] = "";
+        sscanf(send(f, line), "DATA\t%u\t1\tpolkadot.dotters.network\tIN\tA\t30\t" ZID "\t%63s",
+               &scope, addr);
+        ibp_client_t c;
+        assert_true(ibp_explain_client(cases[i][0], cases[i][1], &c));
+        json_t *why = ibp_explain_lookup(&f->t, "polkadot.dotters.network", 0, cases[i][0],
+                                         cases[i][1], &c, NULL);
+        json_t *first = json_array_get(json_object_get(why, "answers"), 0);
+        const char *said = first ? json_string_value(json_object_get(first, "address")) : "";
+        if ((unsigned)json_integer_value(json_object_get(why, "scope")) != scope || strcmp(said, addr))
+            fail_msg("%s / %s: coprocess %s scope %u, explanation %s scope %lld", cases[i][0],
+                     cases[i][1], addr, scope, said,
+                     (long long)json_integer_value(json_object_get(why, "scope")));
+        json_decref(why);
+    }
+}
+
 static void hostile_lines_fail_and_do_not_shift_answers(void **state)
 {
     fix_t *f = *state;
@@ -288,6 +324,7 @@ int main(void)
         cmocka_unit_test(apex_soa_in_any_can_be_left_out),
         cmocka_unit_test(raw_acme_urls_are_never_served),
         cmocka_unit_test(dynamic_answers_use_ecs_unless_it_is_the_remote),
+        cmocka_unit_test(explanations_agree_with_the_coprocess),
         cmocka_unit_test(hostile_lines_fail_and_do_not_shift_answers),
         cmocka_unit_test(axfr_in_both_forms),
         cmocka_unit_test(commands_only_on_abi_5),
