@@ -1,9 +1,11 @@
 #include "ibp_table_writer.h"
 #include "ibp_table.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -189,4 +191,48 @@ bool ibp_table_write_file(const char *path, const uint8_t *buf, size_t len, ibp_
     if (!fsync_dir_of(path))
         return ibp_err_set(err, "%s: cannot fsync its directory: %s", path, strerror(errno));
     return true;
+}
+
+/* "<base>.tmp.<pid>" left by a writer that was killed: it is a whole table
+ * of wasted space, and on a small disk it blocks every later publish. A
+ * temporary whose writer still runs is left alone. */
+static bool stale_temp(const char *entry, const char *base, size_t base_len)
+{
+    if (strncmp(entry, base, base_len) || strncmp(entry + base_len, ".tmp.", 5))
+        return false;
+    const char *digits = entry + base_len + 5;
+    char *end;
+    long pid = strtol(digits, &end, 10);
+    if (end == digits || *end || pid <= 0)
+        return false;
+    return pid == (long)getpid() || (kill((pid_t)pid, 0) != 0 && errno == ESRCH);
+}
+
+bool ibp_table_remove_stale_temps(const char *path, size_t *removed, ibp_err_t *err)
+{
+    *removed = 0;
+    char dir[4096], base[4096];
+    const char *slash = strrchr(path, '/');
+    int dn = slash ? snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path)
+                   : snprintf(dir, sizeof dir, ".");
+    if (dn >= (int)sizeof dir || snprintf(base, sizeof base, "%s", slash ? slash + 1 : path) >=
+        (int)sizeof base)
+        return ibp_err_set(err, "%s: path too long", path);
+    if (!dir[0])
+        snprintf(dir, sizeof dir, "/");
+    DIR *d = opendir(dir);
+    if (!d)
+        return ibp_err_set(err, "%s: cannot list: %s", dir, strerror(errno));
+    size_t base_len = strlen(base);
+    bool ok = true;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (!stale_temp(e->d_name, base, base_len))
+            continue;
+        if (unlinkat(dirfd(d), e->d_name, 0) == 0)
+            (*removed)++;
+        else if (errno != ENOENT)
+            ok = ibp_err_set(err, "%s/%s: cannot remove: %s", dir, e->d_name, strerror(errno));
+    }
+    closedir(d);
+    return ok;
 }

@@ -1,5 +1,6 @@
 #include "builder.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -195,6 +196,8 @@ static void record_build(sc_builder_t *b, bool ok, bool walked, double secs,
                          const ibp_compile_out_t *co, const char *why)
 {
     sc_state_t *s = b->s;
+    if (!ok && !why[0])
+        why = "unknown error";   /* an empty reason would read as success */
     pthread_mutex_lock(&s->lock);
     sc_publish_t *p = &s->pub;
     if (ok) {
@@ -222,8 +225,11 @@ static void record_build(sc_builder_t *b, bool ok, bool walked, double secs,
         ibp_log(&s->log, IBP_LOG_INFO, "published table generation %llu (%s) in %.0f ms",
                 (unsigned long long)b->generation,
                 walked ? "MaxMind walked" : "geo classes reused", secs * 1000);
-    else
+    else if (strcmp(why, b->last_failure))
         ibp_log(&s->log, IBP_LOG_ERROR, "table build failed, the table in place stays: %s", why);
+    else
+        ibp_log(&s->log, IBP_LOG_DEBUG, "table build failed again: %s", why);
+    snprintf(b->last_failure, sizeof b->last_failure, "%s", ok ? "" : why);
 }
 
 static bool table_path_of(const sc_state_t *s, const ibp_node_config_t *cfg, char *out,
@@ -245,6 +251,18 @@ static void log_warnings_once(sc_builder_t *b, const ibp_compile_out_t *co)
         ibp_log(&b->s->log, IBP_LOG_WARN, "%s", co->warnings[i]);
 }
 
+/* The file at path is still the one we published: not removed, not
+ * replaced by somebody else's table. */
+static bool published_in_place(sc_builder_t *b, const char *path)
+{
+    struct stat now;
+    if (stat(path, &now) == 0 && same_file(&now, &b->published))
+        return true;
+    ibp_log(&b->s->log, IBP_LOG_WARN, "%s is not the table published last (removed or "
+            "replaced): publishing again", path);
+    return false;
+}
+
 bool sc_builder_run_once(sc_builder_t *b)
 {
     snapshot_t snap;
@@ -260,13 +278,14 @@ bool sc_builder_run_once(sc_builder_t *b)
         goto out;       /* the maxmind_city source reports it */
     uint64_t hi, lo;
     inputs_digest(&snap, &mmdb, &hi, &lo);
-    if (b->have_inputs && hi == b->inputs_hi && lo == b->inputs_lo)
+    bool have_path = table_path_of(b->s, snap.ref[SC_SRC_CONFIG]->model, path, sizeof path, &err);
+    if (have_path && b->have_inputs && hi == b->inputs_hi && lo == b->inputs_lo &&
+        published_in_place(b, path))
         goto out;       /* same inputs, same table: publish nothing */
     double t0 = now_s();
     bool walked = false;
     ibp_compile_out_t co = {0};
-    ok = table_path_of(b->s, snap.ref[SC_SRC_CONFIG]->model, path, sizeof path, &err) &&
-         ensure_geo(b, &snap, &mmdb, &walked, &err) &&
+    ok = have_path && ensure_geo(b, &snap, &mmdb, &walked, &err) &&
          compile_and_publish(b, &snap, path, &co, &err);
     record_build(b, ok, walked, now_s() - t0, &co, err.msg);
     if (ok)
@@ -275,25 +294,54 @@ bool sc_builder_run_once(sc_builder_t *b)
     if (ok) {
         b->inputs_hi = hi;
         b->inputs_lo = lo;
-        b->have_inputs = true;
+        b->have_inputs = stat(path, &b->published) == 0;
     }
 out:
     release_snapshot(&snap);
     return ok;
 }
 
+/* When to run again without an input change: after a failure with back-off,
+ * else after SC_RETRY_MAX_MS to check that the table in place is ours. */
+static void schedule_retry(sc_builder_t *b, bool ok, struct timespec *at)
+{
+    unsigned ms = SC_RETRY_MAX_MS;
+    if (ok) {
+        b->retry_ms = 0;
+    } else {
+        b->retry_ms = b->retry_ms ? b->retry_ms * 2 : SC_RETRY_FIRST_MS;
+        if (b->retry_ms > SC_RETRY_MAX_MS)
+            b->retry_ms = SC_RETRY_MAX_MS;
+        ms = b->retry_ms;
+    }
+    clock_gettime(CLOCK_MONOTONIC, at);
+    at->tv_sec += ms / 1000;
+    at->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (at->tv_nsec >= 1000000000L) {
+        at->tv_sec++;
+        at->tv_nsec -= 1000000000L;
+    }
+}
+
+/* Sleeps until an input changes or the time of schedule_retry() comes. */
+static bool wait_for_work(sc_builder_t *b, const struct timespec *retry_at)
+{
+    sc_state_t *s = b->s;
+    pthread_mutex_lock(&s->lock);
+    while (!s->stopping && !s->dirty_config && !s->dirty_health && !s->dirty_geo)
+        if (pthread_cond_timedwait(&s->wake, &s->lock, retry_at) == ETIMEDOUT)
+            break;
+    bool stop = s->stopping;
+    pthread_mutex_unlock(&s->lock);
+    return !stop;
+}
+
 void *sc_builder_thread(void *builder)
 {
     sc_builder_t *b = builder;
-    sc_state_t *s = b->s;
-    for (;;) {
-        pthread_mutex_lock(&s->lock);
-        while (!s->stopping && !s->dirty_config && !s->dirty_health && !s->dirty_geo)
-            pthread_cond_wait(&s->wake, &s->lock);
-        bool stop = s->stopping;
-        pthread_mutex_unlock(&s->lock);
-        if (stop)
-            return NULL;
-        sc_builder_run_once(b);
-    }
+    struct timespec retry_at = {0};
+    schedule_retry(b, !b->last_failure[0], &retry_at);   /* the first build ran before us */
+    while (wait_for_work(b, &retry_at))
+        schedule_retry(b, sc_builder_run_once(b), &retry_at);
+    return NULL;
 }

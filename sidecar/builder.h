@@ -21,9 +21,18 @@ typedef struct sc_builder {
     char mmdb_detail[160];
     uint64_t inputs_hi, inputs_lo; /* of the table in place */
     bool have_inputs;
+    struct stat published;         /* identity of the file published last */
     uint64_t generation, build_time;
     uint64_t warnings_digest;      /* of the last warnings logged: log a change, not a repeat */
+    /* A failed build is retried with back-off until the wanted table is in
+     * place: a full disk or a read-only directory recovers by itself. A
+     * table removed or replaced behind our back is published again. */
+    unsigned retry_ms;             /* 0: the last build succeeded */
+    char last_failure[IBP_ERR_MAX];/* "" after a success; logged when it changes */
 } sc_builder_t;
+
+#define SC_RETRY_FIRST_MS 1000
+#define SC_RETRY_MAX_MS 15000
 
 void sc_builder_init(sc_builder_t *b, sc_state_t *s);
 void sc_builder_free(sc_builder_t *b);

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -485,6 +486,55 @@ static void an_open_table_survives_its_file_being_rewritten(void **state)
     unlink(path);
 }
 
+static void touch(const char *dir, const char *name)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    FILE *fp = fopen(p, "w");
+    assert_non_null(fp);
+    fclose(fp);
+}
+
+static bool exists_in(const char *dir, const char *name)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    return access(p, F_OK) == 0;
+}
+
+/* A publish killed between create and rename left routing.tbl.tmp.<pid>
+ * forever; on a small disk that blocked every later publish. */
+static void stale_temporaries_of_dead_writers_are_removed(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/ibpdns-stale-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char own[64], path[512];
+    snprintf(own, sizeof own, "routing.tbl.tmp.%ld", (long)getpid());
+    const char *dead = "routing.tbl.tmp.2147483646";   /* above any pid_max */
+    const char *keep[] = {"routing.tbl.tmp.1", "routing.tbl", "routing.tbl.tmp.", "other.tmp.5",
+                          "routing.tbl.tmp.12x", "routing.tblx.tmp.2147483646"};
+    touch(dir, own);
+    touch(dir, dead);
+    for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++)
+        touch(dir, keep[i]);
+    snprintf(path, sizeof path, "%s/routing.tbl", dir);
+    size_t removed = 0;
+    ibp_err_t err;
+    assert_true(ibp_table_remove_stale_temps(path, &removed, &err));
+    assert_int_equal(removed, 2);
+    assert_false(exists_in(dir, own));
+    assert_false(exists_in(dir, dead));
+    for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++) {
+        assert_true(exists_in(dir, keep[i]));
+        snprintf(path, sizeof path, "%s/%s", dir, keep[i]);
+        unlink(path);
+    }
+    rmdir(dir);
+    assert_false(ibp_table_remove_stale_temps("/nonexistent-dir/routing.tbl", &removed, &err));
+    assert_non_null(strstr(err.msg, "/nonexistent-dir: cannot list"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -501,6 +551,7 @@ int main(void)
         cmocka_unit_test(leaf_walk_covers_each_trie_once),
         cmocka_unit_test(written_file_reopens_and_missing_file_is_named),
         cmocka_unit_test(an_open_table_survives_its_file_being_rewritten),
+        cmocka_unit_test(stale_temporaries_of_dead_writers_are_removed),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
