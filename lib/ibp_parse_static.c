@@ -124,14 +124,83 @@ static bool check_srv(const rr_check_t *k, const char *s)
     return host_tok(k, t[3], l[3], true, "SRV target");
 }
 
+/* PowerDNS 4.7 reads "\DDD" as three decimal digits (0-255: "\256" became
+ * "\000") and "\X" as X; a backslash at the end escapes nothing. Sets *why
+ * and returns 0 on a bad escape, else the escape's length. */
+static size_t escape_len(const char *p, const char **why)
+{
+    if (!p[1]) {
+        *why = "ends in a backslash";
+        return 0;
+    }
+    if (!isdigit((unsigned char)p[1]))
+        return 2;
+    if (!isdigit((unsigned char)p[2]) || !isdigit((unsigned char)p[3]) ||
+        (p[1] - '0') * 100 + (p[2] - '0') * 10 + (p[3] - '0') > 255) {
+        *why = "has a decimal escape that is not \\000 to \\255";
+        return 0;
+    }
+    return 4;
+}
+
+/* One "..." string at *p; moves *p past its closing quote. */
+static bool quoted_string(const char **p, const char **why)
+{
+    const char *s = *p + 1;
+    while (*s && *s != '"') {
+        size_t n = *s == '\\' ? escape_len(s, why) : 1;
+        if (!n)
+            return false;
+        s += n;
+    }
+    if (!*s) {
+        *why = "has an unterminated quote";
+        return false;
+    }
+    *p = s + 1;
+    return true;
+}
+
 /* A quoted value must be one well-formed "..." string with \-escapes. */
 static bool quoted_ok(const char *s)
 {
-    size_t i = 1;
-    for (; s[i] && s[i] != '"'; i++)
-        if (s[i] == '\\' && !s[++i])
-            return false;
-    return s[i] == '"' && s[i + 1] == '\0';
+    const char *why;
+    return quoted_string(&s, &why) && !*s;
+}
+
+/* What PowerDNS 4.7 takes as TXT content from a pipe (probed through a real
+ * pdns_server; it answers SERVFAIL, and kills the coprocess, for the rest):
+ * either quoted strings separated by spaces, or unquoted text that it quotes
+ * whole. Surrounding spaces are refused: PowerDNS drops trailing ones and
+ * refuses leading ones before a quote. */
+static const char *txt_fault(const char *s)
+{
+    const char *why = NULL;
+    size_t len = strlen(s);
+    if (len == 0)
+        return "is empty (an empty string is written \"\")";
+    if (isspace((unsigned char)s[0]) || isspace((unsigned char)s[len - 1]))
+        return "has surrounding spaces";
+    if (s[0] != '"') {
+        for (const char *p = s; *p;) {
+            if (*p == '"')
+                return "has a quote inside unquoted text (quote the whole value)";
+            size_t n = *p == '\\' ? escape_len(p, &why) : 1;
+            if (!n)
+                return why;
+            p += n;
+        }
+        return NULL;
+    }
+    for (const char *p = s; *p;) {
+        if (*p != '"')
+            return "has text outside the quotes";
+        if (!quoted_string(&p, &why))
+            return why;
+        while (*p == ' ')
+            p++;
+    }
+    return NULL;
 }
 
 static bool printable(const rr_check_t *k, const char *s, size_t max, const char *what)
@@ -143,6 +212,19 @@ static bool printable(const rr_check_t *k, const char *s, size_t max, const char
         if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
             return ibp_jerr(k->c, k->path, "%s contains control byte 0x%02x", what,
                             (unsigned char)s[i]);
+    return true;
+}
+
+static bool check_txt(const rr_check_t *k, const char *s)
+{
+    if (!printable(k, s, TXT_MAX, "TXT content"))
+        return false;
+    const char *fault = txt_fault(s);
+    if (fault) {
+        char q[IBP_JQUOTE_MAX + 8];
+        ibp_json_quote(q, sizeof q, s);
+        return ibp_jerr(k->c, k->path, "TXT content %s %s", q, fault);
+    }
     return true;
 }
 
@@ -196,7 +278,7 @@ static bool check_content(const rr_check_t *k, uint16_t type, const char *s, siz
     case IBP_T_MX: return check_mx(k, s);
     case IBP_T_SRV: return check_srv(k, s);
     case IBP_T_CAA: return check_caa(k, s);
-    default: return printable(k, s, TXT_MAX, "TXT content");
+    default: return check_txt(k, s);
     }
 }
 

@@ -60,6 +60,9 @@ EXTRA_STATIC = [
     ibptest.static_record('txt.dotters.network', 'TXT', 'hello world', ttl=120),
     ibptest.static_record('multi.dotters.network', 'TXT', '"first" "second"'),
     ibptest.static_record('v6.dotters.network', 'AAAA', '2001:db8:600::6'),
+] + [   # TXT edge forms the parser accepts: PowerDNS must take each (issue 10, fault 7)
+    ibptest.static_record('edge.dotters.network', 'TXT', c)
+    for c in ['""', '\\"x', '"a"   "b"', '"\\065"', 'a\\ b', '"x\\"y"']
 ]
 
 
@@ -252,6 +255,7 @@ def check_zone_data(abi):
                             ('v6.dotters.network', 'AAAA'), ('mail.dotters.network', 'AAAA'),
                             ('dotters.network', 'A'), ('dotters.network', 'TXT'),
                             ('txt.dotters.network', 'TXT'), ('multi.dotters.network', 'TXT'),
+                            ('edge.dotters.network', 'TXT'),
                             ('dotters.network', 'MX'), ('www.dotters.network', 'CNAME'),
                             ('wiki.dotters.network', 'A')]:
             recs = [s for s in static if s['qname'] == name and s['qtype'] == rtype]

@@ -440,6 +440,60 @@ static void test_statics_line_breakers(void **state)
                  "st.json: [0].content: TXT content contains control byte 0x01");
 }
 
+/* Static TXT contents PowerDNS 4.7 refuses ("", "   ", "\"unterminated", ...)
+ * made it SERVFAIL every query for the name and kill the coprocess. The
+ * accepted and refused forms here were probed through a real pdns_server;
+ * test_pdns.py serves the accepted ones through one. */
+static void txt_case(const char *content, const char *fault)
+{
+    json_t *rr = json_pack("[{s:s, s:s, s:s, s:i}]", "qname", "a.b", "qtype", "TXT",
+                           "content", content, "ttl", 1);
+    char *json = json_dumps(rr, 0);
+    json_decref(rr);
+    ibp_statics_t st;
+    ibp_err_t err = {{0}};
+    bool ok = ibp_statics_parse(json, strlen(json), "st.json", &st, &err);
+    if (ok)
+        ibp_statics_free(&st);
+    if (!fault && !ok)
+        fail_msg("[%s] refused: %s", content, err.msg);
+    if (fault && (ok || !strstr(err.msg, fault)))
+        fail_msg("[%s]: expected '%s', got %s", content, fault, ok ? "accepted" : err.msg);
+    free(json);
+}
+
+static void test_statics_txt_forms(void **state)
+{
+    (void)state;
+    static const char *const good[] = {
+        "hello world", "abc", "\"a\" \"b\"", "\"\"", "\"\" \"\"", "\"x\\\"y\"", "\"back\\\\\"",
+        "\"\\065\"", "\\\"x", "a  b", "\"a\"\"b\"", "\"a\"   \"b\"", "a\\ b", "\\\\", "\"\\255\"",
+        "http://192.96.202.186/acme-challenge", "v=spf1 include:x.example -all",
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        txt_case(good[i], NULL);
+    static const char *const bad[][2] = {
+        {"", "st.json: [0].content: TXT content \"\" is empty"},
+        {"   ", "has surrounding spaces"},
+        {"\"unterminated", "has an unterminated quote"},
+        {"\"", "has an unterminated quote"},
+        {"\"\\\"", "has an unterminated quote"},
+        {"\"a\\\"", "has an unterminated quote"},
+        {"\"x\" \"", "has an unterminated quote"},
+        {" \"lead\"", "has surrounding spaces"},
+        {"plain ", "has surrounding spaces"},
+        {"a\"b", "has a quote inside unquoted text"},
+        {"x \"y\"", "has a quote inside unquoted text"},
+        {"\"a\" b", "has text outside the quotes"},
+        {"\"a\"b", "has text outside the quotes"},
+        {"abc\\", "ends in a backslash"},
+        {"\"\\9\"", "decimal escape"},
+        {"\"\\256\"", "decimal escape"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        txt_case(bad[i][0], bad[i][1]);
+}
+
 #define RR(qn, qt, content, ttl) \
     "{\"qname\": \"" qn "\", \"qtype\": \"" qt "\", \"content\": \"" content "\", \"ttl\": " ttl "}"
 
@@ -917,6 +971,7 @@ int main(void)
         cmocka_unit_test(test_statics_real),
         cmocka_unit_test(test_statics_line_breakers),
         cmocka_unit_test(test_statics_types),
+        cmocka_unit_test(test_statics_txt_forms),
         cmocka_unit_test(test_statics_acme),
         cmocka_unit_test(test_invalid_json),
         cmocka_unit_test(test_nul_byte),
