@@ -89,8 +89,9 @@ static void watcher_try(watcher_t *w, pipe_state_t *st, const struct stat *s)
 {
     /* The loaded table is a private copy, so it stays good whatever happens
      * to its file; a rewrite in place is still worth telling the operator. */
-    if (w->loaded && s->st_ino == w->loaded_id.st_ino && s->st_dev == w->loaded_id.st_dev &&
-        !w->retry_tried)
+    bool new_file = !w->tried_valid || !same_file(s, &w->tried);
+    if (new_file && w->loaded && s->st_ino == w->loaded_id.st_ino &&
+        s->st_dev == w->loaded_id.st_dev)
         ibp_log(w->log, IBP_LOG_WARN, "%s was rewritten in place; tables should be "
                 "replaced by rename", w->path);
     w->tried = *s;
@@ -109,7 +110,7 @@ static void watcher_try(watcher_t *w, pipe_state_t *st, const struct stat *s)
     if (fd >= 0)
         close(fd);
     bool again = recently_written(s);
-    if (!w->retry_tried || !again)
+    if (new_file)   /* once per file, however often a fresh one is read again */
         ibp_log(w->log, IBP_LOG_ERROR, "new table rejected, %s: %s%s", w->loaded
                 ? "keeping the previous one" : "no table loaded", err.msg,
                 again ? " (still being written? reading it again)" : "");
