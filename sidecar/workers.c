@@ -1,5 +1,6 @@
 #include "workers.h"
 
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,8 @@
 #include "ibp_inputs.h"
 #include "maxmind.h"
 
+
+#define SC_TRIM_AFTER_BYTES (1u << 20)
 
 /* Which input kind each JSON source is. */
 static const enum ibp_input_kind source_kind[] = {
@@ -160,7 +163,12 @@ static void fetch_input(sc_state_t *s, sc_src_id_t id, const char *url,
     } else {
         sc_fetch_cache_free(&trial);
     }
+    size_t body_len = r.len;
     sc_fetch_result_free(&r);
+    /* A big body's parse tree is gone now; without a trim glibc keeps its
+     * pages, and the sidecar's RSS stays at its high-water mark. */
+    if (body_len > SC_TRIM_AFTER_BYTES)
+        malloc_trim(0);
 }
 
 void sc_refresh_config(sc_state_t *s)
