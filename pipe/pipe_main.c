@@ -165,19 +165,29 @@ static void flush_or_exit(pipe_out_t *out)
         exit(0);   /* PowerDNS closed the pipe */
 }
 
+/* A request line carries the client's address and ECS prefix: its bytes
+ * reach the log only at Debug (no client address is stored above it). */
 static void note_malformed(const ibp_log_t *log, const pipe_state_t *st, const char *line,
                            size_t len)
 {
     uint64_t n = st->stats.malformed;
     if (n > MALFORMED_LOG_FIRST && n % 1000 != 0)
         return;
+    static const char *const tags[] = {"Q", "HELO", "AXFR", "CMD"};
+    const char *kind = "unknown";
+    for (size_t i = 0; i < sizeof tags / sizeof tags[0]; i++) {
+        size_t tl = strlen(tags[i]);
+        if (len >= tl && !memcmp(line, tags[i], tl) && (len == tl || line[tl] == '\t'))
+            kind = tags[i];
+    }
     char shown[121];   /* hostile bytes must not reach the log as they are */
     size_t k = len < sizeof shown - 1 ? len : sizeof shown - 1;
     for (size_t i = 0; i < k; i++)
         shown[i] = (line[i] >= 0x20 && line[i] < 0x7f) || line[i] == '\t' ? line[i] : '?';
     shown[k] = '\0';
-    ibp_log(log, IBP_LOG_WARN, "malformed request #%llu (%zu bytes): %s",
-            (unsigned long long)n, len, shown);
+    ibp_log(log, IBP_LOG_WARN, "malformed %s request #%llu (%zu bytes; its text at Debug level)",
+            kind, (unsigned long long)n, len);
+    ibp_log(log, IBP_LOG_DEBUG, "malformed request #%llu: %s", (unsigned long long)n, shown);
 }
 
 typedef struct reader {
