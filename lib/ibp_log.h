@@ -10,7 +10,8 @@ typedef enum ibp_log_level {
 } ibp_log_level_t;
 
 typedef struct ibp_log {
-    ibp_log_level_t level;
+    /* Atomic: every thread reads it, a config reload sets it. */
+    _Atomic ibp_log_level_t level;
     const char *ident;     /* prefix, e.g. "ibpdns-pipe" */
     int fd;                /* usually 2: journald reads stderr */
 } ibp_log_t;

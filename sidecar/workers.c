@@ -1,6 +1,7 @@
 #include "workers.h"
 
 #include <malloc.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,9 +181,7 @@ void sc_refresh_config(sc_state_t *s)
     sc_ref_t *now = sc_current_config(s);
     if (now) {
         const ibp_node_config_t *cfg = now->model;
-        pthread_mutex_lock(&s->lock);
-        s->log.level = ibp_log_level_parse(cfg->log_level);
-        pthread_mutex_unlock(&s->lock);
+        atomic_store(&s->log.level, ibp_log_level_parse(cfg->log_level));
     }
     sc_ref_put(now);
 }
