@@ -290,39 +290,41 @@ static char *lower_dup(const char *fmt_kind, const char *domain, bool v6, const 
     return line;
 }
 
-void ibp_health_digest(const ibp_health_t *h, uint64_t *hi, uint64_t *lo)
+bool ibp_health_digest(const ibp_health_t *h, uint64_t *hi, uint64_t *lo)
 {
     size_t n = 0;
     for (size_t g = 0; h && g < h->n_groups; g++)
         n += h->groups[g].n_offline;
     char **lines = calloc(n ? n : 1, sizeof *lines);
+    XXH3_state_t *st = XXH3_createState();
+    bool ok = lines && st;
     size_t k = 0;
     static const char *const kind_names[] = {"site", "domain", "endpoint"};
-    for (size_t g = 0; lines && h && g < h->n_groups; g++) {
+    for (size_t g = 0; ok && h && g < h->n_groups; g++) {
         const ibp_health_group_t *grp = &h->groups[g];
-        for (size_t i = 0; i < grp->n_offline; i++) {
+        for (size_t i = 0; ok && i < grp->n_offline; i++) {
             /* Endpoint and domain failures act alike on the host (§5.3). */
             const char *kind = grp->kind == IBP_CHECK_SITE ? kind_names[0] : kind_names[1];
-            char *line = lower_dup(kind, grp->domain, grp->ipv6, grp->offline[i]);
-            if (line)
-                lines[k++] = line;
+            ok = (lines[k] = lower_dup(kind, grp->domain, grp->ipv6, grp->offline[i])) != NULL;
+            k += ok;
         }
     }
-    /* The offline entries alone decide online(): an empty snapshot and one
-     * where everybody passed are the same to routing. */
-    XXH3_state_t *st = XXH3_createState();
-    XXH3_128bits_reset(st);
-    if (lines)
+    if (ok) {
+        /* The offline entries alone decide online(): an empty snapshot and
+         * one where everybody passed are the same to routing. Duplicates are
+         * adjacent after sorting: compare before freeing. */
         qsort(lines, k, sizeof *lines, cmp_strp);
-    /* Duplicates are adjacent after sorting: compare before freeing. */
-    for (size_t i = 0; i < k; i++)
-        if (i == 0 || strcmp(lines[i], lines[i - 1]))
-            XXH3_128bits_update(st, lines[i], strlen(lines[i]) + 1);
+        XXH3_128bits_reset(st);
+        for (size_t i = 0; i < k; i++)
+            if (i == 0 || strcmp(lines[i], lines[i - 1]))
+                XXH3_128bits_update(st, lines[i], strlen(lines[i]) + 1);
+        XXH128_hash_t d = XXH3_128bits_digest(st);
+        *hi = d.high64;
+        *lo = d.low64;
+    }
     for (size_t i = 0; i < k; i++)
         free(lines[i]);
     free(lines);
-    XXH128_hash_t d = XXH3_128bits_digest(st);
     XXH3_freeState(st);
-    *hi = d.high64;
-    *lo = d.low64;
+    return ok;
 }

@@ -44,8 +44,9 @@ bool ibp_health_online(const ibp_health_t *h, const char *host,
 
 /* What routing sees of a snapshot: its offline entries, case-folded, sorted
  * and deduplicated, so snapshots that route alike digest alike. NULL is the
- * empty snapshot. */
-void ibp_health_digest(const ibp_health_t *h, uint64_t *hi, uint64_t *lo);
+ * empty snapshot. False only when out of memory. */
+__attribute__((warn_unused_result))
+bool ibp_health_digest(const ibp_health_t *h, uint64_t *hi, uint64_t *lo);
 
 void ibp_health_free(ibp_health_t *h);
 

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -173,7 +174,7 @@ bool ibp_table_write_file(const char *path, const uint8_t *buf, size_t len, ibp_
     char tmp[4096];
     if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
         return ibp_err_set(err, "%s: path too long", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (fd < 0)
         return ibp_err_set(err, "%s: cannot create: %s", tmp, strerror(errno));
     bool ok = write_all(fd, buf, len) && fsync(fd) == 0;
@@ -195,17 +196,21 @@ bool ibp_table_write_file(const char *path, const uint8_t *buf, size_t len, ibp_
 
 /* "<base>.tmp.<pid>" left by a writer that was killed: it is a whole table
  * of wasted space, and on a small disk it blocks every later publish. A
- * temporary whose writer still runs is left alone. */
+ * temporary whose writer still runs is left alone (so the directory must
+ * not be shared with writers in another pid namespace). */
 static bool stale_temp(const char *entry, const char *base, size_t base_len)
 {
     if (strncmp(entry, base, base_len) || strncmp(entry + base_len, ".tmp.", 5))
         return false;
+    /* Exactly what the writer prints: a positive pid, no sign, no padding. */
     const char *digits = entry + base_len + 5;
-    char *end;
-    long pid = strtol(digits, &end, 10);
-    if (end == digits || *end || pid <= 0)
+    size_t n = strspn(digits, "0123456789");
+    if (n == 0 || n > 10 || digits[n] || digits[0] == '0')
         return false;
-    return pid == (long)getpid() || (kill((pid_t)pid, 0) != 0 && errno == ESRCH);
+    long long pid = strtoll(digits, NULL, 10);
+    if (pid > INT_MAX)
+        return false;
+    return pid == (long long)getpid() || (kill((pid_t)pid, 0) != 0 && errno == ESRCH);
 }
 
 bool ibp_table_remove_stale_temps(const char *path, size_t *removed, ibp_err_t *err)
@@ -218,6 +223,8 @@ bool ibp_table_remove_stale_temps(const char *path, size_t *removed, ibp_err_t *
     if (dn >= (int)sizeof dir || snprintf(base, sizeof base, "%s", slash ? slash + 1 : path) >=
         (int)sizeof base)
         return ibp_err_set(err, "%s: path too long", path);
+    if (!base[0])
+        return ibp_err_set(err, "%s: names a directory, not a table file", path);
     if (!dir[0])
         snprintf(dir, sizeof dir, "/");
     DIR *d = opendir(dir);

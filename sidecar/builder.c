@@ -81,17 +81,18 @@ static bool same_file(const struct stat *a, const struct stat *b)
 
 /* What the table depends on: config, members, services, static records,
  * the effective health and the database's identity. */
-static void inputs_digest(const snapshot_t *snap, const struct stat *mmdb, uint64_t *hi,
+static bool inputs_digest(const snapshot_t *snap, const struct stat *mmdb, uint64_t *hi,
                           uint64_t *lo)
 {
+    uint64_t h[2];
+    if (!ibp_health_digest(snapshot_health(snap), &h[0], &h[1]))
+        return false;
     XXH3_state_t *st = XXH3_createState();
     XXH3_128bits_reset(st);
     for (int i = SC_SRC_CONFIG; i <= SC_SRC_STATIC; i++) {
         XXH3_128bits_update(st, &snap->hi[i], sizeof snap->hi[i]);
         XXH3_128bits_update(st, &snap->lo[i], sizeof snap->lo[i]);
     }
-    uint64_t h[2];
-    ibp_health_digest(snapshot_health(snap), &h[0], &h[1]);
     XXH3_128bits_update(st, h, sizeof h);
     XXH3_128bits_update(st, &mmdb->st_ino, sizeof mmdb->st_ino);
     XXH3_128bits_update(st, &mmdb->st_size, sizeof mmdb->st_size);
@@ -100,6 +101,7 @@ static void inputs_digest(const snapshot_t *snap, const struct stat *mmdb, uint6
     XXH3_freeState(st);
     *hi = d.high64;
     *lo = d.low64;
+    return true;
 }
 
 /* Walks the database again only when member locations, override countries
@@ -165,6 +167,22 @@ static void adopt_existing_table(sc_builder_t *b, const char *path)
     ibp_table_peek(path, &b->generation, &b->build_time, &ignored);
 }
 
+/* Before the first publish to a path (at start, and after TablePath
+ * changes): a killed publish may have left its temporary there. */
+static void clean_up_once(sc_builder_t *b, const char *path)
+{
+    if (!strcmp(path, b->cleaned_path))
+        return;
+    size_t stale = 0;
+    ibp_err_t why;
+    if (!ibp_table_remove_stale_temps(path, &stale, &why))
+        ibp_log(&b->s->log, IBP_LOG_WARN, "stale temporaries: %s", why.msg);
+    if (stale)
+        ibp_log(&b->s->log, IBP_LOG_INFO, "removed %zu temporary table file%s (%s.tmp.*) left "
+                "by a killed publish", stale, stale == 1 ? "" : "s", path);
+    snprintf(b->cleaned_path, sizeof b->cleaned_path, "%s", path);
+}
+
 static bool compile_and_publish(sc_builder_t *b, const snapshot_t *snap, const char *path,
                                 ibp_compile_out_t *co, ibp_err_t *err)
 {
@@ -184,6 +202,7 @@ static bool compile_and_publish(sc_builder_t *b, const snapshot_t *snap, const c
     if (!ibp_compile(&ci, co, err))
         return false;
     ibp_table_t check;   /* never publish what the coprocess would refuse */
+    clean_up_once(b, path);
     if (!ibp_table_attach(co->table, co->table_len, &check, err) ||
         !ibp_table_write_file(path, co->table, co->table_len, err))
         return false;
@@ -276,10 +295,10 @@ bool sc_builder_run_once(sc_builder_t *b)
     char path[4096];
     if (!snap.mmdb_path[0] || stat(snap.mmdb_path, &mmdb) != 0)
         goto out;       /* the maxmind_city source reports it */
-    uint64_t hi, lo;
-    inputs_digest(&snap, &mmdb, &hi, &lo);
+    uint64_t hi = 0, lo = 0;
+    bool digested = inputs_digest(&snap, &mmdb, &hi, &lo);   /* else: build, to be safe */
     bool have_path = table_path_of(b->s, snap.ref[SC_SRC_CONFIG]->model, path, sizeof path, &err);
-    if (have_path && b->have_inputs && hi == b->inputs_hi && lo == b->inputs_lo &&
+    if (digested && have_path && b->have_inputs && hi == b->inputs_hi && lo == b->inputs_lo &&
         published_in_place(b, path))
         goto out;       /* same inputs, same table: publish nothing */
     double t0 = now_s();
@@ -294,7 +313,7 @@ bool sc_builder_run_once(sc_builder_t *b)
     if (ok) {
         b->inputs_hi = hi;
         b->inputs_lo = lo;
-        b->have_inputs = stat(path, &b->published) == 0;
+        b->have_inputs = digested && stat(path, &b->published) == 0;
     }
 out:
     release_snapshot(&snap);

@@ -29,6 +29,7 @@ typedef struct sc_builder {
      * table removed or replaced behind our back is published again. */
     unsigned retry_ms;             /* 0: the last build succeeded */
     char last_failure[IBP_ERR_MAX];/* "" after a success; logged when it changes */
+    char cleaned_path[4096];       /* stale temporaries were removed beside it */
 } sc_builder_t;
 
 #define SC_RETRY_FIRST_MS 1000

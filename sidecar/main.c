@@ -15,7 +15,6 @@
 #include "fetch.h"
 #include "ibp_file.h"
 #include "ibp_table.h"
-#include "ibp_table_writer.h"
 #include "state.h"
 #include "workers.h"
 
@@ -39,13 +38,6 @@ static bool resolve_paths(sc_state_t *s, const ibp_node_config_t *cfg, ibp_err_t
     if (!ibp_local_path(cfg->routing.table_path, s->config_dir, s->table_path,
                         sizeof s->table_path, err))
         return ibp_err_prefix(err, "Routing.TablePath");
-    size_t stale = 0;
-    ibp_err_t why;
-    if (!ibp_table_remove_stale_temps(s->table_path, &stale, &why))
-        ibp_log(&s->log, IBP_LOG_WARN, "stale temporaries: %s", why.msg);
-    if (stale)
-        ibp_log(&s->log, IBP_LOG_INFO, "removed %zu temporary table file%s (%s.tmp.*) left by a "
-                "killed publish", stale, stale == 1 ? "" : "s", s->table_path);
     ibp_table_t t;
     ibp_err_t ignored;
     if (ibp_table_open(s->table_path, &t, &ignored)) {

@@ -513,7 +513,9 @@ static void stale_temporaries_of_dead_writers_are_removed(void **state)
     snprintf(own, sizeof own, "routing.tbl.tmp.%ld", (long)getpid());
     const char *dead = "routing.tbl.tmp.2147483646";   /* above any pid_max */
     const char *keep[] = {"routing.tbl.tmp.1", "routing.tbl", "routing.tbl.tmp.", "other.tmp.5",
-                          "routing.tbl.tmp.12x", "routing.tblx.tmp.2147483646"};
+                          "routing.tbl.tmp.12x", "routing.tblx.tmp.2147483646",
+                          "routing.tbl.tmp.+2147483646", "routing.tbl.tmp.02147483646",
+                          "routing.tbl.tmp.4294967296", "routing.tbl.tmp. 2147483646"};
     touch(dir, own);
     touch(dir, dead);
     for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++)
@@ -533,6 +535,8 @@ static void stale_temporaries_of_dead_writers_are_removed(void **state)
     rmdir(dir);
     assert_false(ibp_table_remove_stale_temps("/nonexistent-dir/routing.tbl", &removed, &err));
     assert_non_null(strstr(err.msg, "/nonexistent-dir: cannot list"));
+    assert_false(ibp_table_remove_stale_temps("/tmp/", &removed, &err));
+    assert_non_null(strstr(err.msg, "names a directory"));
 }
 
 int main(void)
