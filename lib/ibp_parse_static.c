@@ -168,10 +168,18 @@ static bool quoted_ok(const char *s)
     return quoted_string(&s, &why) && !*s;
 }
 
+static bool alnum_to_end(const char *p)
+{
+    for (; *p; p++)
+        if (!isalnum((unsigned char)*p))
+            return false;
+    return true;
+}
+
 /* What PowerDNS 4.7 takes as TXT content from a pipe (probed through a real
  * pdns_server; it answers SERVFAIL, and kills the coprocess, for the rest):
- * either quoted strings separated by spaces, or unquoted text that it quotes
- * whole. Surrounding spaces are refused: PowerDNS drops trailing ones and
+ * either quoted strings separated by spaces (the last may be an unquoted
+ * alphanumeric word), or unquoted text that it quotes whole. Surrounding spaces are refused: PowerDNS drops trailing ones and
  * refuses leading ones before a quote. */
 static const char *txt_fault(const char *s)
 {
@@ -193,8 +201,9 @@ static const char *txt_fault(const char *s)
         return NULL;
     }
     for (const char *p = s; *p;) {
-        if (*p != '"')
-            return "has text outside the quotes";
+        if (*p != '"')   /* a last unquoted word is one more string if it is alphanumeric */
+            return alnum_to_end(p) ? NULL : "has text outside the quotes that is not one "
+                                            "alphanumeric word at the end";
         if (!quoted_string(&p, &why))
             return why;
         while (*p == ' ')

@@ -469,6 +469,7 @@ static void test_statics_txt_forms(void **state)
         "hello world", "abc", "\"a\" \"b\"", "\"\"", "\"\" \"\"", "\"x\\\"y\"", "\"back\\\\\"",
         "\"\\065\"", "\\\"x", "a  b", "\"a\"\"b\"", "\"a\"   \"b\"", "a\\ b", "\\\\", "\"\\255\"",
         "http://192.96.202.186/acme-challenge", "v=spf1 include:x.example -all",
+        "\"quoted\" text", "\"a\" b1", "\"a\"b", "\"a\" \"b\" c",
     };
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
         txt_case(good[i], NULL);
@@ -484,8 +485,9 @@ static void test_statics_txt_forms(void **state)
         {"plain ", "has surrounding spaces"},
         {"a\"b", "has a quote inside unquoted text"},
         {"x \"y\"", "has a quote inside unquoted text"},
-        {"\"a\" b", "has text outside the quotes"},
-        {"\"a\"b", "has text outside the quotes"},
+        {"\"a\" b c", "has text outside the quotes"},
+        {"\"a\" b-c", "has text outside the quotes"},
+        {"\"a\"b\"c\"", "has text outside the quotes"},
         {"abc\\", "ends in a backslash"},
         {"\"\\9\"", "decimal escape"},
         {"\"\\256\"", "decimal escape"},
@@ -694,7 +696,7 @@ static void test_config_full(void **state)
         "   \"AuthKeys\": {\"a\": \"b\"}},"
         " \"MonitorApi\": {\"Anything\": 1}, \"Matrix\": [], \"Checks\": null,"
         " \"Routing\": {\"AnswersPerFamily\": 3, \"AllDownPolicy\": \"None\", \"Ttl\": 20,"
-        "   \"SoaRetry\": 700, \"TablePath\": \"/t.tbl\", \"apexsoainany\": false},"
+        "   \"SoaRetry\": 700, \"TablePath\": \"/t.tbl\", \"apexsoainany\": true},"
         " \"Storage\": {\"Path\": \"/u.sqlite\"},"
         " \"Bogus\": true}";
     ibp_node_config_t c;
@@ -718,7 +720,7 @@ static void test_config_full(void **state)
     assert_int_equal(c.routing.ttl, 20);
     assert_int_equal(c.routing.soa_retry, 700);
     assert_int_equal(c.routing.soa_refresh, 3600);
-    assert_false(c.routing.apex_soa_in_any);
+    assert_true(c.routing.apex_soa_in_any);
     assert_string_equal(c.routing.table_path, "/t.tbl");
     assert_string_equal(c.storage_path, "/u.sqlite");
     assert_int_equal(c.n_warnings, 2);
@@ -748,7 +750,7 @@ static void test_config_defaults(void **state)
     assert_int_equal(c.routing.soa_expire, 1209600);
     assert_int_equal(c.routing.soa_minimum, 3600);
     assert_int_equal(c.routing.soa_ttl, 3600);
-    assert_true(c.routing.apex_soa_in_any);    /* BEHAVIOR §2 */
+    assert_false(c.routing.apex_soa_in_any);   /* BEHAVIOR §2 */
     assert_string_equal(c.log_level, "");      /* never NULL */
     assert_string_equal(c.monitor_address, "");
     assert_int_equal(c.n_warnings, 0);
