@@ -90,7 +90,7 @@ typedef struct ibp_routing_cfg {
     uint32_t ttl;               /* dynamic A/AAAA TTL, default 30 */
     uint32_t soa_refresh, soa_retry, soa_expire, soa_minimum; /* 3600 600 1209600 3600 */
     uint32_t soa_ttl;           /* TTL of the SOA record itself, default 3600 */
-    bool apex_soa_in_any;       /* the apex SOA in ANY answers (BEHAVIOR §2), default true */
+    bool apex_soa_in_any;       /* the apex SOA in ANY answers (BEHAVIOR §2), default false */
 } ibp_routing_cfg_t;
 
 /* After a successful parse every char * below is non-NULL ("" when absent). */

@@ -429,7 +429,7 @@ static bool cfg_routing(cfg_ctx_t *x, const json_t *root)
     json_t *r = NULL;
     ibp_routing_cfg_t *rt = &x->cfg->routing;
     uint32_t answers = 1;
-    rt->apex_soa_in_any = true;
+    rt->apex_soa_in_any = false;   /* BEHAVIOR §2: PowerDNS adds its own copy */
     if (!cfg_section(x, root, "", "Routing", routing_keys, routing_strs, &r) ||
         !cfg_u32(x, r, "AnswersPerFamily", 1, IBP_MAX_ANSWERS, 1, &answers) ||
         !cfg_all_down(x, r, &rt->all_down) ||

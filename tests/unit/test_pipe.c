@@ -118,11 +118,12 @@ static void any_and_specific_types(void **state)
     fix_t *f = *state;
     helo(f, "3");
     const char *any = send(f, "Q\tDotters.Network\tIN\tANY\t1\t1.2.3.4\t1.2.3.4\t1.2.3.4/32");
-    assert_non_null(strstr(any, "DATA\t0\t1\tDotters.Network\tIN\tSOA\t"));   /* echoes the asked case */
-    assert_non_null(strstr(any, "\tIN\tNS\t3600\t" ZID "\tdns-01.dotters.network.\n"));
+    assert_null(strstr(any, "\tSOA\t"));   /* Routing.ApexSoaInAny is false by default */
+    assert_non_null(strstr(any, "DATA\t0\t1\tDotters.Network\tIN\tNS\t3600\t" ZID   /* the asked case */
+                                "\tdns-01.dotters.network.\n"));
     assert_non_null(strstr(any, "\tIN\tMX\t3600\t" ZID "\t10\tmail.dotters.network.\n"));
     assert_non_null(strstr(any, "\tIN\tTXT\t300\t" ZID "\t\"v=spf1 -all\"\n"));
-    assert_int_equal(count_lines(any), 6);
+    assert_int_equal(count_lines(any), 5);
     assert_string_equal(send(f, "Q\tdotters.network\tIN\tNS\t1\t1.2.3.4\t1.2.3.4\t1.2.3.4/32"),
                         "DATA\t0\t1\tdotters.network\tIN\tNS\t3600\t" ZID "\tdns-01.dotters.network.\nEND\n");
     assert_string_equal(send(f, "Q\t_sip._udp.dotters.network\tIN\tSRV\t1\t1.2.3.4\t1.2.3.4\t1.2.3.4/32"),
@@ -131,6 +132,31 @@ static void any_and_specific_types(void **state)
         "DATA\t0\t1\twww.dotters.network\tIN\tCNAME\t3600\t" ZID "\tdotters.network.\nEND\n");
     assert_string_equal(send(f, "Q\tnothere.dotters.network\tIN\tANY\t1\t1.2.3.4\t1.2.3.4\t1.2.3.4/32"), "END\n");
     assert_string_equal(send(f, "Q\tdotters.network\tIN\tTYPE65\t1\t1.2.3.4\t1.2.3.4\t1.2.3.4/32"), "END\n");
+}
+
+/* Routing.ApexSoaInAny true (BEHAVIOR §2's former default): ANY at an apex
+ * carries the SOA too, in the asked case, at static and host apexes. */
+static void apex_soa_in_any_when_asked(void **state)
+{
+    (void)state;
+    fix_t *g = calloc(1, sizeof *g);
+    assert_non_null(g);
+    fixture_build_routing("{\"ApexSoaInAny\": true}", &g->buf, &g->len);
+    ibp_err_t err;
+    if (!ibp_table_attach(g->buf, g->len, &g->t, &err))
+        fail_msg("%s", err.msg);
+    g->st.table = &g->t;
+    helo(g, "3");
+    const char *any = send(g, "Q\tDotters.Network\tIN\tANY\t1\t1.2.3.4\t1.2.3.4\t1.2.3.4/32");
+    assert_non_null(strstr(any, "DATA\t0\t1\tDotters.Network\tIN\tSOA\t3600\t" ZID
+                                "\tdns-01.dotters.network. hostmaster.dotters.network. "));
+    assert_non_null(strstr(any, "\tIN\tNS\t3600\t" ZID "\tdns-01.dotters.network.\n"));
+    any = send(g, "Q\tpolkadot.ibp.network\tIN\tANY\t1\t1.2.3.4\t1.2.3.4\t1.2.3.4/32");
+    assert_non_null(strstr(any, "\tpolkadot.ibp.network\tIN\tSOA\t"));
+    any = send(g, "Q\twww.dotters.network\tIN\tANY\t1\t1.2.3.4\t1.2.3.4\t1.2.3.4/32");
+    assert_null(strstr(any, "\tSOA\t"));   /* not an apex */
+    free(g->buf);
+    free(g);
 }
 
 static void apex_soa_in_any_can_be_left_out(void **state)
@@ -321,6 +347,7 @@ int main(void)
         cmocka_unit_test(handshake_and_abi_field_counts),
         cmocka_unit_test(soa_only_at_an_apex),
         cmocka_unit_test(any_and_specific_types),
+        cmocka_unit_test(apex_soa_in_any_when_asked),
         cmocka_unit_test(apex_soa_in_any_can_be_left_out),
         cmocka_unit_test(raw_acme_urls_are_never_served),
         cmocka_unit_test(dynamic_answers_use_ecs_unless_it_is_the_remote),
