@@ -9,6 +9,8 @@
 
 #define JKEY_MAX 48            /* longest key segment kept in a path */
 
+static void sanitize(char *out, size_t n, const char *s, size_t max);
+
 /* What jansson 2.14 takes, measured: an empty object 224 bytes, an array
  * 136, a string 96 (its struct, a minimal text block and an array slot);
  * text is held twice (the tree's copy and the lexer's token buffer). Three
@@ -67,9 +69,14 @@ json_t *ibp_json_load(const char *buf, size_t len, const char *src, ibp_err_t *e
      * Go would silently keep the last one and hide the mistake. */
     json_t *root = json_loadb(buf ? buf : "", buf ? len : 0,
                               JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
-    if (!root)
-        ibp_err_set(err, "%s: invalid JSON at line %d column %d: %s",
-                    src, jerr.line, jerr.column, jerr.text);
+    if (!root) {
+        /* jansson quotes the input near the fault: keep the message one
+         * printable line, whatever the input holds. */
+        char why[sizeof jerr.text];
+        sanitize(why, sizeof why, jerr.text, sizeof why - 4);
+        ibp_err_set(err, "%s: invalid JSON at line %d column %d: %s", src, jerr.line,
+                    jerr.column, why);
+    }
     return root;
 }
 

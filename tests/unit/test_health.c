@@ -335,6 +335,20 @@ static void test_value_flood_refused(void **state)
     free(body);
 }
 
+/* jansson quotes the input near a fault: a raw newline or control byte
+ * there once made a multi-line error (found by fuzz_json_*). */
+static void test_json_error_is_one_printable_line(void **state)
+{
+    (void)state;
+    static const char bad[] = "\"\\\n\x01\"";
+    ibp_health_t h;
+    ibp_err_t err = {{0}};
+    assert_false(ibp_health_parse(bad, sizeof bad - 1, "results", &h, &err));
+    assert_non_null(strstr(err.msg, "results: invalid JSON at line"));
+    for (const char *p = err.msg; *p; p++)
+        assert_true(*p >= 0x20 && *p < 0x7f);
+}
+
 /* The monitor repeating an offline member costs one name, not one per entry. */
 static void test_offline_repeats_kept_once(void **state)
 {
@@ -367,6 +381,7 @@ int main(void)
         cmocka_unit_test(test_digest_long_names_differ),
         cmocka_unit_test(test_value_flood_refused),
         cmocka_unit_test(test_offline_repeats_kept_once),
+        cmocka_unit_test(test_json_error_is_one_printable_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
