@@ -111,6 +111,12 @@ static bool result_parse(const ibp_jctx_t *c, const json_t *r, const char *path,
         !ibp_jget_bool(c, r, path, "IsIPv6", IBP_J_OPTIONAL, &v6) ||
         !result_time(c, r, path))
         return false;
+    if (name && strlen(name) > IBP_MEMBER_NAME_MAX) {
+        char npath[IBP_JPATH_MAX];
+        ibp_jpath_key(npath, path, "MemberName");
+        return ibp_jerr(c, npath, "%zu bytes is longer than any member name (%d)", strlen(name),
+                        IBP_MEMBER_NAME_MAX);
+    }
     if (status)
         return true;
     if (!ibp_strv_push(offline, name ? name : ""))
@@ -156,6 +162,13 @@ static bool group_parse(const ibp_jctx_t *c, const json_t *g, const char *path,
     if (!ibp_strv_dedup(&offline)) {
         ibp_strv_free(&offline);
         return ibp_jerr(c, path, "out of memory");
+    }
+    if (domain && strlen(domain) > IBP_NAME_MAX) {
+        ibp_strv_free(&offline);
+        char dpath[IBP_JPATH_MAX];
+        ibp_jpath_key(dpath, path, "Domain");
+        return ibp_jerr(c, dpath, "%zu bytes is longer than a DNS name (%d)", strlen(domain),
+                        IBP_NAME_MAX);
     }
     out->offline = offline.v;
     out->n_offline = offline.n;

@@ -5,12 +5,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
-#include <limits.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const size_t elem_sizes[IBP_SEC_COUNT] = {
@@ -169,6 +168,24 @@ static bool fsync_dir_of(const char *path)
     return ok;
 }
 
+/* A writer holds a lock on its temporary while it writes: a pid in the name
+ * could be reused by any process after a restart, a lock dies with its
+ * holder. */
+static bool lock_whole(int fd, short type)
+{
+    struct flock l = {.l_type = type, .l_whence = SEEK_SET};
+    return fcntl(fd, F_OFD_SETLK, &l) == 0;
+}
+
+/* Between create and lock a cleanup may have removed the file: writing to
+ * it would be lost. */
+static bool still_at(int fd, const char *path)
+{
+    struct stat a, b;
+    return fstat(fd, &a) == 0 && lstat(path, &b) == 0 && a.st_dev == b.st_dev &&
+           a.st_ino == b.st_ino;
+}
+
 bool ibp_table_write_file(const char *path, const uint8_t *buf, size_t len, ibp_err_t *err)
 {
     char tmp[4096];
@@ -177,6 +194,10 @@ bool ibp_table_write_file(const char *path, const uint8_t *buf, size_t len, ibp_
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (fd < 0)
         return ibp_err_set(err, "%s: cannot create: %s", tmp, strerror(errno));
+    if (!lock_whole(fd, F_WRLCK) || !still_at(fd, tmp)) {
+        close(fd);
+        return ibp_err_set(err, "%s: taken by another writer or a cleanup; try again", tmp);
+    }
     bool ok = write_all(fd, buf, len) && fsync(fd) == 0;
     int saved = errno;
     ok = (close(fd) == 0) && ok;
@@ -195,22 +216,34 @@ bool ibp_table_write_file(const char *path, const uint8_t *buf, size_t len, ibp_
 }
 
 /* "<base>.tmp.<pid>" left by a writer that was killed: it is a whole table
- * of wasted space, and on a small disk it blocks every later publish. A
- * temporary whose writer still runs is left alone (so the directory must
- * not be shared with writers in another pid namespace). */
-static bool stale_temp(const char *entry, const char *base, size_t base_len)
+ * of wasted space, and on a small disk it blocks every later publish. The
+ * name must be exactly what the writer prints. */
+static bool temp_name(const char *entry, const char *base, size_t base_len)
 {
     if (strncmp(entry, base, base_len) || strncmp(entry + base_len, ".tmp.", 5))
         return false;
-    /* Exactly what the writer prints: a positive pid, no sign, no padding. */
     const char *digits = entry + base_len + 5;
     size_t n = strspn(digits, "0123456789");
-    if (n == 0 || n > 10 || digits[n] || digits[0] == '0')
-        return false;
-    long long pid = strtoll(digits, NULL, 10);
-    if (pid > INT_MAX)
-        return false;
-    return pid == (long long)getpid() || (kill((pid_t)pid, 0) != 0 && errno == ESRCH);
+    return n > 0 && n <= 10 && !digits[n] && digits[0] != '0';
+}
+
+/* Removes dir/name if nobody holds its lock; false only on a real error. */
+static bool remove_if_unlocked(int dirfd_, const char *dir, const char *name, size_t *removed,
+                               ibp_err_t *err)
+{
+    int fd = openat(dirfd_, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+        return errno == ENOENT || errno == ELOOP ||
+               ibp_err_set(err, "%s/%s: cannot open: %s", dir, name, strerror(errno));
+    bool ok = true;
+    if (lock_whole(fd, F_WRLCK)) {   /* its writer is gone */
+        if (unlinkat(dirfd_, name, 0) == 0)
+            (*removed)++;
+        else if (errno != ENOENT)
+            ok = ibp_err_set(err, "%s/%s: cannot remove: %s", dir, name, strerror(errno));
+    }
+    close(fd);
+    return ok;
 }
 
 bool ibp_table_remove_stale_temps(const char *path, size_t *removed, ibp_err_t *err)
@@ -232,14 +265,10 @@ bool ibp_table_remove_stale_temps(const char *path, size_t *removed, ibp_err_t *
         return ibp_err_set(err, "%s: cannot list: %s", dir, strerror(errno));
     size_t base_len = strlen(base);
     bool ok = true;
-    for (struct dirent *e; (e = readdir(d)) != NULL;) {
-        if (!stale_temp(e->d_name, base, base_len))
-            continue;
-        if (unlinkat(dirfd(d), e->d_name, 0) == 0)
-            (*removed)++;
-        else if (errno != ENOENT)
-            ok = ibp_err_set(err, "%s/%s: cannot remove: %s", dir, e->d_name, strerror(errno));
-    }
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        if (temp_name(e->d_name, base, base_len) &&
+            !remove_if_unlocked(dirfd(d), dir, e->d_name, removed, err))
+            ok = false;
     closedir(d);
     return ok;
 }

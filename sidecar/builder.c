@@ -270,6 +270,21 @@ static void log_warnings_once(sc_builder_t *b, const ibp_compile_out_t *co)
         ibp_log(&b->s->log, IBP_LOG_WARN, "%s", co->warnings[i]);
 }
 
+/* The inputs went back to those of the table in place after a failed
+ * build: what failed is no longer wanted, and no fault remains to report. */
+static void clear_failure(sc_builder_t *b)
+{
+    if (!b->last_failure[0])
+        return;
+    sc_state_t *s = b->s;
+    pthread_mutex_lock(&s->lock);
+    s->pub.last_error[0] = '\0';
+    pthread_mutex_unlock(&s->lock);
+    b->last_failure[0] = '\0';
+    ibp_log(&s->log, IBP_LOG_INFO, "the table in place is the wanted one again: the failed "
+            "build is no longer needed");
+}
+
 /* The file at path is still the one we published: not removed, not
  * replaced by somebody else's table. */
 static bool published_in_place(sc_builder_t *b, const char *path)
@@ -299,8 +314,10 @@ bool sc_builder_run_once(sc_builder_t *b)
     bool digested = inputs_digest(&snap, &mmdb, &hi, &lo);   /* else: build, to be safe */
     bool have_path = table_path_of(b->s, snap.ref[SC_SRC_CONFIG]->model, path, sizeof path, &err);
     if (digested && have_path && b->have_inputs && hi == b->inputs_hi && lo == b->inputs_lo &&
-        published_in_place(b, path))
-        goto out;       /* same inputs, same table: publish nothing */
+        published_in_place(b, path)) {
+        clear_failure(b);   /* same inputs, same table: publish nothing */
+        goto out;
+    }
     double t0 = now_s();
     bool walked = false;
     ibp_compile_out_t co = {0};
@@ -347,9 +364,11 @@ static bool wait_for_work(sc_builder_t *b, const struct timespec *retry_at)
 {
     sc_state_t *s = b->s;
     pthread_mutex_lock(&s->lock);
-    while (!s->stopping && !s->dirty_config && !s->dirty_health && !s->dirty_geo)
+    while (!s->stopping && !s->dirty_config && !s->dirty_health && !s->dirty_geo &&
+           !s->publish_now)
         if (pthread_cond_timedwait(&s->wake, &s->lock, retry_at) == ETIMEDOUT)
             break;
+    s->publish_now = false;
     bool stop = s->stopping;
     pthread_mutex_unlock(&s->lock);
     return !stop;

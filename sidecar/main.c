@@ -89,6 +89,7 @@ static void wait_for_signals(sc_state_t *s, const sigset_t *set)
         if (sig == SIGHUP) {
             pthread_mutex_lock(&s->lock);
             s->reload_requested = true;
+            s->publish_now = true;
             sc_state_kick(s);
             pthread_mutex_unlock(&s->lock);
         } else if (sig == SIGTERM || sig == SIGINT) {

@@ -65,7 +65,8 @@ typedef struct sc_state {
     sc_source_t src[SC_SRC_COUNT];
     sc_publish_t pub;
     bool dirty_config, dirty_health, dirty_geo;   /* what the builder has to redo */
-    bool reload_requested; /* SIGHUP */
+    bool reload_requested; /* SIGHUP, for the config thread */
+    bool publish_now;      /* SIGHUP, for the builder: retry a failed publish without back-off */
     bool stopping;
     bool ready;            /* a table is in place */
     char config_path[4096];

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <stdbool.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -503,7 +504,8 @@ static bool exists_in(const char *dir, const char *name)
 }
 
 /* A publish killed between create and rename left routing.tbl.tmp.<pid>
- * forever; on a small disk that blocked every later publish. */
+ * forever; on a small disk that blocked every later publish. A temporary
+ * is stale when no writer holds its lock, whoever has its pid now. */
 static void stale_temporaries_of_dead_writers_are_removed(void **state)
 {
     (void)state;
@@ -511,22 +513,29 @@ static void stale_temporaries_of_dead_writers_are_removed(void **state)
     assert_non_null(mkdtemp(dir));
     char own[64], path[512];
     snprintf(own, sizeof own, "routing.tbl.tmp.%ld", (long)getpid());
-    const char *dead = "routing.tbl.tmp.2147483646";   /* above any pid_max */
-    const char *keep[] = {"routing.tbl.tmp.1", "routing.tbl", "routing.tbl.tmp.", "other.tmp.5",
+    const char *stale[] = {own, "routing.tbl.tmp.2147483646", "routing.tbl.tmp.1"};
+    const char *keep[] = {"routing.tbl", "routing.tbl.tmp.", "other.tmp.5",
                           "routing.tbl.tmp.12x", "routing.tblx.tmp.2147483646",
                           "routing.tbl.tmp.+2147483646", "routing.tbl.tmp.02147483646",
-                          "routing.tbl.tmp.4294967296", "routing.tbl.tmp. 2147483646"};
-    touch(dir, own);
-    touch(dir, dead);
+                          "routing.tbl.tmp.42949672960", "routing.tbl.tmp. 2147483646",
+                          "routing.tbl.tmp.77"};
+    for (size_t i = 0; i < sizeof stale / sizeof stale[0]; i++)
+        touch(dir, stale[i]);
     for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++)
         touch(dir, keep[i]);
+    /* .tmp.77 is being written: its writer holds the lock. */
+    snprintf(path, sizeof path, "%s/routing.tbl.tmp.77", dir);
+    int busy = open(path, O_RDWR);
+    struct flock l = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    assert_int_equal(fcntl(busy, F_OFD_SETLK, &l), 0);
     snprintf(path, sizeof path, "%s/routing.tbl", dir);
     size_t removed = 0;
     ibp_err_t err;
     assert_true(ibp_table_remove_stale_temps(path, &removed, &err));
-    assert_int_equal(removed, 2);
-    assert_false(exists_in(dir, own));
-    assert_false(exists_in(dir, dead));
+    assert_int_equal(removed, 3);
+    close(busy);
+    for (size_t i = 0; i < sizeof stale / sizeof stale[0]; i++)
+        assert_false(exists_in(dir, stale[i]));
     for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++) {
         assert_true(exists_in(dir, keep[i]));
         snprintf(path, sizeof path, "%s/%s", dir, keep[i]);
