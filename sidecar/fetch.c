@@ -34,8 +34,11 @@ typedef struct xfer {
     long timeout_ms;
     size_t max;
     bool head;
-    long code;          /* status of the response being received (redirects reset it) */
+    long code;          /* status of the response being received (0: no status line yet) */
     bool over;          /* the body passed max and the transfer was aborted */
+    bool no_status;     /* a response came without a status line (aborted, see write_cb) */
+    char start[24];     /* its first bytes, for the error */
+    size_t start_len;
     int fd;             /* body sink when >= 0, else buf */
     int write_errno;
     char *buf;
@@ -301,10 +304,37 @@ static bool sink_fd(xfer_t *x, const char *data, size_t n)
     return true;
 }
 
+/* Called before every request, the first and each redirect: the status of
+ * the previous response must not vouch for the next one. */
+static int prereq_cb(void *ud, char *conn_ip, char *local_ip, int conn_port, int local_port)
+{
+    (void)conn_ip;
+    (void)local_ip;
+    (void)conn_port;
+    (void)local_port;
+    ((xfer_t *)ud)->code = 0;
+    return CURL_PREREQFUNC_OK;
+}
+
+/* Bytes before any status line: curl lets them through as an HTTP/0.9 body
+ * (see set_protocol_opts) only so that the error can show what came. The
+ * first few are kept, then the transfer is aborted: it never succeeds. */
+static size_t no_status_line(xfer_t *x, const char *data, size_t len)
+{
+    x->no_status = true;
+    size_t n = sizeof x->start - x->start_len;
+    n = len < n ? len : n;
+    memcpy(x->start + x->start_len, data, n);
+    x->start_len += n;
+    return x->start_len < sizeof x->start ? len : 0;
+}
+
 static size_t write_cb(char *data, size_t size, size_t nitems, void *ud)
 {
     xfer_t *x = ud;
     size_t len = size * nitems;
+    if (x->code == 0)
+        return no_status_line(x, data, len);
     if (x->code != 200)
         return len; /* an error page is not the body that was asked for */
     if (len > x->max - x->len) {
@@ -350,6 +380,12 @@ static bool set_protocol_opts(CURL *h, const xfer_t *x, ibp_err_t *err)
 {
     SETOPT(h, CURLOPT_PROTOCOLS_STR, "http,https");
     SETOPT(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    /* Without this, a response that lacks a status line ends as
+     * CURLE_UNSUPPORTED_PROTOCOL ("Received HTTP/0.9 when not allowed"),
+     * which reads like a refused URL scheme. Allowed, it reaches write_cb
+     * with no status, which aborts the transfer and keeps its first bytes:
+     * such a response is still never a success. */
+    SETOPT(h, CURLOPT_HTTP09_ALLOWED, 1L);
     SETOPT(h, CURLOPT_FOLLOWLOCATION, 1L);
     SETOPT(h, CURLOPT_MAXREDIRS, (long)SC_FETCH_MAX_REDIRECTS);
     SETOPT(h, CURLOPT_NOSIGNAL, 1L); /* threads: no SIGALRM-based DNS timeouts */
@@ -369,6 +405,8 @@ static bool set_callback_opts(CURL *h, xfer_t *x, ibp_err_t *err)
     SETOPT(h, CURLOPT_HEADERDATA, x);
     SETOPT(h, CURLOPT_WRITEFUNCTION, write_cb);
     SETOPT(h, CURLOPT_WRITEDATA, x);
+    SETOPT(h, CURLOPT_PREREQFUNCTION, prereq_cb);
+    SETOPT(h, CURLOPT_PREREQDATA, x);
     return true;
 }
 
@@ -426,12 +464,92 @@ static bool add_conditions(xfer_t *x, const sc_fetch_cache_t *cache, ibp_err_t *
 
 #undef SETOPT
 
+/* The bytes as a C string literal would show them: ASCII stays, the rest
+ * (binary, a TLS alert, invalid UTF-8) becomes escapes, so the message is
+ * readable and valid UTF-8 wherever it goes (logs, /status). */
+static void escape_bytes(const char *data, size_t n, char *out, size_t cap)
+{
+    sbuf_t b = {out, cap, 0};
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)data[i];
+        char esc[8];
+        if (c == '\r' || c == '\n')
+            snprintf(esc, sizeof esc, "\\%c", c == '\r' ? 'r' : 'n');
+        else if (c < 0x20 || c > 0x7e || c == '"' || c == '\\')
+            snprintf(esc, sizeof esc, "\\x%02x", c);
+        else
+            snprintf(esc, sizeof esc, "%c", c);
+        sb_put(&b, esc, strlen(esc));
+    }
+}
+
+/* The URL whose response was at fault, when a redirect led away from the
+ * one asked for: "" otherwise. */
+static void hop_note(const xfer_t *x, const char *shown, const char *user, const char *pass,
+                     char *out, size_t cap)
+{
+    char *eff = NULL, hop[SHOWN_URL_MAX];
+    out[0] = '\0';
+    if (curl_easy_getinfo(x->h, CURLINFO_EFFECTIVE_URL, &eff) != CURLE_OK || !eff)
+        return;
+    shown_url(eff, user, pass, hop, sizeof hop);
+    if (strcmp(hop, shown))
+        snprintf(out, cap, " from %s", hop);
+}
+
+/* A response curl could not read as HTTP; why says what was wrong with it. */
+static bool malformed(const xfer_t *x, const char *shown, const char *why, const char *user,
+                      const char *pass, ibp_err_t *err)
+{
+    char hop[SHOWN_URL_MAX + 8];
+    hop_note(x, shown, user, pass, hop, sizeof hop);
+    return ibp_err_set(err, "%s: malformed HTTP response%s (%s)", shown, hop, why);
+}
+
+/* What came instead of a status line, or what curl found wrong with the
+ * status line or a header (its words: "Unsupported HTTP version in
+ * response", "Header without colon"). detail may be NULL. */
+static bool malformed_reply(const xfer_t *x, CURLcode rc, const char *shown, const char *detail,
+                            const char *user, const char *pass, ibp_err_t *err)
+{
+    char why[4 * sizeof x->start + CURL_ERROR_SIZE + 64];
+    if (x->no_status) {
+        char start[4 * sizeof x->start + 1];
+        escape_bytes(x->start, x->start_len, start, sizeof start);
+        snprintf(why, sizeof why, "no status line; it starts with \"%s\"", start);
+    } else if (rc == CURLE_UNSUPPORTED_PROTOCOL) {
+        snprintf(why, sizeof why, "bad status line: %s", detail);
+    } else if (x->code == 0) { /* e.g. HEAD: curl gives no bytes, only "Weird server reply" */
+        snprintf(why, sizeof why, "no status line%s%s%s", detail ? " (" : "", detail ? detail : "",
+                 detail ? ")" : "");
+    } else {
+        snprintf(why, sizeof why, "%s", detail);
+    }
+    return malformed(x, shown, why, user, pass, err);
+}
+
+/* CURLE_UNSUPPORTED_PROTOCOL means two things: a refused scheme (only ever
+ * a redirect here: callers pass http(s) URLs only, and then the effective
+ * URL is the refused one), or a response whose status line curl rejected
+ * ("Unsupported HTTP version in response", "Unsupported response code"):
+ * then the effective URL is still http(s). */
+static bool scheme_refused(const xfer_t *x)
+{
+    char *eff = NULL;
+    return curl_easy_getinfo(x->h, CURLINFO_EFFECTIVE_URL, &eff) == CURLE_OK && eff &&
+           !is_http_url(eff);
+}
+
 static bool curl_failure(const xfer_t *x, CURLcode rc, const char *shown, const char *user,
                          const char *pass, ibp_err_t *err)
 {
     char detail[CURL_ERROR_SIZE + 16];
     shown_detail(x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc), user, pass, detail,
                  sizeof detail);
+    if (x->no_status || rc == CURLE_WEIRD_SERVER_REPLY ||
+        (rc == CURLE_UNSUPPORTED_PROTOCOL && !scheme_refused(x)))
+        return malformed_reply(x, rc, shown, detail, user, pass, err);
     switch (rc) {
     case CURLE_OPERATION_TIMEDOUT:
         return ibp_err_set(err, "%s: timeout after %ld ms", shown, x->timeout_ms);
@@ -471,6 +589,10 @@ static bool xfer_run(xfer_t *x, const char *url, const char *user, const char *p
     shown_url(url, user, pass, shown, sizeof shown);
     if (rc != CURLE_OK)
         return curl_failure(x, rc, shown, user, pass, err);
+    /* Garbage shorter than x->start, or a HEAD answered by garbage: curl's
+     * own response code would still be the previous hop's. */
+    if (x->no_status || x->code == 0)
+        return malformed_reply(x, rc, shown, NULL, user, pass, err);
     curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &x->code);
     if (x->code == 200 || (allow_304 && x->code == 304))
         return true;

@@ -18,6 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -439,6 +442,144 @@ static void test_http_cannot_connect(void **state)
     assert_contains(err.msg, "http://127.0.0.1:1/x: cannot connect");
     assert_false(sc_fetch("ftp://127.0.0.1/x", NULL, &LIM, NULL, NULL, NULL, &r, &err));
     assert_contains(err.msg, "unsupported URL scheme");
+}
+
+/* ---- malformed responses ------------------------------------------------------- */
+
+/* A loopback server that answers each connection with fixed bytes chosen by
+ * the request path, whatever HTTP says: fixture_http.py cannot send a broken
+ * status line. One thread, one connection at a time. */
+typedef struct canned {
+    const char *path, *bytes;
+    size_t len;
+} canned_t;
+
+typedef struct raw_srv {
+    int fd;
+    unsigned short port;
+    pthread_t thread;
+    const canned_t *answers;
+    size_t n;
+} raw_srv_t;
+
+#define CANNED(path, lit) {path, lit, sizeof lit - 1}
+
+/* Reads the request head (bounded) and returns the canned answer for it. */
+static const canned_t *raw_request(const raw_srv_t *srv, int c)
+{
+    char req[4096];
+    size_t len = 0;
+    while (len < sizeof req - 1) {
+        ssize_t r = recv(c, req + len, sizeof req - 1 - len, 0);
+        if (r <= 0)
+            return NULL;
+        len += (size_t)r;
+        req[len] = '\0';
+        if (strstr(req, "\r\n\r\n"))
+            break;
+    }
+    const char *sp = strchr(req, ' ');
+    size_t plen = sp ? strcspn(sp + 1, " ") : 0;
+    for (size_t i = 0; sp && i < srv->n; i++)
+        if (strlen(srv->answers[i].path) == plen && !strncmp(sp + 1, srv->answers[i].path, plen))
+            return &srv->answers[i];
+    return NULL;
+}
+
+static void *raw_serve(void *arg)
+{
+    raw_srv_t *srv = arg;
+    for (;;) {
+        int c = accept(srv->fd, NULL, NULL);
+        if (c < 0)
+            return NULL; /* raw_stop shut the socket down */
+        struct timeval tv = {2, 0};
+        setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        const canned_t *a = raw_request(srv, c);
+        if (a && send(c, a->bytes, a->len, MSG_NOSIGNAL) < 0)
+            perror("raw_serve: send");
+        close(c);
+    }
+}
+
+static void raw_start(raw_srv_t *srv, const canned_t *answers, size_t n)
+{
+    *srv = (raw_srv_t){.answers = answers, .n = n};
+    srv->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(srv->fd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof sa;
+    assert_int_equal(bind(srv->fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(srv->fd, 16), 0);
+    assert_int_equal(getsockname(srv->fd, (struct sockaddr *)&sa, &sl), 0);
+    srv->port = ntohs(sa.sin_port);
+    assert_int_equal(pthread_create(&srv->thread, NULL, raw_serve, srv), 0);
+}
+
+static void raw_stop(raw_srv_t *srv)
+{
+    shutdown(srv->fd, SHUT_RDWR); /* wakes accept() */
+    pthread_join(srv->thread, NULL);
+    close(srv->fd);
+}
+
+/* sc_fetch's error for path on srv, which must fail. */
+static void raw_fetch_fails(const raw_srv_t *srv, const char *path, char *url, size_t cap,
+                            ibp_err_t *err)
+{
+    snprintf(url, cap, "http://127.0.0.1:%u%s", srv->port, path);
+    sc_fetch_result_t r;
+    assert_false(sc_fetch(url, NULL, &LIM, NULL, NULL, NULL, &r, err));
+    assert_null(r.body);
+}
+
+/* Each garbage response is named as such, with the URL and what came; only
+ * a redirect to another scheme says "only http and https". */
+static void test_http_malformed_responses(void **state)
+{
+    (void)state;
+    static const canned_t answers[] = {
+        CANNED("/abc", "HTTP/1.1 abc OK\r\nContent-Length: 2\r\n\r\nhi"),
+        CANNED("/foo", "FOO\r\n\r\n"),
+        CANNED("/bin", "\x00\x01\xff\xfe garbage\r\n\r\n"),
+        CANNED("/empty", "\r\nHTTP/1.1 200 OK\r\n\r\n"),
+        CANNED("/nocolon", "HTTP/1.1 200 OK\r\nfoo bar\r\n\r\nx"),
+        CANNED("/hop", "HTTP/1.1 302 Found\r\nLocation: /foo\r\nContent-Length: 0\r\n\r\n"),
+        CANNED("/toftp", "HTTP/1.1 302 Found\r\nLocation: ftp://127.0.0.1/x\r\n"
+                         "Content-Length: 0\r\n\r\n"),
+    };
+    static const struct { const char *path, *want; } cases[] = {
+        {"/abc", ": malformed HTTP response (bad status line: "},
+        {"/foo", ": malformed HTTP response (no status line; it starts with \"FOO\\r\\n\\r\\n\")"},
+        {"/bin", "(no status line; it starts with \"\\x00\\x01\\xff\\xfe garbage\\r\\n"},
+        {"/empty", "(no status line; it starts with \"\\r\\nHTTP/1.1 200 OK"},
+        {"/nocolon", ": malformed HTTP response (Header without colon)"},
+        {"/hop", "/hop: malformed HTTP response from http://127.0.0.1:"},
+    };
+    raw_srv_t srv;
+    raw_start(&srv, answers, sizeof answers / sizeof answers[0]);
+    char url[128];
+    ibp_err_t err = {{0}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        raw_fetch_fails(&srv, cases[i].path, url, sizeof url, &err);
+        if (strncmp(err.msg, url, strlen(url)))
+            fail_msg("\"%s\" does not start with %s", err.msg, url);
+        assert_contains(err.msg, cases[i].want);
+        assert_lacks(err.msg, "only http");
+    }
+    raw_fetch_fails(&srv, "/hop", url, sizeof url, &err);
+    assert_contains(err.msg, "/foo (no status line; it starts with \"FOO");
+    raw_fetch_fails(&srv, "/toftp", url, sizeof url, &err);
+    assert_contains(err.msg, "only http and https are allowed");
+    assert_lacks(err.msg, "malformed");
+    /* HEAD (no body for curl to hand over) and a body streamed to a file. */
+    char *lm = NULL;
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/foo", srv.port);
+    assert_false(sc_fetch_last_modified(url, &LIM, NULL, NULL, &lm, &err));
+    assert_contains(err.msg, "/foo: malformed HTTP response (no status line");
+    assert_false(sc_fetch_to_fd(url, &LIM, NULL, NULL, 1, NULL, &err));
+    assert_contains(err.msg, "/foo: malformed HTTP response (no status line; it starts with");
+    raw_stop(&srv);
 }
 
 typedef struct job {
@@ -958,6 +1099,7 @@ int main(void)
         cmocka_unit_test(test_http_results_source_header),
         cmocka_unit_test(test_http_redirects),
         cmocka_unit_test(test_http_cannot_connect),
+        cmocka_unit_test(test_http_malformed_responses),
         cmocka_unit_test(test_http_concurrent_threads),
         cmocka_unit_test(test_https_self_signed_rejected),
         cmocka_unit_test(test_https_with_ca_file),
