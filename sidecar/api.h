@@ -4,6 +4,7 @@
 #define IBPDNS_SIDECAR_API_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "ibp_err.h"
 #include "state.h"
@@ -15,8 +16,44 @@ bool sc_api_start(sc_state_t *s, const char *address, const char *port, const ch
                   sc_api_t **out, ibp_err_t *err);
 void sc_api_stop(sc_api_t *api);
 
-/* Exposed for tests and for logging at exit. */
+/* Exposed for tests and for logging at exit. NULL when out of memory. */
 char *sc_status_json(sc_state_t *s);
 char *sc_metrics_text(sc_state_t *s);
+
+/* ---- one request, without a socket (the HTTP server and the fuzzer) ---- */
+
+/* The first query argument named key: true with its decoded value, which
+ * is not NUL-terminated and may hold NUL bytes ("?key" without '=' gives
+ * NULL and 0). false when there is no such argument. */
+typedef bool (*sc_api_arg_fn)(void *ctx, const char *key, const char **value, size_t *len);
+
+typedef struct sc_api_request {
+    const char *method;        /* NUL-terminated, e.g. "GET" */
+    const char *path;          /* decoded path, path_len bytes (may hold NULs) */
+    size_t path_len;
+    sc_api_arg_fn arg;         /* query arguments */
+    void *arg_ctx;
+    const char *auth;          /* the Authorization header, or NULL */
+    size_t auth_len;
+} sc_api_request_t;
+
+typedef struct sc_api_response {
+    unsigned status;           /* always 200..599 */
+    char *body;                /* NUL-terminated, len bytes, never NULL */
+    size_t len;
+    const char *content_type;  /* a string constant */
+    bool body_static;          /* the last-resort error body: not to be freed */
+} sc_api_response_t;
+
+/* Answers rq as the API would (token "" means none is required). Every
+ * answer has a body; every application/json body is valid JSON, an error
+ * being {"error": "..."}. */
+void sc_api_handle(sc_state_t *s, const char *token, const sc_api_request_t *rq,
+                   sc_api_response_t *out);
+void sc_api_response_free(sc_api_response_t *r);
+
+/* Bounds on /route's arguments (bytes, after %-decoding). */
+#define SC_API_NAME_MAX 254    /* 253 characters of a DNS name plus the root dot */
+#define SC_API_ADDR_MAX 64     /* an IPv6 address with a /128 takes 49 */
 
 #endif

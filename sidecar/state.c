@@ -84,7 +84,7 @@ void sc_source_failed(sc_state_t *s, sc_src_id_t id, const char *why)
     snprintf(src->last_error, sizeof src->last_error, "%s", why);
     if (new_fault)
         ibp_log(&s->log, IBP_LOG_ERROR, "%s: %s%s", sc_src_names[id], why,
-                src->good ? " (keeping the last good state)" : "");
+                src->have_content ? " (keeping the last good state)" : "");
 }
 
 void sc_source_ok(sc_state_t *s, sc_src_id_t id)
@@ -99,6 +99,11 @@ void sc_source_ok(sc_state_t *s, sc_src_id_t id)
         src->failing_since = 0;
         src->last_error[0] = '\0';
     }
+}
+
+bool sc_source_up(const sc_source_t *src)
+{
+    return src->configured && !src->failing_since && src->have_content;
 }
 
 void sc_state_kick(sc_state_t *s)

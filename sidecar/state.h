@@ -40,6 +40,7 @@ typedef struct sc_source {
     char url[4096];        /* what is fetched (credentials never stored here) */
     sc_fetch_cache_t cache;
     sc_ref_t *good;        /* last good parsed model, or NULL */
+    bool have_content;     /* good content in use: a parsed model, or the MaxMind file */
     uint64_t digest_hi, digest_lo, size;
     time_t last_success;   /* last fetch that gave or confirmed good content */
     time_t last_change;    /* last time the good content changed */
@@ -84,6 +85,10 @@ void sc_state_free(sc_state_t *s);
  * A fault is logged when it starts and when it ends, not every time. */
 void sc_source_failed(sc_state_t *s, sc_src_id_t id, const char *why);
 void sc_source_ok(sc_state_t *s, sc_src_id_t id);
+
+/* /status "ok" and /metrics ibpdns_source_up: configured, the last attempt
+ * succeeded, and content is in use (caller holds the lock). */
+bool sc_source_up(const sc_source_t *src);
 
 /* Wakes the threads waiting on `wake` after setting flags (lock held). */
 void sc_state_kick(sc_state_t *s);

@@ -80,6 +80,7 @@ static bool accept_body(sc_state_t *s, sc_src_id_t id, const sc_fetch_result_t *
     } else {
         sc_ref_put(src->good);
         src->good = ref;
+        src->have_content = true;
         src->digest_hi = hi;
         src->digest_lo = lo;
         src->size = r->len;
@@ -214,6 +215,8 @@ static void refresh_maxmind(sc_state_t *s, const ibp_node_config_t *cfg)
     memcpy(s->src[SC_SRC_CITY_DB].url, path, sizeof path);
     s->src[SC_SRC_CITY_DB].configured = true;
     if (ok) {
+        /* A MaxMind source has no parsed model: the file in place is its content. */
+        s->src[SC_SRC_CITY_DB].have_content = true;
         sc_source_ok(s, SC_SRC_CITY_DB);
         if (changed) {
             s->src[SC_SRC_CITY_DB].last_change = time(NULL);

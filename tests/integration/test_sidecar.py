@@ -172,6 +172,21 @@ def test_monitor_down_keeps_snapshot_and_age_grows():
         check(answer(pdns) != [AMFORC], 'local snapshot ignored')
 
 
+def check_maxmind_up(sc, mode):
+    eq(sc.source('maxmind_city')['ok'], True, '%s database: /status sources.maxmind_city.ok' % mode)
+    _, _, metrics = sc.api('/metrics')
+    check('ibpdns_source_up{source="maxmind_city"} 1' in metrics,
+          '%s database: ibpdns_source_up{source="maxmind_city"} is not 1' % mode)
+
+
+def test_maxmind_local_file_is_up():
+    """A local database (no licence key, as scripts/run uses) is loaded and
+    used: an alert on source_up == 0 must not fire (it showed 0 and ok false)."""
+    with Sidecar() as sc:
+        check(sc.status()['ready'], 'a table from the local database')
+        check_maxmind_up(sc, 'local')
+
+
 def test_maxmind_download_once_then_only_when_changed():
     server = FixtureServer()
     server.start()
@@ -187,6 +202,7 @@ def test_maxmind_download_once_then_only_when_changed():
         gets = lambda: [m for m, _ in server.requests(dl) if m == 'GET']
         eq(len(gets()), 1, 'downloaded once')
         check(os.path.exists(os.path.join(sc.dir, 'maxmind', 'CityLite.mmdb')), 'database in place')
+        check_maxmind_up(sc, 'downloaded')
         time.sleep(3)
         eq(len(gets()), 1, 'not downloaded again while unchanged')
         check(any(m == 'HEAD' for m, _ in server.requests(dl)), 'checked with HEAD')
