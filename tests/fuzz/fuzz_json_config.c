@@ -1,6 +1,6 @@
 /* The node config parser, ibp_input_type(IBP_IN_NODE_CONFIG)->parse, on
  * arbitrary bytes. Asserts (besides fuzz_json_run's rules for failures) what
- * a successful parse promises (lib/ibp_model.h): every string non-NULL,
+ * a successful parse promises (lib/input/ibp_model.h): every string non-NULL,
  * periods and AnswersPerFamily in range, overrides normalised. */
 #include <ctype.h>
 #include <string.h>

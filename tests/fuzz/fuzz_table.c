@@ -1,4 +1,4 @@
-/* ibp_table_attach() (lib/ibp_table.h) on arbitrary bytes. An input whose
+/* ibp_table_attach() (lib/table/ibp_table.h) on arbitrary bytes. An input whose
  * header checksum field is 0 first gets its checksum and file_size filled in
  * (the corpus has each table both ways), so that mutations get past the
  * header to the section validators.
@@ -114,12 +114,12 @@ static void route_host(const ibp_table_t *t, uint32_t hi, const ibp_client_t *ex
 
 static void find_names(const ibp_table_t *t, const uint8_t *data, size_t size)
 {
-    char buf[IBP_TBL_NAME_BUF + 2];
+    char buf[IBP_NAME_BUF + 2];
     for (uint32_t i = 0; i < t->n[IBP_SEC_NAMES] && i < MAX_NAMES; i++) {
         const ibp_tbl_name_t *nm = &t->names[i];
         const char *s = ibp_table_str(t, nm->name);
         ibp_table_find(t, s, nm->name_len);
-        if (nm->name_len > IBP_TBL_NAME_MAX)
+        if (nm->name_len > IBP_NAME_MAX)
             continue;
         for (uint32_t k = 0; k < nm->name_len; k++)
             buf[k] = (char)toupper((unsigned char)s[k]);

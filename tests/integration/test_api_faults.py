@@ -21,7 +21,7 @@ from sidecarfix import Sidecar
 HOST = 'polkadot.dotters.network'
 LONDON = '81.2.69.142'
 AMFORC = '91.90.166.200'
-DEADLINE_S = 5.0   # REQUEST_DEADLINE_MS in sidecar/api.c
+DEADLINE_S = 5.0   # REQUEST_DEADLINE_MS in sidecar/api/api.c
 
 
 @contextlib.contextmanager

@@ -477,7 +477,7 @@ def test_read_only_table_dir():
 
 def test_stale_temporary_removed_at_start():
     """A crashed sidecar's temporary (routing.tbl.tmp.<dead pid>, named as
-    lib/ibp_table_writer.c names them) fills a small tmpfs so that no new
+    lib/compile/ibp_table_writer.c names them) fills a small tmpfs so that no new
     table fits: at start the sidecar removes it and publishes; an unrelated
     file in the directory is left alone."""
     with Tmpfs('128k') as fs:

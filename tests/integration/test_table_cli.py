@@ -163,10 +163,9 @@ def test_country_db_is_not_a_city_db():
 
 
 def check_db_type_named(line, real_type):
-    # PRODUCT BUG (lib/ibp_mmdb.c open_city_db): the "database type '...'"
-    # message prints metadata.database_type after MMDB_close() freed it, so
-    # it shows garbage bytes instead of the real type. Enable-as-is: this
-    # assertion fails until the type is copied before closing.
+    # The "database type '...'" message once printed metadata.database_type
+    # after MMDB_close() had freed it (lib/geo/ibp_mmdb.c open_city_db): the
+    # type must be the real one, not garbage bytes.
     m = re.search(r"type '([^']*)'", line)
     if m:
         eq(m.group(1), real_type, 'database type named in %r' % line)
@@ -573,15 +572,14 @@ def test_dump_merges_sibling_networks():
 
 
 def test_dump_client_independent_policy_collapses():
-    # PRODUCT BUG (lib/ibp_compile.c map_classes): when a host has a single
-    # eligible candidate for a family, every client gets that member, located
-    # or not (spread over one candidate). BEHAVIOR §4 merges adjacent networks
-    # of equal answer, and §3 defines the ECS scope as the largest prefix over
-    # which the answer is the same: here the whole address space, scope 0.
-    # The compiler treats the unlocated answer (spread over {Gatotech}) as
-    # different from the located one (nearest Gatotech), so the policy keeps
-    # ~1,450 networks and lookups return scopes like /31. These assertions
-    # fail until the policy collapses to one leaf.
+    # When a host has a single eligible candidate for a family, every client
+    # gets that member, located or not (spread over one candidate). BEHAVIOR
+    # §4 merges adjacent networks of equal answer, and §3 defines the ECS
+    # scope as the largest prefix over which the answer is the same: here the
+    # whole address space, scope 0. The compiler once kept the unlocated
+    # answer (spread over {Gatotech}) apart from the located one (nearest
+    # Gatotech), leaving ~1,450 networks and scopes like /31
+    # (lib/compile/ibp_compile.c map_classes): the policy is one leaf.
     ws, cfg = ws_with()
     table = ws.build_ok(cfg)
     lines = dump_lines(table)

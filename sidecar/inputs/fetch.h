@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "ibp_err.h"
+#include "ibp_limits.h"
 
 typedef struct sc_fetch_limits {
     long timeout_ms;       /* whole transfer, connect included */
@@ -58,7 +59,7 @@ void sc_fetch_result_free(sc_fetch_result_t *r);
 void sc_fetch_cache_free(sc_fetch_cache_t *c);
 
 /* Additions. A zero timeout_ms or max_bytes in the limits means these. */
-#define SC_FETCH_DEFAULT_TIMEOUT_MS 15000L
+#define SC_FETCH_DEFAULT_TIMEOUT_MS (IBP_FETCH_TIMEOUT_S_DEFAULT * 1000L)
 #define SC_FETCH_DEFAULT_MAX_BYTES ((size_t)64 << 20)
 #define SC_FETCH_MAX_REDIRECTS 5
 

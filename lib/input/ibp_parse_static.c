@@ -10,7 +10,6 @@
 #include "ibp_json.h"
 #include "ibp_model.h"
 
-#define TXT_MAX 4000
 #define ACME_PREFIX "_acme-challenge."
 
 typedef struct rr_check {
@@ -226,7 +225,7 @@ static bool printable(const rr_check_t *k, const char *s, size_t max, const char
 
 static bool check_txt(const rr_check_t *k, const char *s)
 {
-    if (!printable(k, s, TXT_MAX, "TXT content"))
+    if (!printable(k, s, IBP_TXT_MAX, "TXT content"))
         return false;
     const char *fault = txt_fault(s);
     if (fault) {
@@ -256,7 +255,7 @@ static bool check_caa(const rr_check_t *k, const char *s)
             return ibp_jerr(k->c, k->path, "CAA tag must be alphanumeric");
     if (*value == '"' && !quoted_ok(value))
         return ibp_jerr(k->c, k->path, "CAA value has unbalanced quotes");
-    return printable(k, value, TXT_MAX, "CAA value");
+    return printable(k, value, IBP_TXT_MAX, "CAA value");
 }
 
 /* TAB and newlines would split the pipe line; NUL would cut it. */

@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "ibp_err.h"
+#include "ibp_limits.h"
 #include "state.h"
 
 typedef struct sc_api sc_api_t;
@@ -53,7 +54,7 @@ void sc_api_handle(sc_state_t *s, const char *token, const sc_api_request_t *rq,
 void sc_api_response_free(sc_api_response_t *r);
 
 /* Bounds on /route's arguments (bytes, after %-decoding). */
-#define SC_API_NAME_MAX 254    /* 253 characters of a DNS name plus the root dot */
+#define SC_API_NAME_MAX (IBP_NAME_MAX + 1)   /* a DNS name plus the root dot */
 #define SC_API_ADDR_MAX 64     /* an IPv6 address with a /128 takes 49 */
 
 #endif

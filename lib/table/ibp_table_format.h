@@ -11,14 +11,14 @@
 #include <assert.h>
 #include <stdint.h>
 
+#include "ibp_limits.h"
+
 #define IBP_TBL_MAGIC "IBPDNSTB"
 #define IBP_TBL_VERSION 3u          /* 2: word-wise name hash; 3: trie indexes */
 #define IBP_TBL_ENDIAN 0x01020304u
 #define IBP_TBL_NONE 0xFFFFFFFFu      /* "no index" */
 #define IBP_TBL_LEAF 0x80000000u      /* tree ref: top bit set => answer index */
-#define IBP_TBL_MAX_ANSWERS 8
-#define IBP_TBL_NAME_MAX 255        /* longest owner name in a table (presentation) */
-#define IBP_TBL_NAME_BUF 256        /* IBP_TBL_NAME_MAX rounded up to 8 bytes */
+#define IBP_TBL_MAX_ANSWERS IBP_MAX_ANSWERS
 
 /* A trie index replaces the first IBP_TBL_INDEX_BITS steps of a walk by one
  * load: walks in a big trie otherwise miss the cache at nearly every step.

@@ -9,16 +9,9 @@
 #include <stdint.h>
 
 #include "ibp_err.h"
+#include "ibp_limits.h"
 #include "ibp_table_format.h"   /* IBP_T_* record types */
 
-#define IBP_MAX_ANSWERS 8      /* Routing.AnswersPerFamily upper bound */
-#define IBP_NAME_MAX 253       /* presentation length of a DNS name */
-#define IBP_MEMBER_NAME_MAX 64 /* usage rows store member_name as VARCHAR(64) */
-/* Polling periods (ConfigReloadTime, RefreshIntervalSeconds): a day at most,
- * so that periods in milliseconds never overflow and a typo cannot stop
- * polling for years. */
-#define IBP_PERIOD_MAX_S 86400
-#define IBP_MAXMIND_REFRESH_MAX_S (30 * 86400)
 
 typedef struct ibp_member {
     char *key;             /* key in the members object: tie-break order */
@@ -136,8 +129,5 @@ void ibp_statics_free(ibp_statics_t *s);
 void ibp_overrides_free(ibp_overrides_t *o);
 void ibp_node_config_free(ibp_node_config_t *c);
 
-/* Normalises a DNS name into out (lowercase, one trailing dot removed).
- * Returns false for names that are not valid hostnames/owner names. */
-bool ibp_name_normalize(const char *in, char out[IBP_NAME_MAX + 1], ibp_err_t *err);
 
 #endif

@@ -15,15 +15,12 @@
 #include <stddef.h>
 
 #include "ibp_err.h"
+#include "ibp_dname.h"
 #include "ibp_model.h"
+#include "ibp_strv.h"
 
 #define IBP_JPATH_MAX 192      /* longer paths are cut, they only feed messages */
 #define IBP_JQUOTE_MAX 80      /* quoted user strings in messages are cut to this */
-/* The most memory a parse may take, estimated from the text before
- * parsing. Real inputs of the default FetchMaxBytes (16 MiB) stay below
- * it (a 16 MiB monitor snapshot of 110,000 results took 125 MiB, estimated
- * 208 MiB); a body of empty objects would take 75 times its size. */
-#define IBP_JSON_MAX_TREE (256 << 20)
 
 /* Everything an error message needs besides the path. */
 typedef struct ibp_jctx {
@@ -93,29 +90,5 @@ bool ibp_jget_double(const ibp_jctx_t *c, const json_t *obj, const char *parent,
                      const char *key, ibp_jneed_t need, double *out);
 bool ibp_jget_bool(const ibp_jctx_t *c, const json_t *obj, const char *parent,
                    const char *key, ibp_jneed_t need, bool *out);
-
-/* Growable vector of heap strings. */
-typedef struct ibp_strv {
-    char **v;
-    size_t n, cap;
-} ibp_strv_t;
-
-bool ibp_strv_push(ibp_strv_t *sv, const char *s);       /* copies s */
-bool ibp_strv_push_owned(ibp_strv_t *sv, char *s);       /* takes s (freed on failure) */
-/* Drops repeated strings, keeping each first occurrence in place; O(n log n). */
-bool ibp_strv_dedup(ibp_strv_t *sv);
-void ibp_strv_free(ibp_strv_t *sv);
-/* Frees an array of n heap strings and the array. */
-void ibp_strarr_free(char **v, size_t n);
-
-/* Checks a lowercase name without trailing dot: labels of [a-z0-9_-],
- * 1..63 bytes, at most IBP_NAME_MAX in all. With allow_wildcard a first
- * label "*" is accepted (owner names). Sets a short reason on failure. */
-bool ibp_name_check(const char *name, size_t len, bool allow_wildcard, ibp_err_t *err);
-
-/* ibp_name_normalize for len bytes of in, optionally refusing wildcards
- * (hostnames such as CNAME targets and service hosts). */
-bool ibp_name_normalize_n(const char *in, size_t len, bool allow_wildcard,
-                          char out[IBP_NAME_MAX + 1], ibp_err_t *err);
 
 #endif

@@ -176,7 +176,7 @@ static void names_are_found_case_insensitively(void **state)
     unsigned tails = 0;
     for (uint32_t i = 0; i < f->t.n[IBP_SEC_NAMES]; i++) {
         const ibp_tbl_name_t *nm = &f->t.names[i];
-        char upper[IBP_TBL_NAME_BUF];
+        char upper[IBP_NAME_BUF];
         for (uint32_t k = 0; k <= nm->name_len; k++) {
             char ch = ibp_table_str(&f->t, nm->name)[k];
             upper[k] = ch >= 'a' && ch <= 'z' ? (char)(ch - 32) : ch;

@@ -1,5 +1,5 @@
-/* The node's own JSON config (IBP-NODE §2.1, BEHAVIOR §1), its
- * GeoDNSOverrides (IBP-NODE §2.5), and DNS name normalisation. */
+/* The node's own JSON config (IBP-NODE §2.1, BEHAVIOR §1) and its
+ * GeoDNSOverrides (IBP-NODE §2.5). */
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <limits.h>
@@ -14,76 +14,6 @@
 
 #define CFG_MAX_WARNINGS 64    /* a hostile file must not make us log forever */
 #define TTL_MAX 2147483647LL   /* RFC 2181 §8 */
-
-/* ---- DNS names ----------------------------------------------------------- */
-
-static bool label_check(const char *l, size_t len, bool first, bool allow_wildcard,
-                        ibp_err_t *err)
-{
-    if (len == 0)
-        return ibp_err_set(err, "empty label");
-    if (len > 63)
-        return ibp_err_set(err, "label longer than 63 characters");
-    if (allow_wildcard && first && len == 1 && l[0] == '*')
-        return true;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)l[i];
-        if ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '_')
-            continue;
-        if (ch >= 0x20 && ch < 0x7f)
-            return ibp_err_set(err, "invalid character '%c'", ch);
-        return ibp_err_set(err, "invalid byte 0x%02x", ch);
-    }
-    return true;
-}
-
-bool ibp_name_check(const char *name, size_t len, bool allow_wildcard, ibp_err_t *err)
-{
-    if (len == 0)
-        return ibp_err_set(err, "empty name");
-    if (len > IBP_NAME_MAX)
-        return ibp_err_set(err, "name longer than %d characters", IBP_NAME_MAX);
-    size_t start = 0;
-    for (size_t i = 0; i <= len; i++) {
-        if (i < len && name[i] != '.')
-            continue;
-        if (!label_check(name + start, i - start, start == 0, allow_wildcard, err))
-            return false;
-        start = i + 1;
-    }
-    return true;
-}
-
-bool ibp_name_normalize_n(const char *in, size_t len, bool allow_wildcard,
-                          char out[IBP_NAME_MAX + 1], ibp_err_t *err)
-{
-    out[0] = '\0';
-    if (!in)
-        return ibp_err_set(err, "empty name");
-    while (len && isspace((unsigned char)in[0])) {
-        in++;
-        len--;
-    }
-    while (len && isspace((unsigned char)in[len - 1]))
-        len--;
-    if (len && in[len - 1] == '.')
-        len--;
-    if (len > IBP_NAME_MAX)
-        return ibp_err_set(err, "name longer than %d characters", IBP_NAME_MAX);
-    for (size_t i = 0; i < len; i++)
-        out[i] = (char)tolower((unsigned char)in[i]);
-    out[len] = '\0';
-    if (!ibp_name_check(out, len, allow_wildcard, err)) {
-        out[0] = '\0';
-        return false;
-    }
-    return true;
-}
-
-bool ibp_name_normalize(const char *in, char out[IBP_NAME_MAX + 1], ibp_err_t *err)
-{
-    return ibp_name_normalize_n(in, in ? strlen(in) : 0, true, out, err);
-}
 
 /* ---- overrides ------------------------------------------------------------ */
 
@@ -392,7 +322,7 @@ static bool cfg_period(cfg_ctx_t *x, const json_t *obj, const char *path,
         return ibp_jerr(x->c, kpath, "%lld is out of range: 1..%d seconds (0 or less means 30)",
                         v, IBP_PERIOD_MAX_S);
     }
-    *out = v > 0 ? (int)v : 30;
+    *out = v > 0 ? (int)v : IBP_PERIOD_DEFAULT_S;
     return true;
 }
 
@@ -455,11 +385,12 @@ static bool cfg_int(cfg_ctx_t *x, const json_t *obj, const char *path, const cha
 static bool cfg_system(cfg_ctx_t *x, const json_t *root)
 {
     json_t *sys = NULL;
-    long long timeout = 15;
+    long long timeout = IBP_FETCH_TIMEOUT_S_DEFAULT;
     if (!cfg_section(x, root, "", "System", system_keys, system_strs, &sys) ||
         !cfg_period(x, sys, ".System", "ConfigReloadTime", &x->cfg->config_reload_s) ||
-        !cfg_int(x, sys, ".System", "FetchTimeoutSeconds", 1, 600, 15, &timeout) ||
-        !cfg_int(x, sys, ".System", "FetchMaxBytes", 1024, 1LL << 32, 16LL << 20,
+        !cfg_int(x, sys, ".System", "FetchTimeoutSeconds", 1, IBP_FETCH_TIMEOUT_S_MAX,
+                 IBP_FETCH_TIMEOUT_S_DEFAULT, &timeout) ||
+        !cfg_int(x, sys, ".System", "FetchMaxBytes", 1024, 1LL << 32, IBP_FETCH_MAX_BYTES_DEFAULT,
                  &x->cfg->fetch_max_bytes))
         return false;
     x->cfg->fetch_timeout_s = (int)timeout;
@@ -525,8 +456,8 @@ static bool cfg_from(cfg_ctx_t *x, const json_t *root)
 {
     if (!json_is_object(root))
         return ibp_jerr(x->c, ".", "expected an object, got %s", ibp_json_type_name(root));
-    x->cfg->config_reload_s = 30;
-    x->cfg->monitor_refresh_s = 30;
+    x->cfg->config_reload_s = IBP_PERIOD_DEFAULT_S;
+    x->cfg->monitor_refresh_s = IBP_PERIOD_DEFAULT_S;
     cfg_check_keys(x, root, "", top_keys);
     return cfg_system(x, root) && cfg_maxmind(x, root) &&
            cfg_section(x, root, "", "Nats", nats_keys, nats_strs, NULL) &&

@@ -529,9 +529,9 @@ static uint32_t fold_and_hash(const char *name, size_t len, char *out)
 
 uint32_t ibp_name_hash(const char *name, size_t len)
 {
-    char folded[IBP_TBL_NAME_BUF];
-    if (len > IBP_TBL_NAME_MAX)
-        len = IBP_TBL_NAME_MAX;   /* no such name is in a table anyway */
+    char folded[IBP_NAME_BUF];
+    if (len > IBP_NAME_MAX)
+        len = IBP_NAME_MAX;   /* no such name is in a table anyway */
     return fold_and_hash(name, len, folded);
 }
 
@@ -541,9 +541,9 @@ const ibp_tbl_name_t *ibp_table_find(const ibp_table_t *t, const char *name, siz
         return NULL;
     if (len > 1 && name[len - 1] == '.')
         len--;
-    if (len > IBP_TBL_NAME_MAX)
+    if (len > IBP_NAME_MAX)
         return NULL;
-    char folded[IBP_TBL_NAME_BUF];
+    char folded[IBP_NAME_BUF];
     uint32_t h = fold_and_hash(name, len, folded);
     for (uint32_t i = h & t->hash_mask, probes = 0; probes <= t->hash_mask;
          i = (i + 1) & t->hash_mask, probes++) {

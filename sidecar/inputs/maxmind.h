@@ -12,6 +12,7 @@
 
 #include "fetch.h"
 #include "ibp_err.h"
+#include "ibp_limits.h"
 
 #define SC_MAXMIND_DOWNLOAD_BASE "https://download.maxmind.com/geoip/databases"
 
@@ -32,7 +33,7 @@ extern const sc_maxmind_db_t SC_MAXMIND_CITY, SC_MAXMIND_ASN, SC_MAXMIND_COUNTRY
 
 /* Additions. Zero fields of cfg->limits mean these (an archive is far larger
  * and slower than a config): 10 minutes, 512 MiB. */
-#define SC_MAXMIND_DEFAULT_TIMEOUT_MS 600000L
+#define SC_MAXMIND_DEFAULT_TIMEOUT_MS IBP_MAXMIND_TIMEOUT_MS
 #define SC_MAXMIND_DEFAULT_MAX_BYTES ((size_t)512 << 20)
 
 /* Makes dir/<file> current. *changed: a new file was put in place. */

@@ -509,14 +509,6 @@ bool ibp_geo_classes_build(const ibp_geo_input_t *in, ibp_geo_classes_t *out, ib
     return ok;
 }
 
-void ibp_geo_classes_free(ibp_geo_classes_t *c)
-{
-    ibp_nlist_free(&c->list);
-    free(c->cls);
-    free(c->orders);
-    memset(c, 0, sizeof *c);
-}
-
 struct ibp_geo_locator {
     MMDB_s db;
     char path[1024];

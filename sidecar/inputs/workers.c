@@ -33,8 +33,8 @@ sc_ref_t *sc_current_config(sc_state_t *s)
 static sc_fetch_limits_t limits_of(const ibp_node_config_t *cfg)
 {
     return (sc_fetch_limits_t){
-        .timeout_ms = cfg ? cfg->fetch_timeout_s * 1000L : 15000L,
-        .max_bytes = cfg ? (size_t)cfg->fetch_max_bytes : 16u << 20,
+        .timeout_ms = (cfg ? cfg->fetch_timeout_s : IBP_FETCH_TIMEOUT_S_DEFAULT) * 1000L,
+        .max_bytes = (size_t)(cfg ? cfg->fetch_max_bytes : IBP_FETCH_MAX_BYTES_DEFAULT),
         .ca_file = cfg && cfg->ca_file && cfg->ca_file[0] ? cfg->ca_file : NULL,
     };
 }
@@ -201,8 +201,8 @@ static void refresh_maxmind(sc_state_t *s, const ibp_node_config_t *cfg)
                            .download_base = cfg->maxmind_download_url[0]
                                             ? cfg->maxmind_download_url : SC_MAXMIND_DOWNLOAD_BASE,
                            .limits = limits_of(cfg)};
-    mc.limits.max_bytes = 1u << 30;
-    mc.limits.timeout_ms = 600000;
+    mc.limits.max_bytes = IBP_MAXMIND_MAX_BYTES;
+    mc.limits.timeout_ms = IBP_MAXMIND_TIMEOUT_MS;
     char path[4096];
     if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, SC_MAXMIND_CITY.file) >= sizeof path) {
         record_failure(s, SC_SRC_CITY_DB, "Maxmind.MaxmindDBPath: path too long");
@@ -260,8 +260,8 @@ void sc_poll_monitor(sc_state_t *s)
         snprintf(url, sizeof url, "http://%s%s%s:%s/results", v6 ? "[" : "", cfg->monitor_address,
                  v6 ? "]" : "", cfg->monitor_port);
         sc_fetch_limits_t lim = limits_of(cfg);
-        if (lim.timeout_ms > 5000)
-            lim.timeout_ms = 5000;   /* IBP-NODE §5.2: a poll must not outlive its period */
+        if (lim.timeout_ms > IBP_MONITOR_TIMEOUT_MS)
+            lim.timeout_ms = IBP_MONITOR_TIMEOUT_MS;
         fetch_input(s, SC_SRC_RESULTS, url, &lim);
     } else {
         pthread_mutex_lock(&s->lock);
@@ -310,7 +310,7 @@ static bool sleep_until(sc_state_t *s, const struct timespec *until, bool *reloa
 static long config_period_ms(sc_state_t *s, bool monitor)
 {
     sc_ref_t *ref = sc_current_config(s);
-    long secs = 30;
+    long secs = IBP_PERIOD_DEFAULT_S;
     if (ref) {
         const ibp_node_config_t *cfg = ref->model;
         secs = monitor ? cfg->monitor_refresh_s : cfg->config_reload_s;

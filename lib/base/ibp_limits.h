@@ -1,0 +1,33 @@
+/* Every bound on input, size and time, defined once: the parsers, the
+ * table format, the sidecar and the tests all take them from here. */
+#ifndef IBP_LIMITS_H
+#define IBP_LIMITS_H
+
+/* Names */
+#define IBP_NAME_MAX 253             /* presentation length of a DNS name, no trailing dot */
+#define IBP_NAME_BUF 256             /* IBP_NAME_MAX + 1 rounded up to 8 bytes (word-wise folding) */
+#define IBP_MEMBER_NAME_MAX 64       /* usage rows store member_name as VARCHAR(64) */
+
+/* Answers */
+#define IBP_MAX_ANSWERS 8            /* Routing.AnswersPerFamily upper bound, per table answer */
+
+/* Polling periods (ConfigReloadTime, RefreshIntervalSeconds): a day at most,
+ * so that periods in milliseconds never overflow and a typo cannot stop
+ * polling for years. */
+#define IBP_PERIOD_MAX_S 86400
+#define IBP_PERIOD_DEFAULT_S 30      /* IBP's value for <= 0 or absent */
+#define IBP_MAXMIND_REFRESH_MAX_S (30 * 86400)
+
+/* Fetches */
+#define IBP_FETCH_MAX_BYTES_DEFAULT (16LL << 20)   /* System.FetchMaxBytes */
+#define IBP_FETCH_TIMEOUT_S_DEFAULT 15             /* System.FetchTimeoutSeconds */
+#define IBP_FETCH_TIMEOUT_S_MAX 600
+#define IBP_MONITOR_TIMEOUT_MS 5000  /* IBP-NODE §5.2: a poll must not outlive its period */
+#define IBP_MAXMIND_MAX_BYTES (1u << 30)
+#define IBP_MAXMIND_TIMEOUT_MS 600000L
+
+/* Parsing */
+#define IBP_JSON_MAX_TREE (256 << 20) /* estimated parse memory of one JSON input */
+#define IBP_TXT_MAX 4000             /* static TXT content and CAA values, bytes */
+
+#endif

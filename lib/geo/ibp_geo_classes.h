@@ -1,0 +1,47 @@
+/* Geo classes: a network list whose values are classes of clients that see
+ * the members in the same distance order (and, where a country override
+ * could apply, are in the same country), so they behave identically under
+ * every routing policy. Policies are compiled from the classes without the
+ * source again, which is what makes a health-only republish cheap. Today the
+ * MaxMind walk (ibp_mmdb.h) makes them; CIDR `nets` files and hierarchical
+ * maps can make or refine them too, as gdnsd's nlist merges GeoIP and nets. */
+#ifndef IBP_GEO_CLASSES_H
+#define IBP_GEO_CLASSES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ibp_nlist.h"
+
+#define IBP_GEO_MAX_MEMBERS 1024
+
+enum {
+    IBP_CLASS_NODATA = 0,  /* no record, or a record without coordinates nor a relevant country */
+    IBP_CLASS_UNDEF = 1,   /* an IPv6 range that aliases IPv4: never looked up */
+    IBP_CLASS_FIRST = 2,
+};
+
+typedef struct ibp_geo_class {
+    bool located;
+    char cc[3];            /* set only for countries that have overrides */
+    uint32_t order;        /* offset of its member order in classes->orders */
+    double lat, lon;       /* first location seen in this class (diagnostics) */
+} ibp_geo_class_t;
+
+typedef struct ibp_geo_classes {
+    ibp_nlist_t list;      /* network -> class id */
+    ibp_geo_class_t *cls;
+    size_t n_cls;
+    uint16_t *orders;      /* n_members entries per class */
+    size_t n_members;
+    size_t n_records;      /* distinct data records in the database */
+    size_t n_nodes;        /* search-tree nodes visited */
+    char db_type[64];
+    uint64_t build_epoch;
+    uint64_t fingerprint;  /* of the sites and countries it was built for */
+} ibp_geo_classes_t;
+
+void ibp_geo_classes_free(ibp_geo_classes_t *c);
+
+#endif
