@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ibp_file.h"
 #include "ibp_log.h"
 #include "ibp_table.h"
 #include "pipe_proto.h"
@@ -47,12 +48,6 @@ static struct timespec coarse_now(void)
     struct timespec ts;   /* the coarse clock is read from the vDSO: no system call */
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
     return ts;
-}
-
-static bool same_file(const struct stat *a, const struct stat *b)
-{
-    return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
-           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
 static void watcher_drop(watcher_t *w, pipe_state_t *st)
@@ -89,7 +84,7 @@ static void watcher_try(watcher_t *w, pipe_state_t *st, const struct stat *s)
 {
     /* The loaded table is a private copy, so it stays good whatever happens
      * to its file; a rewrite in place is still worth telling the operator. */
-    bool new_file = !w->tried_valid || !same_file(s, &w->tried);
+    bool new_file = !w->tried_valid || !ibp_same_file(s, &w->tried);
     if (new_file && w->loaded && s->st_ino == w->loaded_id.st_ino &&
         s->st_dev == w->loaded_id.st_dev)
         ibp_log(w->log, IBP_LOG_WARN, "%s was rewritten in place; tables should be "
@@ -137,24 +132,15 @@ static void watcher_check(watcher_t *w, pipe_state_t *st, bool force)
         return;
     }
     w->missing_logged = false;
-    if (!w->tried_valid || !same_file(&s, &w->tried) || w->retry_tried)
+    if (!w->tried_valid || !ibp_same_file(&s, &w->tried) || w->retry_tried)
         watcher_try(w, st, &s);
 }
 
 static bool write_out(pipe_out_t *out, void *ctx)
 {
     (void)ctx;
-    const char *p = out->buf;
-    size_t left = out->len;
-    while (left) {
-        ssize_t n = write(STDOUT_FILENO, p, left);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return false;
-        p += n;
-        left -= (size_t)n;
-    }
+    if (!ibp_write_all(STDOUT_FILENO, out->buf, out->len, -1))
+        return false;
     out->len = 0;
     return true;
 }

@@ -185,3 +185,52 @@ void ibp_format_utc(uint64_t t, char out[32])
     gmtime_r(&tt, &tm);
     strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
+
+bool ibp_write_all(int fd, const void *buf, size_t n, int64_t off)
+{
+    const char *p = buf;
+    while (n) {
+        ssize_t w = off < 0 ? write(fd, p, n) : pwrite(fd, p, n, (off_t)off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return false;
+        if (w == 0) {
+            errno = EIO;   /* a write that makes no progress would loop forever */
+            return false;
+        }
+        p += w;
+        n -= (size_t)w;
+        if (off >= 0)
+            off += w;
+    }
+    return true;
+}
+
+bool ibp_fsync_dir(const char *dir, ibp_err_t *err)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return ibp_err_set(err, "%s: %s", dir, strerror(errno));
+    bool ok = fsync(fd) == 0 || ibp_err_set(err, "%s: fsync: %s", dir, strerror(errno));
+    close(fd);
+    return ok;
+}
+
+bool ibp_fsync_dir_of(const char *path, ibp_err_t *err)
+{
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return ibp_fsync_dir(".", err);
+    if ((size_t)(slash - path) >= sizeof dir)
+        return ibp_err_set(err, "%s: path too long", path);
+    snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    return ibp_fsync_dir(dir, err);
+}
+
+bool ibp_same_file(const struct stat *a, const struct stat *b)
+{
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}

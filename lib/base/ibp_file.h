@@ -1,4 +1,5 @@
-/* Reading inputs from local files (paths or file:// URLs). */
+/* Files: reading inputs (paths or file:// URLs), writing whole buffers,
+ * durable renames, file identity. Written once, for every program. */
 #ifndef IBP_FILE_H
 #define IBP_FILE_H
 
@@ -30,5 +31,17 @@ bool ibp_digest_file(const char *path, uint64_t *hi, uint64_t *lo, uint64_t *siz
 
 /* "2026-11-21T23:54:00Z" */
 void ibp_format_utc(uint64_t t, char out[32]);
+
+/* Writes all n bytes, at offset off (pwrite) or, when off < 0, at the
+ * file position (write); EINTR is retried. False with errno set. */
+bool ibp_write_all(int fd, const void *buf, size_t n, int64_t off);
+
+/* fsync of a directory, or of the one holding path: makes renames in it
+ * durable. */
+bool ibp_fsync_dir(const char *dir, ibp_err_t *err);
+bool ibp_fsync_dir_of(const char *path, ibp_err_t *err);
+
+/* The same file, unchanged: device, inode, size and modification time. */
+bool ibp_same_file(const struct stat *a, const struct stat *b);
 
 #endif

@@ -1,4 +1,5 @@
 #include "ibp_table_writer.h"
+#include "ibp_file.h"
 #include "ibp_table.h"
 
 #include <dirent.h>
@@ -140,34 +141,6 @@ bool ibp_tb_finish(ibp_tb_t *b, const ibp_tbl_header_t *fields, uint8_t **out,
     return true;
 }
 
-static bool write_all(int fd, const uint8_t *buf, size_t len)
-{
-    while (len) {
-        ssize_t w = write(fd, buf, len);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return false;
-        buf += w;
-        len -= (size_t)w;
-    }
-    return true;
-}
-
-static bool fsync_dir_of(const char *path)
-{
-    char *copy = strdup(path);
-    if (!copy)
-        return false;
-    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    free(copy);
-    if (fd < 0)
-        return false;
-    bool ok = fsync(fd) == 0;
-    close(fd);
-    return ok;
-}
-
 /* A writer holds a lock on its temporary while it writes: a pid in the name
  * could be reused by any process after a restart, a lock dies with its
  * holder. */
@@ -198,7 +171,7 @@ bool ibp_table_write_file(const char *path, const uint8_t *buf, size_t len, ibp_
         close(fd);
         return ibp_err_set(err, "%s: taken by another writer or a cleanup; try again", tmp);
     }
-    bool ok = write_all(fd, buf, len) && fsync(fd) == 0;
+    bool ok = ibp_write_all(fd, buf, len, -1) && fsync(fd) == 0;
     int saved = errno;
     ok = (close(fd) == 0) && ok;
     if (!ok) {
@@ -210,8 +183,8 @@ bool ibp_table_write_file(const char *path, const uint8_t *buf, size_t len, ibp_
         unlink(tmp);
         return ibp_err_set(err, "%s: cannot rename into place: %s", path, strerror(saved));
     }
-    if (!fsync_dir_of(path))
-        return ibp_err_set(err, "%s: cannot fsync its directory: %s", path, strerror(errno));
+    if (!ibp_fsync_dir_of(path, err))
+        return ibp_err_prefix(err, "%s: cannot fsync its directory", path);
     return true;
 }
 

@@ -217,8 +217,9 @@ static bool list_parse(const ibp_jctx_t *c, const json_t *root, size_t li, ibp_h
     return true;
 }
 
-static bool health_from(const ibp_jctx_t *c, const json_t *root, ibp_health_t *h)
+bool ibp_health_walk(const ibp_jctx_t *c, const json_t *root, void *model)
 {
+    ibp_health_t *h = model;
     /* null decodes to an empty snapshot in Go: valid, and permissive. */
     if (!json_is_null(root) && !json_is_object(root))
         return ibp_jerr(c, ".", "expected an object, got %s", ibp_json_type_name(root));
@@ -229,20 +230,6 @@ static bool health_from(const ibp_jctx_t *c, const json_t *root, ibp_health_t *h
     return true;
 }
 
-bool ibp_health_parse(const char *buf, size_t len, const char *src,
-                      ibp_health_t *out, ibp_err_t *err)
-{
-    *out = (ibp_health_t){0};
-    json_t *root = ibp_json_load(buf, len, src, err);
-    if (!root)
-        return false;
-    ibp_jctx_t c = {src, err};
-    bool ok = health_from(&c, root, out);
-    json_decref(root);
-    if (!ok)
-        ibp_health_free(out);
-    return ok;
-}
 
 /* ---- queries -------------------------------------------------------------- */
 

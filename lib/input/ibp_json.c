@@ -231,19 +231,36 @@ static bool fetch(const ibp_jctx_t *c, const json_t *obj, const char *path,
     return true;
 }
 
+/* The start every typed getter shares: obj[key]'s path, and its value if
+ * present. A present value must pass is_type, else the error names what
+ * was expected. False only on an error; true with *v NULL when absent. */
+typedef bool (*jtype_fn)(const json_t *v);
+
+static bool typed_field(const ibp_jctx_t *c, const json_t *obj, const char *parent,
+                        const char *key, ibp_jneed_t need, jtype_fn is_type, const char *want,
+                        char path[IBP_JPATH_MAX], json_t **v)
+{
+    ibp_jpath_key(path, parent, key);
+    if (!fetch(c, obj, path, key, need, v))
+        return false;
+    return !*v || !is_type || is_type(*v) || type_err(c, path, want, *v);
+}
+
+static bool is_object(const json_t *v) { return json_is_object(v); }
+static bool is_array(const json_t *v) { return json_is_array(v); }
+static bool is_integer(const json_t *v) { return json_is_integer(v); }
+static bool is_number(const json_t *v) { return json_is_number(v); }
+static bool is_boolean(const json_t *v) { return json_is_boolean(v); }
+
 bool ibp_jget_object(const ibp_jctx_t *c, const json_t *obj, const char *parent,
                      const char *key, ibp_jneed_t need, json_t **out)
 {
     char path[IBP_JPATH_MAX];
     json_t *v;
-    ibp_jpath_key(path, parent, key);
-    if (!fetch(c, obj, path, key, need, &v))
+    if (!typed_field(c, obj, parent, key, need, is_object, "an object", path, &v))
         return false;
-    if (!v)
-        return true;
-    if (!ibp_jval_object(c, path, v))
-        return false;
-    *out = v;
+    if (v)
+        *out = v;
     return true;
 }
 
@@ -252,14 +269,10 @@ bool ibp_jget_array(const ibp_jctx_t *c, const json_t *obj, const char *parent,
 {
     char path[IBP_JPATH_MAX];
     json_t *v;
-    ibp_jpath_key(path, parent, key);
-    if (!fetch(c, obj, path, key, need, &v))
+    if (!typed_field(c, obj, parent, key, need, is_array, "an array", path, &v))
         return false;
-    if (!v)
-        return true;
-    if (!ibp_jval_array(c, path, v))
-        return false;
-    *out = v;
+    if (v)
+        *out = v;
     return true;
 }
 
@@ -268,8 +281,7 @@ bool ibp_jget_string(const ibp_jctx_t *c, const json_t *obj, const char *parent,
 {
     char path[IBP_JPATH_MAX];
     json_t *v;
-    ibp_jpath_key(path, parent, key);
-    if (!fetch(c, obj, path, key, need, &v))
+    if (!typed_field(c, obj, parent, key, need, NULL, NULL, path, &v))
         return false;
     return v ? ibp_jval_string(c, path, v, out) : true;
 }
@@ -302,8 +314,7 @@ bool ibp_jget_strnum(const ibp_jctx_t *c, const json_t *obj, const char *parent,
 {
     char path[IBP_JPATH_MAX];
     json_t *v;
-    ibp_jpath_key(path, parent, key);
-    if (!fetch(c, obj, path, key, need, &v))
+    if (!typed_field(c, obj, parent, key, need, NULL, NULL, path, &v))
         return false;
     if (!v)
         return true;
@@ -324,13 +335,10 @@ bool ibp_jget_int(const ibp_jctx_t *c, const json_t *obj, const char *parent,
 {
     char path[IBP_JPATH_MAX];
     json_t *v;
-    ibp_jpath_key(path, parent, key);
-    if (!fetch(c, obj, path, key, need, &v))
+    if (!typed_field(c, obj, parent, key, need, is_integer, "an integer", path, &v))
         return false;
     if (!v)
         return true;
-    if (!json_is_integer(v))
-        return type_err(c, path, "an integer", v);
     long long x = json_integer_value(v);
     if (x < min || x > max)
         return ibp_jerr(c, path, "%lld is out of range %lld..%lld", x, min, max);
@@ -343,14 +351,10 @@ bool ibp_jget_double(const ibp_jctx_t *c, const json_t *obj, const char *parent,
 {
     char path[IBP_JPATH_MAX];
     json_t *v;
-    ibp_jpath_key(path, parent, key);
-    if (!fetch(c, obj, path, key, need, &v))
+    if (!typed_field(c, obj, parent, key, need, is_number, "a number", path, &v))
         return false;
-    if (!v)
-        return true;
-    if (!json_is_number(v))
-        return type_err(c, path, "a number", v);
-    *out = json_number_value(v);
+    if (v)
+        *out = json_number_value(v);
     return true;
 }
 
@@ -359,14 +363,62 @@ bool ibp_jget_bool(const ibp_jctx_t *c, const json_t *obj, const char *parent,
 {
     char path[IBP_JPATH_MAX];
     json_t *v;
-    ibp_jpath_key(path, parent, key);
-    if (!fetch(c, obj, path, key, need, &v))
+    if (!typed_field(c, obj, parent, key, need, is_boolean, "a boolean", path, &v))
         return false;
-    if (!v)
-        return true;
-    if (!json_is_boolean(v))
-        return type_err(c, path, "a boolean", v);
-    *out = json_is_true(v);
+    if (v)
+        *out = json_is_true(v);
+    return true;
+}
+
+bool ibp_jkeyed_entries(const ibp_jctx_t *c, const json_t *root, const char *what,
+                        size_t elem_size, ibp_jentry_fn parse, void **v, size_t *n)
+{
+    if (!json_is_object(root))
+        return ibp_jerr(c, ".", "expected an object keyed by %s key, got %s", what,
+                        ibp_json_type_name(root));
+    size_t count = json_object_size(root);
+    if (count == 0)
+        return ibp_jerr(c, ".", "no %ss", what);
+    char *elems = calloc(count, elem_size);
+    if (!elems)
+        return ibp_jerr(c, ".", "out of memory");
+    *v = elems;
+    const char *key;
+    json_t *val;
+    json_object_foreach((json_t *)root, key, val) {
+        if (!parse(c, key, val, elems + *n * elem_size)) {
+            (*n)++;   /* the caller frees the entries parsed so far, this one too */
+            return false;
+        }
+        (*n)++;
+    }
+    return true;
+}
+
+bool ibp_jcollect_strings(const ibp_jctx_t *c, const json_t *obj, const char *path,
+                          ibp_jcollect_fn add, char ***v, size_t *n)
+{
+    ibp_strv_t sv = {0};
+    const char *key;
+    json_t *val;
+    /* json_object_foreach wants a non-const object; we do not modify it. */
+    json_t *o = (json_t *)obj;
+    json_object_foreach(o, key, val) {
+        char kpath[IBP_JPATH_MAX];
+        ibp_jpath_key(kpath, path, key);
+        if (json_is_null(val))
+            continue;
+        if (!add(c, val, kpath, &sv)) {
+            ibp_strv_free(&sv);
+            return false;
+        }
+    }
+    if (!ibp_strv_dedup(&sv)) {
+        ibp_strv_free(&sv);
+        return ibp_jerr(c, path, "out of memory");
+    }
+    *v = sv.v;
+    *n = sv.n;
     return true;
 }
 

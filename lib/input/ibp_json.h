@@ -91,4 +91,30 @@ bool ibp_jget_double(const ibp_jctx_t *c, const json_t *obj, const char *parent,
 bool ibp_jget_bool(const ibp_jctx_t *c, const json_t *obj, const char *parent,
                    const char *key, ibp_jneed_t need, bool *out);
 
+/* A parser's walk of a loaded JSON tree into its (zeroed) model; on false
+ * the model may be half filled (the caller frees it). Loading, freeing on
+ * failure and the typed entry points are in ibp_inputs.c. */
+typedef bool (*ibp_jwalk_fn)(const ibp_jctx_t *c, const json_t *root, void *model);
+bool ibp_members_walk(const ibp_jctx_t *c, const json_t *root, void *model);
+bool ibp_services_walk(const ibp_jctx_t *c, const json_t *root, void *model);
+bool ibp_statics_walk(const ibp_jctx_t *c, const json_t *root, void *model);
+bool ibp_health_walk(const ibp_jctx_t *c, const json_t *root, void *model);
+
+/* A top-level object keyed by entry key (members, services): each entry
+ * parsed by parse(key, value, element) into a zeroed array of elem_size
+ * elements (*v, *n). On failure *n counts the failed entry too, so freeing
+ * n elements frees whatever it filled. */
+typedef bool (*ibp_jentry_fn)(const ibp_jctx_t *c, const char *key, const json_t *val,
+                              void *elem);
+bool ibp_jkeyed_entries(const ibp_jctx_t *c, const json_t *root, const char *what,
+                        size_t elem_size, ibp_jentry_fn parse, void **v, size_t *n);
+
+/* Collects strings from every non-null member of obj (an object at path):
+ * add(member value, its path, into) appends; the result is deduplicated
+ * and handed over in *v and *n. */
+typedef bool (*ibp_jcollect_fn)(const ibp_jctx_t *c, const json_t *val, const char *path,
+                                ibp_strv_t *into);
+bool ibp_jcollect_strings(const ibp_jctx_t *c, const json_t *obj, const char *path,
+                          ibp_jcollect_fn add, char ***v, size_t *n);
+
 #endif

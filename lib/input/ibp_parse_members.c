@@ -96,6 +96,8 @@ static bool member_location(const ibp_jctx_t *c, const json_t *mobj, const char 
 static bool assignment_list(const ibp_jctx_t *c, const json_t *arr, const char *path,
                             ibp_strv_t *sv)
 {
+    if (!ibp_jval_array(c, path, arr))
+        return false;
     size_t i;
     json_t *v;
     json_array_foreach(arr, i, v) {
@@ -121,26 +123,7 @@ static bool member_assignments(const ibp_jctx_t *c, const json_t *mobj, const ch
         return true;
     char apath[IBP_JPATH_MAX];
     ibp_jpath_key(apath, path, "ServiceAssignments");
-    ibp_strv_t sv = {0};
-    const char *group;
-    json_t *list;
-    json_object_foreach(sa, group, list) {
-        char gpath[IBP_JPATH_MAX];
-        ibp_jpath_key(gpath, apath, group);
-        if (json_is_null(list))
-            continue;
-        if (!ibp_jval_array(c, gpath, list) || !assignment_list(c, list, gpath, &sv)) {
-            ibp_strv_free(&sv);
-            return false;
-        }
-    }
-    if (!ibp_strv_dedup(&sv)) {
-        ibp_strv_free(&sv);
-        return ibp_jerr(c, apath, "out of memory");
-    }
-    m->services = sv.v;
-    m->n_services = sv.n;
-    return true;
+    return ibp_jcollect_strings(c, sa, apath, assignment_list, &m->services, &m->n_services);
 }
 
 /* The v1 files are either {"members": {...}} or keyed by member with flat
@@ -173,9 +156,9 @@ static bool member_text_ok(const ibp_jctx_t *c, const char *path, const char *wh
     return true;
 }
 
-static bool member_parse(const ibp_jctx_t *c, const char *key, const json_t *val,
-                         ibp_member_t *m)
+static bool member_parse(const ibp_jctx_t *c, const char *key, const json_t *val, void *elem)
 {
+    ibp_member_t *m = elem;
     char path[IBP_JPATH_MAX], dpath[IBP_JPATH_MAX];
     ibp_jpath_key(path, "", key);
     if (!member_shape(c, val, path))
@@ -204,38 +187,15 @@ static int member_cmp(const void *a, const void *b)
     return strcmp(((const ibp_member_t *)a)->key, ((const ibp_member_t *)b)->key);
 }
 
-static bool members_from(const ibp_jctx_t *c, const json_t *root, ibp_members_t *out)
+bool ibp_members_walk(const ibp_jctx_t *c, const json_t *root, void *model)
 {
-    if (!json_is_object(root))
-        return ibp_jerr(c, ".", "expected an object keyed by member key, got %s",
-                        ibp_json_type_name(root));
-    size_t n = json_object_size(root);
-    if (n == 0)
-        return ibp_jerr(c, ".", "no members");
-    out->v = calloc(n, sizeof *out->v);
-    if (!out->v)
-        return ibp_jerr(c, ".", "out of memory");
-    const char *key;
-    json_t *val;
-    json_object_foreach((json_t *)root, key, val) {
-        if (!member_parse(c, key, val, &out->v[out->n++]))
-            return false;
-    }
+    ibp_members_t *out = model;
+    void *entries = NULL;   /* out->v is filled even on failure, to be freed */
+    bool ok = ibp_jkeyed_entries(c, root, "member", sizeof *out->v, member_parse, &entries,
+                                 &out->n);
+    out->v = entries;
+    if (!ok)
+        return false;
     qsort(out->v, out->n, sizeof *out->v, member_cmp);
     return true;
-}
-
-bool ibp_members_parse(const char *buf, size_t len, const char *src,
-                       ibp_members_t *out, ibp_err_t *err)
-{
-    *out = (ibp_members_t){0};
-    json_t *root = ibp_json_load(buf, len, src, err);
-    if (!root)
-        return false;
-    ibp_jctx_t c = {src, err};
-    bool ok = members_from(&c, root, out);
-    json_decref(root);
-    if (!ok)
-        ibp_members_free(out);
-    return ok;
 }

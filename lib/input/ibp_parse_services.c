@@ -129,26 +129,7 @@ static bool service_hosts(const ibp_jctx_t *c, const json_t *sobj, const char *p
         return false;
     char ppath[IBP_JPATH_MAX];
     ibp_jpath_key(ppath, path, "Providers");
-    ibp_strv_t hosts = {0};
-    const char *pname;
-    json_t *prov;
-    json_object_foreach(provs, pname, prov) {
-        char path2[IBP_JPATH_MAX];
-        ibp_jpath_key(path2, ppath, pname);
-        if (json_is_null(prov))
-            continue;
-        if (!provider_urls(c, prov, path2, &hosts)) {
-            ibp_strv_free(&hosts);
-            return false;
-        }
-    }
-    if (!ibp_strv_dedup(&hosts)) {
-        ibp_strv_free(&hosts);
-        return ibp_jerr(c, ppath, "out of memory");
-    }
-    s->hosts = hosts.v;
-    s->n_hosts = hosts.n;
-    return true;
+    return ibp_jcollect_strings(c, provs, ppath, provider_urls, &s->hosts, &s->n_hosts);
 }
 
 /* v1 services.json is keyed by hostname with flat snake_case fields
@@ -164,9 +145,9 @@ static bool service_shape(const ibp_jctx_t *c, const json_t *val, const char *pa
     return true;
 }
 
-static bool service_parse(const ibp_jctx_t *c, const char *key, const json_t *val,
-                          ibp_service_t *s)
+static bool service_parse(const ibp_jctx_t *c, const char *key, const json_t *val, void *elem)
 {
+    ibp_service_t *s = elem;
     char path[IBP_JPATH_MAX], cpath[IBP_JPATH_MAX];
     ibp_jpath_key(path, "", key);
     if (!service_shape(c, val, path))
@@ -186,37 +167,14 @@ static bool service_parse(const ibp_jctx_t *c, const char *key, const json_t *va
     return service_hosts(c, val, path, s);
 }
 
-static bool services_from(const ibp_jctx_t *c, const json_t *root, ibp_services_t *out)
+bool ibp_services_walk(const ibp_jctx_t *c, const json_t *root, void *model)
 {
-    if (!json_is_object(root))
-        return ibp_jerr(c, ".", "expected an object keyed by service key, got %s",
-                        ibp_json_type_name(root));
-    size_t n = json_object_size(root);
-    if (n == 0)
-        return ibp_jerr(c, ".", "no services");
-    out->v = calloc(n, sizeof *out->v);
-    if (!out->v)
-        return ibp_jerr(c, ".", "out of memory");
-    const char *key;
-    json_t *val;
-    json_object_foreach((json_t *)root, key, val) {
-        if (!service_parse(c, key, val, &out->v[out->n++]))
-            return false;
-    }
-    return true;
-}
-
-bool ibp_services_parse(const char *buf, size_t len, const char *src,
-                        ibp_services_t *out, ibp_err_t *err)
-{
-    *out = (ibp_services_t){0};
-    json_t *root = ibp_json_load(buf, len, src, err);
-    if (!root)
-        return false;
-    ibp_jctx_t c = {src, err};
-    bool ok = services_from(&c, root, out);
-    json_decref(root);
+    ibp_services_t *out = model;
+    void *entries = NULL;   /* out->v is filled even on failure, to be freed */
+    bool ok = ibp_jkeyed_entries(c, root, "service", sizeof *out->v, service_parse, &entries,
+                                 &out->n);
+    out->v = entries;
     if (!ok)
-        ibp_services_free(out);
-    return ok;
+        return false;
+    return true;
 }

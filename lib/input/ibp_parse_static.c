@@ -358,8 +358,9 @@ static bool rr_parse(const ibp_jctx_t *c, size_t i, const json_t *obj, ibp_stati
     return true;
 }
 
-static bool statics_from(const ibp_jctx_t *c, const json_t *root, ibp_statics_t *out)
+bool ibp_statics_walk(const ibp_jctx_t *c, const json_t *root, void *model)
 {
+    ibp_statics_t *out = model;
     if (!json_is_array(root))
         return ibp_jerr(c, ".", "expected an array of records, got %s",
                         ibp_json_type_name(root));
@@ -376,19 +377,4 @@ static bool statics_from(const ibp_jctx_t *c, const json_t *root, ibp_statics_t 
             return false;
     }
     return true;
-}
-
-bool ibp_statics_parse(const char *buf, size_t len, const char *src,
-                       ibp_statics_t *out, ibp_err_t *err)
-{
-    *out = (ibp_statics_t){0};
-    json_t *root = ibp_json_load(buf, len, src, err);
-    if (!root)
-        return false;
-    ibp_jctx_t c = {src, err};
-    bool ok = statics_from(&c, root, out);
-    json_decref(root);
-    if (!ok)
-        ibp_statics_free(out);
-    return ok;
 }

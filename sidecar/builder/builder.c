@@ -73,12 +73,6 @@ static const ibp_health_t *snapshot_health(const snapshot_t *snap)
            ? snap->ref[SC_SRC_RESULTS]->model : NULL;
 }
 
-static bool same_file(const struct stat *a, const struct stat *b)
-{
-    return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
-           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
-}
-
 /* What the table depends on: config, members, services, static records,
  * the effective health and the database's identity. */
 static bool inputs_digest(const snapshot_t *snap, const struct stat *mmdb, uint64_t *hi,
@@ -114,7 +108,7 @@ static bool ensure_geo(sc_builder_t *b, const snapshot_t *snap, const struct sta
     if (!ibp_geo_needs_from_model(snap->ref[SC_SRC_MEMBERS]->model, &cfg->overrides, &needs, err))
         return false;
     *walked = !b->have_geo || b->geo.fingerprint != needs.fingerprint ||
-              !same_file(&b->geo_mmdb, mmdb);
+              !ibp_same_file(&b->geo_mmdb, mmdb);
     bool ok = true;
     if (*walked) {
         ibp_geo_input_t gi = {.mmdb_path = snap->mmdb_path, .sites = needs.sites,
@@ -290,7 +284,7 @@ static void clear_failure(sc_builder_t *b)
 static bool published_in_place(sc_builder_t *b, const char *path)
 {
     struct stat now;
-    if (stat(path, &now) == 0 && same_file(&now, &b->published))
+    if (stat(path, &now) == 0 && ibp_same_file(&now, &b->published))
         return true;
     ibp_log(&b->s->log, IBP_LOG_WARN, "%s is not the table published last (removed or "
             "replaced): publishing again", path);

@@ -20,6 +20,8 @@
 #include <archive_entry.h>
 #include <maxminddb.h>
 
+#include "ibp_file.h"
+
 /* GeoIP2-City is about 130 MB uncompressed; 512 MB leaves room to grow while
  * still refusing a decompression bomb. */
 #define MEMBER_MAX ((int64_t)512 << 20)
@@ -147,17 +149,6 @@ static void remove_stale_temps(const mm_paths_t *p, const sc_maxmind_db_t *db)
     closedir(d);
 }
 
-/* Makes renames inside dir durable. */
-static bool sync_dir(const char *dir, ibp_err_t *err)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return ibp_err_set(err, "%s: %s", dir, strerror(errno));
-    bool ok = fsync(fd) == 0 || ibp_err_set(err, "%s: fsync: %s", dir, strerror(errno));
-    close(fd);
-    return ok;
-}
-
 /* Readable like any installed file (mkstemp creates 0600), and on disk
  * before the rename that publishes it. */
 static bool finish_temp(int fd, const char *path, ibp_err_t *err)
@@ -166,22 +157,6 @@ static bool finish_temp(int fd, const char *path, ibp_err_t *err)
         return ibp_err_set(err, "%s: chmod: %s", path, strerror(errno));
     if (fsync(fd) != 0)
         return ibp_err_set(err, "%s: fsync: %s", path, strerror(errno));
-    return true;
-}
-
-static bool write_all(int fd, const void *buf, size_t n, int64_t off)
-{
-    const char *p = buf;
-    while (n) {
-        ssize_t w = pwrite(fd, p, n, (off_t)off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return false;
-        p += w;
-        off += w;
-        n -= (size_t)w;
-    }
     return true;
 }
 
@@ -208,7 +183,7 @@ static bool write_marker(const mm_paths_t *p, const sc_maxmind_db_t *db, const c
     int fd = make_temp(p, db, "marker", tmp, sizeof tmp, err);
     if (fd < 0)
         return false;
-    bool ok = write_all(fd, value, strlen(value), 0) ||
+    bool ok = ibp_write_all(fd, value, strlen(value), 0) ||
               ibp_err_set(err, "%s: write: %s", tmp, strerror(errno));
     ok = ok && finish_temp(fd, tmp, err);
     close(fd);
@@ -216,7 +191,7 @@ static bool write_marker(const mm_paths_t *p, const sc_maxmind_db_t *db, const c
         ok = ibp_err_set(err, "%s: rename: %s", p->marker, strerror(errno));
     if (!ok)
         unlink(tmp);
-    return ok && sync_dir(p->dir, err);
+    return ok && ibp_fsync_dir(p->dir, err);
 }
 
 /* Current: the database exists and the server's Last-Modified (absent
@@ -262,7 +237,7 @@ static bool copy_member(struct archive *a, struct archive_entry *e, int out, ibp
     while ((r = archive_read_data_block(a, &buf, &n, &off)) == ARCHIVE_OK) {
         if (off < 0 || off > MEMBER_MAX || (int64_t)n > MEMBER_MAX - off)
             return ibp_err_set(err, "%s: over the limit of %jd bytes", name, (intmax_t)MEMBER_MAX);
-        if (!write_all(out, buf, n, off))
+        if (!ibp_write_all(out, buf, n, off))
             return ibp_err_set(err, "writing %s: %s", name, strerror(errno));
     }
     if (r != ARCHIVE_EOF)
@@ -365,7 +340,7 @@ static bool install(const char *tmp, const mm_paths_t *p, ibp_err_t *err)
         unlink(tmp);
         return ibp_err_set(err, "%s: rename: %s", p->db, strerror(e));
     }
-    return sync_dir(p->dir, err);
+    return ibp_fsync_dir(p->dir, err);
 }
 
 /* The GET's Last-Modified describes what was actually downloaded, so it is

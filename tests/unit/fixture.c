@@ -109,3 +109,21 @@ void fixture_attach(const char *members_json, const char *statics_json, uint8_t 
     if (!ibp_table_attach(*table, *len, t, &err))
         fail_msg("%s", err.msg);
 }
+
+void *fixture_table_new(size_t state_size, const char *statics_json)
+{
+    fixture_table_t *f = calloc(1, state_size);
+    assert_non_null(f);
+    fixture_attach(NULL, statics_json, &f->buf, &f->len, &f->t);
+    return f;
+}
+
+int fixture_table_free(void **state)
+{
+    fixture_table_t *f = *state;
+    if (!f)
+        return 0;   /* setup failed and said why */
+    free(f->buf);
+    free(f);
+    return 0;
+}

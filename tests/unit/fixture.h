@@ -29,4 +29,16 @@ void fixture_build_routing(const char *routing_json, uint8_t **table, size_t *le
 void fixture_attach(const char *members_json, const char *statics_json, uint8_t **table,
                     size_t *len, ibp_table_t *t);
 
+/* What the table and pipe tests share: a compiled table, attached. A test's
+ * state struct starts with it; fixture_table_new() is their cmocka setup,
+ * with statics_json (or the real static records when NULL). */
+typedef struct fixture_table {
+    uint8_t *buf;
+    size_t len;
+    ibp_table_t t;
+} fixture_table_t;
+
+void *fixture_table_new(size_t state_size, const char *statics_json);
+int fixture_table_free(void **state);
+
 #endif

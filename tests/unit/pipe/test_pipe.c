@@ -24,9 +24,7 @@ static const char statics[] =
 #define ZID "333188168"
 
 typedef struct fix {
-    uint8_t *buf;
-    size_t len;
-    ibp_table_t t;
+    fixture_table_t tb;    /* first: fixture_table_new() fills it */
     pipe_state_t st;
     pipe_out_t out;
     char text[PIPE_OUT_CAP + 1];
@@ -34,20 +32,9 @@ typedef struct fix {
 
 static int setup(void **state)
 {
-    fix_t *f = calloc(1, sizeof *f);
-    fixture_attach(NULL, statics, &f->buf, &f->len, &f->t);
-    f->st.table = &f->t;
+    fix_t *f = fixture_table_new(sizeof(fix_t), statics);
+    f->st.table = &f->tb.t;
     *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fix_t *f = *state;
-    if (!f)
-        return 0;   /* setup failed and said why */
-    free(f->buf);
-    free(f);
     return 0;
 }
 
@@ -141,11 +128,11 @@ static void apex_soa_in_any_when_asked(void **state)
     (void)state;
     fix_t *g = calloc(1, sizeof *g);
     assert_non_null(g);
-    fixture_build_routing("{\"ApexSoaInAny\": true}", &g->buf, &g->len);
+    fixture_build_routing("{\"ApexSoaInAny\": true}", &g->tb.buf, &g->tb.len);
     ibp_err_t err;
-    if (!ibp_table_attach(g->buf, g->len, &g->t, &err))
+    if (!ibp_table_attach(g->tb.buf, g->tb.len, &g->tb.t, &err))
         fail_msg("%s", err.msg);
-    g->st.table = &g->t;
+    g->st.table = &g->tb.t;
     helo(g, "3");
     const char *any = send(g, "Q\tDotters.Network\tIN\tANY\t1\t1.2.3.4\t1.2.3.4\t1.2.3.4/32");
     assert_non_null(strstr(any, "DATA\t0\t1\tDotters.Network\tIN\tSOA\t3600\t" ZID
@@ -155,7 +142,7 @@ static void apex_soa_in_any_when_asked(void **state)
     assert_non_null(strstr(any, "\tpolkadot.ibp.network\tIN\tSOA\t"));
     any = send(g, "Q\twww.dotters.network\tIN\tANY\t1\t1.2.3.4\t1.2.3.4\t1.2.3.4/32");
     assert_null(strstr(any, "\tSOA\t"));   /* not an apex */
-    free(g->buf);
+    free(g->tb.buf);
     free(g);
 }
 
@@ -164,11 +151,11 @@ static void apex_soa_in_any_can_be_left_out(void **state)
     (void)state;
     fix_t *g = calloc(1, sizeof *g);
     assert_non_null(g);
-    fixture_build_routing("{\"ApexSoaInAny\": false}", &g->buf, &g->len);
+    fixture_build_routing("{\"ApexSoaInAny\": false}", &g->tb.buf, &g->tb.len);
     ibp_err_t err;
-    if (!ibp_table_attach(g->buf, g->len, &g->t, &err))
+    if (!ibp_table_attach(g->tb.buf, g->tb.len, &g->tb.t, &err))
         fail_msg("%s", err.msg);
-    g->st.table = &g->t;
+    g->st.table = &g->tb.t;
     helo(g, "3");
     /* ANY at an apex: everything but the SOA, as IBP's node answers */
     const char *any = send(g, "Q\tdotters.network\tIN\tANY\t1\t1.2.3.4\t1.2.3.4\t1.2.3.4/32");
@@ -183,7 +170,7 @@ static void apex_soa_in_any_can_be_left_out(void **state)
                            "DATA\t0\t1\tdotters.network\tIN\tSOA\t3600\t" ZID "\tdns-01.dotters.network. "));
     assert_non_null(strstr(send(g, "Q\tpolkadot.ibp.network\tIN\tSOA\t-1\t0.0.0.0\t0.0.0.0\t0.0.0.0/0"),
                            "\tIN\tSOA\t"));
-    free(g->buf);
+    free(g->tb.buf);
     free(g);
 }
 
@@ -236,7 +223,7 @@ static void explanations_agree_with_the_coprocess(void **state)
                &scope, addr);
         ibp_client_t c;
         assert_true(ibp_explain_client(cases[i][0], cases[i][1], &c));
-        json_t *why = ibp_explain_lookup(&f->t, "polkadot.dotters.network", 0, cases[i][0],
+        json_t *why = ibp_explain_lookup(&f->tb.t, "polkadot.dotters.network", 0, cases[i][0],
                                          cases[i][1], &c, NULL);
         json_t *first = json_array_get(json_object_get(why, "answers"), 0);
         const char *said = first ? json_string_value(json_object_get(first, "address")) : "";
@@ -358,5 +345,5 @@ int main(void)
         cmocka_unit_test(commands_always_end_with_end),
         cmocka_unit_test(without_a_table_every_question_is_empty),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, fixture_table_free);
 }

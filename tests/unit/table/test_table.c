@@ -15,27 +15,11 @@
 #include "ibp_table.h"
 #include "ibp_table_writer.h"
 
-typedef struct fix {
-    uint8_t *buf;
-    size_t len;
-    ibp_table_t t;
-} fix_t;
+typedef fixture_table_t fix_t;
 
 static int setup(void **state)
 {
-    fix_t *f = calloc(1, sizeof *f);
-    fixture_attach(NULL, NULL, &f->buf, &f->len, &f->t);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fix_t *f = *state;
-    if (!f)
-        return 0;   /* setup failed and said why */
-    free(f->buf);
-    free(f);
+    *state = fixture_table_new(sizeof(fix_t), NULL);
     return 0;
 }
 
@@ -566,5 +550,5 @@ int main(void)
         cmocka_unit_test(an_open_table_survives_its_file_being_rewritten),
         cmocka_unit_test(stale_temporaries_of_dead_writers_are_removed),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, fixture_table_free);
 }
