@@ -7,6 +7,10 @@
 
 #define IBP_ERR_MAX 512
 
+/* On every fallible function: a result that is not looked at is a fault
+ * that nobody hears of. */
+#define IBP_MUST_CHECK __attribute__((warn_unused_result))
+
 typedef struct ibp_err {
     char msg[IBP_ERR_MAX];
 } ibp_err_t;

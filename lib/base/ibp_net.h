@@ -5,6 +5,8 @@
 #define IBP_NET_H
 
 #include <stdbool.h>
+
+#include "ibp_err.h"
 #include <stddef.h>
 #include <stdint.h>
 
@@ -14,10 +16,12 @@ typedef struct ibp_addr {
 
 /* Parses "a.b.c.d" or an IPv6 literal (no brackets, no %zone) of at most
  * len bytes; IPv4 lands at ::/96. Sets *is_v4. */
+IBP_MUST_CHECK
 bool ibp_addr_parse(const char *s, size_t len, ibp_addr_t *out, bool *is_v4);
 
 /* Parses "addr/len" (len optional => full length). The prefix length is
  * returned in the 128-bit space for IPv6 and the 32-bit space for IPv4. */
+IBP_MUST_CHECK
 bool ibp_prefix_parse(const char *s, size_t len, ibp_addr_t *out,
                       unsigned *plen, bool *is_v4);
 

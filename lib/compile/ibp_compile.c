@@ -867,25 +867,28 @@ static bool policy_is_empty(const policy_key_t *k)
     return p.n_healthy == 0 && p.n_down == 0 && p.n_ovr == 0;
 }
 
-/* Returns the policy index for key k, compiling it when it is new. */
-static uint32_t policy_for(ctx_t *c, policy_set_t *set, policy_key_t *k)
+/* The policy index for key k in *index (IBP_TBL_NONE for an empty key),
+ * compiling the policy when it is new. False on an error. */
+static bool policy_for(ctx_t *c, policy_set_t *set, policy_key_t *k, uint32_t *index)
 {
+    *index = IBP_TBL_NONE;
     if (policy_is_empty(k))
-        return IBP_TBL_NONE;
+        return true;
     for (size_t i = 0; i < set->n; i++)
-        if (set->keys[i].n == k->n && !memcmp(set->keys[i].v, k->v, k->n * sizeof *k->v))
-            return (uint32_t)i;
+        if (set->keys[i].n == k->n && !memcmp(set->keys[i].v, k->v, k->n * sizeof *k->v)) {
+            *index = (uint32_t)i;
+            return true;
+        }
     policy_key_t *keys = realloc(set->keys, (set->n + 1) * sizeof *keys);
-    if (!keys) {
-        ibp_err_set(c->err, "out of memory");
-        return IBP_TBL_NONE - 1;
-    }
+    if (!keys)
+        return ibp_err_set(c->err, "out of memory");
     set->keys = keys;
     if (!compile_policy(c, k))
-        return IBP_TBL_NONE - 1;
+        return false;
     keys[set->n] = *k;
     *k = (policy_key_t){0};   /* the set owns it now */
-    return (uint32_t)set->n++;
+    *index = (uint32_t)set->n++;
+    return true;
 }
 
 static bool write_cands(ctx_t *c, size_t host_idx, ibp_tbl_host_t *th)
@@ -917,9 +920,9 @@ static bool write_host(ctx_t *c, policy_set_t *set, size_t i)
         policy_key_t k = {0};
         if (!policy_key_of(c, i, f, &k))
             return false;
-        th.policy[f] = policy_for(c, set, &k);
+        bool ok = policy_for(c, set, &k, &th.policy[f]);
         free(k.v);
-        if (th.policy[f] == IBP_TBL_NONE - 1)
+        if (!ok)
             return false;
         th.tail[f] = ibp_tb_strf(&c->tb, "IN\t%s\t%u\t%u\t", f ? "AAAA" : "A", c->rc->ttl, zone_id);
         th.tail_len[f] = th.tail[f] == IBP_TBL_NONE ? 0 : (uint32_t)strlen(tb_string(c, th.tail[f]));

@@ -61,10 +61,12 @@ typedef struct ibp_geo_needs {
     uint64_t fingerprint;
 } ibp_geo_needs_t;
 
+IBP_MUST_CHECK
 bool ibp_geo_needs_from_model(const ibp_members_t *m, const ibp_overrides_t *o,
                               ibp_geo_needs_t *out, ibp_err_t *err);
 void ibp_geo_needs_free(ibp_geo_needs_t *n);
 
+IBP_MUST_CHECK
 bool ibp_compile(const ibp_compile_in_t *in, ibp_compile_out_t *out, ibp_err_t *err);
 void ibp_compile_out_free(ibp_compile_out_t *o);
 

@@ -72,9 +72,9 @@ static void locate(ibp_geo_locator_t *loc, const ibp_client_t *c, const ibp_rout
     memset(p, 0, sizeof *p);
     bool resolver = r->how == IBP_HOW_RESOLVER;
     ibp_err_t ignored;
-    if (loc)
-        ibp_geo_locate(loc, resolver ? c->resolver.b : c->addr.b,
-                       resolver ? c->resolver_v4 : c->v4, p, &ignored);
+    if (loc && !ibp_geo_locate(loc, resolver ? c->resolver.b : c->addr.b,
+                               resolver ? c->resolver_v4 : c->v4, p, &ignored))
+        memset(p, 0, sizeof *p);   /* a lookup error shows as "no location" */
 }
 
 json_t *ibp_explain_lookup(const ibp_table_t *t, const char *name, unsigned family,

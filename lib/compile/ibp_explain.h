@@ -7,19 +7,24 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+#include "ibp_err.h"
+
 #include "ibp_mmdb.h"
 #include "ibp_table.h"
 
 /* The client as the coprocess sees it: ip is the resolver (remote); ecs, if
  * non-NULL, the client subnet "addr/len". */
+IBP_MUST_CHECK
 bool ibp_explain_client(const char *ip, const char *ecs, ibp_client_t *c);
 
 /* loc may be NULL (then no locations or distances). family: 0 A, 1 AAAA. */
+IBP_MUST_CHECK
 json_t *ibp_explain_lookup(const ibp_table_t *t, const char *name, unsigned family,
                            const char *ip, const char *ecs, const ibp_client_t *client,
                            ibp_geo_locator_t *loc);
 
 /* Every member assigned to the host, with why it is skipped (or null). */
+IBP_MUST_CHECK
 json_t *ibp_explain_candidates(const ibp_table_t *t, const ibp_tbl_host_t *h, unsigned fam);
 
 #endif

@@ -36,13 +36,16 @@ uint32_t ibp_tb_strf(ibp_tb_t *b, const char *fmt, ...);
 
 /* Serialises: header fields not set here (magic, sizes, sections, checksum)
  * are filled in. The caller frees *out. */
+IBP_MUST_CHECK
 bool ibp_tb_finish(ibp_tb_t *b, const ibp_tbl_header_t *fields, uint8_t **out,
                    size_t *out_len, ibp_err_t *err);
 
+IBP_MUST_CHECK
 bool ibp_table_write_file(const char *path, const uint8_t *buf, size_t len, ibp_err_t *err);
 
 /* Removes the temporaries "<path>.tmp.<pid>" of writers that no longer run
  * (killed during a publish); *removed counts them. */
+IBP_MUST_CHECK
 bool ibp_table_remove_stale_temps(const char *path, size_t *removed, ibp_err_t *err);
 
 #endif

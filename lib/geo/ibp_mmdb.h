@@ -22,6 +22,7 @@ typedef struct ibp_geo_input {
     uint64_t fingerprint;      /* copied into the result */
 } ibp_geo_input_t;
 
+IBP_MUST_CHECK
 bool ibp_geo_classes_build(const ibp_geo_input_t *in, ibp_geo_classes_t *out,
                            ibp_err_t *err);
 
@@ -35,8 +36,10 @@ typedef struct ibp_geo_point {
 
 typedef struct ibp_geo_locator ibp_geo_locator_t;
 
+IBP_MUST_CHECK
 bool ibp_geo_locator_open(const char *mmdb_path, ibp_geo_locator_t **out, ibp_err_t *err);
 void ibp_geo_locator_close(ibp_geo_locator_t *loc);
+IBP_MUST_CHECK
 bool ibp_geo_locate(ibp_geo_locator_t *loc, const uint8_t addr[16], bool is_v4,
                     ibp_geo_point_t *out, ibp_err_t *err);
 

@@ -28,6 +28,7 @@ void ibp_nlist_free(ibp_nlist_t *l);
 
 /* Appends the network that starts at l->end with prefix length plen. Fails
  * if that start is not aligned to plen or the space is already covered. */
+IBP_MUST_CHECK
 bool ibp_nlist_append(ibp_nlist_t *l, unsigned plen, uint32_t val, ibp_err_t *err);
 
 /* Start address of the network of prefix length plen that follows. */
@@ -48,6 +49,7 @@ typedef struct ibp_trie {
     uint32_t root;         /* a node index (0) or a leaf ref */
 } ibp_trie_t;
 
+IBP_MUST_CHECK
 bool ibp_trie_build(const ibp_nlist_t *l, ibp_trie_t *out, ibp_err_t *err);
 void ibp_trie_free(ibp_trie_t *t);
 

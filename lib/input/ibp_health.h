@@ -31,14 +31,17 @@ typedef struct ibp_health {
 
 /* Parses a /results body. An all-empty body is valid (and permissive).
  * Checktime must be RFC 3339, as the Go decoder demands. */
+IBP_MUST_CHECK
 bool ibp_health_parse(const char *buf, size_t len, const char *src,
                       ibp_health_t *out, ibp_err_t *err);
 
 /* X-IBP-Results-Source: snapshots from the monitor's own "local" view are
  * not consensus and must be ignored (value trimmed, case-insensitive). */
+IBP_MUST_CHECK
 bool ibp_health_source_accepted(const char *header_value);
 
 /* online(host, member name, family) of IBP-NODE §5.3. */
+IBP_MUST_CHECK
 bool ibp_health_online(const ibp_health_t *h, const char *host,
                        const char *member_name, bool ipv6);
 

@@ -35,13 +35,16 @@ typedef enum ibp_jneed {
 
 /* Parses buf[0..len) as any JSON value, rejecting duplicate keys.
  * On failure: NULL and "<src>: invalid JSON at line L column C: <reason>". */
+IBP_MUST_CHECK
 json_t *ibp_json_load(const char *buf, size_t len, const char *src, ibp_err_t *err);
 
 /* obj[key] with Go's matching rule; NULL if obj is not an object or no key matches. */
+IBP_MUST_CHECK
 json_t *ibp_json_get(const json_t *obj, const char *key);
 
 /* "object", "array", "string", "number", "boolean" or "null". */
 /* The key exists with a value other than null. */
+IBP_MUST_CHECK
 bool ibp_json_present(const json_t *obj, const char *key);
 
 const char *ibp_json_type_name(const json_t *v);
@@ -62,32 +65,43 @@ __attribute__((format(printf, 3, 4)))
 bool ibp_jerr(const ibp_jctx_t *c, const char *path, const char *fmt, ...);
 
 /* Value checks for an already fetched v at path (v may be NULL = missing). */
+IBP_MUST_CHECK
 bool ibp_jval_object(const ibp_jctx_t *c, const char *path, const json_t *v);
+IBP_MUST_CHECK
 bool ibp_jval_array(const ibp_jctx_t *c, const char *path, const json_t *v);
+IBP_MUST_CHECK
 bool ibp_jval_string(const ibp_jctx_t *c, const char *path, const json_t *v,
                      const char **out);
 
 /* Typed getters for obj[key] (obj is an object at path `parent`). Missing or
  * null: an error if need is IBP_J_REQUIRED, else true with *out untouched. */
+IBP_MUST_CHECK
 bool ibp_jget_object(const ibp_jctx_t *c, const json_t *obj, const char *parent,
                      const char *key, ibp_jneed_t need, json_t **out);
+IBP_MUST_CHECK
 bool ibp_jget_array(const ibp_jctx_t *c, const json_t *obj, const char *parent,
                     const char *key, ibp_jneed_t need, json_t **out);
+IBP_MUST_CHECK
 bool ibp_jget_string(const ibp_jctx_t *c, const json_t *obj, const char *parent,
                      const char *key, ibp_jneed_t need, const char **out);
 /* Like ibp_jget_string but stores a heap copy (freeing the previous *out). */
+IBP_MUST_CHECK
 bool ibp_jget_strdup(const ibp_jctx_t *c, const json_t *obj, const char *parent,
                      const char *key, ibp_jneed_t need, char **out);
 /* A string, or a number kept as its decimal text (ports, account ids). */
+IBP_MUST_CHECK
 bool ibp_jget_strnum(const ibp_jctx_t *c, const json_t *obj, const char *parent,
                      const char *key, ibp_jneed_t need, char **out);
 /* A JSON integer (not a real, as Go's int decoding) within [min, max]. */
+IBP_MUST_CHECK
 bool ibp_jget_int(const ibp_jctx_t *c, const json_t *obj, const char *parent,
                   const char *key, ibp_jneed_t need, long long min, long long max,
                   long long *out);
 /* A JSON integer or real. */
+IBP_MUST_CHECK
 bool ibp_jget_double(const ibp_jctx_t *c, const json_t *obj, const char *parent,
                      const char *key, ibp_jneed_t need, double *out);
+IBP_MUST_CHECK
 bool ibp_jget_bool(const ibp_jctx_t *c, const json_t *obj, const char *parent,
                    const char *key, ibp_jneed_t need, bool *out);
 
@@ -95,9 +109,13 @@ bool ibp_jget_bool(const ibp_jctx_t *c, const json_t *obj, const char *parent,
  * the model may be half filled (the caller frees it). Loading, freeing on
  * failure and the typed entry points are in ibp_inputs.c. */
 typedef bool (*ibp_jwalk_fn)(const ibp_jctx_t *c, const json_t *root, void *model);
+IBP_MUST_CHECK
 bool ibp_members_walk(const ibp_jctx_t *c, const json_t *root, void *model);
+IBP_MUST_CHECK
 bool ibp_services_walk(const ibp_jctx_t *c, const json_t *root, void *model);
+IBP_MUST_CHECK
 bool ibp_statics_walk(const ibp_jctx_t *c, const json_t *root, void *model);
+IBP_MUST_CHECK
 bool ibp_health_walk(const ibp_jctx_t *c, const json_t *root, void *model);
 
 /* A top-level object keyed by entry key (members, services): each entry
@@ -106,6 +124,7 @@ bool ibp_health_walk(const ibp_jctx_t *c, const json_t *root, void *model);
  * n elements frees whatever it filled. */
 typedef bool (*ibp_jentry_fn)(const ibp_jctx_t *c, const char *key, const json_t *val,
                               void *elem);
+IBP_MUST_CHECK
 bool ibp_jkeyed_entries(const ibp_jctx_t *c, const json_t *root, const char *what,
                         size_t elem_size, ibp_jentry_fn parse, void **v, size_t *n);
 
@@ -114,6 +133,7 @@ bool ibp_jkeyed_entries(const ibp_jctx_t *c, const json_t *root, const char *wha
  * and handed over in *v and *n. */
 typedef bool (*ibp_jcollect_fn)(const ibp_jctx_t *c, const json_t *val, const char *path,
                                 ibp_strv_t *into);
+IBP_MUST_CHECK
 bool ibp_jcollect_strings(const ibp_jctx_t *c, const json_t *obj, const char *path,
                           ibp_jcollect_fn add, char ***v, size_t *n);
 

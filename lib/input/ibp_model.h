@@ -114,12 +114,16 @@ typedef struct ibp_node_config {
 /* Parsers. `src` names the input in error messages (usually the file's base
  * name); errors read "src: .json.path: problem". On failure *out is left
  * zeroed and nothing needs freeing. */
+IBP_MUST_CHECK
 bool ibp_members_parse(const char *buf, size_t len, const char *src,
                        ibp_members_t *out, ibp_err_t *err);
+IBP_MUST_CHECK
 bool ibp_services_parse(const char *buf, size_t len, const char *src,
                         ibp_services_t *out, ibp_err_t *err);
+IBP_MUST_CHECK
 bool ibp_statics_parse(const char *buf, size_t len, const char *src,
                        ibp_statics_t *out, ibp_err_t *err);
+IBP_MUST_CHECK
 bool ibp_node_config_parse(const char *buf, size_t len, const char *src,
                            ibp_node_config_t *out, ibp_err_t *err);
 

@@ -241,8 +241,8 @@ static void cfg_warn(cfg_ctx_t *x, const char *path, const char *msg)
                  x->c->src, CFG_MAX_WARNINGS);
     else
         snprintf(line, sizeof line, "%s: %s: %s", x->c->src, path, msg);
-    /* A warning lost to memory exhaustion is not worth failing the load. */
-    (void)ibp_strv_push(&x->warn, line);
+    if (!ibp_strv_push(&x->warn, line))
+        return;   /* a warning lost to memory exhaustion is not worth failing the load */
 }
 
 static const char *known_key(const char *k, const char *const known[])

@@ -43,10 +43,13 @@ uint64_t ibp_table_checksum(const uint8_t *file, size_t len);
 /* Reads path into private read-only memory and validates it: what the file
  * becomes afterwards (rewritten in place, truncated) cannot reach the copy.
  * On failure nothing stays allocated. */
+IBP_MUST_CHECK
 bool ibp_table_open(const char *path, ibp_table_t *t, ibp_err_t *err);
 /* The same from an open file (path names it in errors); fd stays open. */
+IBP_MUST_CHECK
 bool ibp_table_read_fd(int fd, const char *path, ibp_table_t *t, ibp_err_t *err);
 /* Validates a table held in memory (the buffer must outlive t). */
+IBP_MUST_CHECK
 bool ibp_table_attach(const uint8_t *buf, size_t len, ibp_table_t *t, ibp_err_t *err);
 void ibp_table_close(ibp_table_t *t);
 
@@ -54,6 +57,7 @@ void ibp_table_close(ibp_table_t *t);
  * header's leading fields never move), so a new writer continues the
  * numbering of a table it cannot read. A table of the current version must
  * validate whole. */
+IBP_MUST_CHECK
 bool ibp_table_peek(const char *path, uint64_t *generation, uint64_t *build_time,
                     ibp_err_t *err);
 
@@ -93,6 +97,7 @@ typedef struct ibp_client {
 /* The client of a request: remote is the resolver's address (a %iface
  * suffix is ignored), ecs (NULL: none) the client subnet "addr/len". An ECS
  * of /0, or one equal to the remote, means the remote itself. */
+IBP_MUST_CHECK
 bool ibp_client_parse(const char *remote, size_t remote_len, const char *ecs, size_t ecs_len,
                       ibp_client_t *c);
 

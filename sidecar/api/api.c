@@ -359,8 +359,8 @@ static json_t *route_json(sc_state_t *s, const sc_api_request_t *rq, unsigned *s
         return error_json(err.msg);
     }
     ibp_geo_locator_t *loc = NULL;
-    if (mmdb[0])
-        ibp_geo_locator_open(mmdb, &loc, &err); /* without it: no locations, same answers */
+    if (mmdb[0] && !ibp_geo_locator_open(mmdb, &loc, &err))
+        loc = NULL;   /* without it: no locations, the same answers */
     json_t *out = ibp_explain_lookup(&t, a.name, a.family, a.ip, a.has_ecs ? a.ecs : NULL,
                                      &a.client, loc);
     ibp_geo_locator_close(loc);

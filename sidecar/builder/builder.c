@@ -157,8 +157,9 @@ static void adopt_existing_table(sc_builder_t *b, const char *path)
 {
     if (b->generation)
         return;
-    ibp_err_t ignored;   /* no table yet: the numbering starts at 1 */
-    ibp_table_peek(path, &b->generation, &b->build_time, &ignored);
+    ibp_err_t ignored;
+    if (!ibp_table_peek(path, &b->generation, &b->build_time, &ignored))
+        b->generation = b->build_time = 0;   /* no table yet: the numbering starts at 1 */
 }
 
 /* Before the first publish to a path (at start, and after TablePath
