@@ -1,7 +1,18 @@
 /* What the sidecar's threads share: the inputs' last good state and their
- * faults, and what was published. One mutex guards it all; parsed models
- * are immutable and reference-counted, so the builder can compile from a
- * snapshot while fetchers replace them. */
+ * faults, and what was published.
+ *
+ * Threads: main (signals, readiness), config (config, members, services,
+ * static, MaxMind), monitor (results), builder, and libmicrohttpd's API
+ * thread with the API's watchdog. The contract, field by field below:
+ *   [lock]    read and written with sc_state_t.lock held;
+ *   [owner X] written only by thread X, which may read it without the lock;
+ *             other threads read it under the lock, after X wrote it there;
+ *   [init]    set before any thread starts, immutable afterwards;
+ *   [atomic]  a C11 atomic.
+ * Parsed models are immutable and reference-counted (sc_ref_t), so the
+ * builder compiles from a snapshot of references while fetchers replace
+ * them. The builder's own state (sc_builder_t) belongs to the builder
+ * thread alone, the API's connection list to the API's own lock. */
 #ifndef IBPDNS_SIDECAR_STATE_H
 #define IBPDNS_SIDECAR_STATE_H
 
@@ -17,7 +28,7 @@
 #include "ibp_model.h"
 
 typedef struct sc_ref {
-    atomic_int refs;
+    atomic_int refs;       /* [atomic] */
     void *model;
     void (*free_model)(void *model);
 } sc_ref_t;
@@ -37,8 +48,10 @@ typedef enum sc_src_id {
 extern const char *const sc_src_names[SC_SRC_COUNT];
 
 typedef struct sc_source {
-    char url[4096];        /* what is fetched (credentials never stored here) */
-    sc_fetch_cache_t cache;
+    char url[4096];        /* [lock] what is fetched (credentials never stored here) */
+    sc_fetch_cache_t cache;   /* [owner: the source's fetching thread], no lock */
+    /* The rest of a source: [lock]; its fetching thread also reads good and
+     * the digests without the lock (only it writes them). */
     sc_ref_t *good;        /* last good parsed model, or NULL */
     bool have_content;     /* good content in use: a parsed model, or the MaxMind file */
     uint64_t digest_hi, digest_lo, size;
@@ -62,20 +75,21 @@ typedef struct sc_publish {
 
 typedef struct sc_state {
     pthread_mutex_t lock;
-    pthread_cond_t wake;   /* builder and workers sleep on it */
-    sc_source_t src[SC_SRC_COUNT];
-    sc_publish_t pub;
+    pthread_cond_t wake;   /* builder and workers sleep on it, with lock */
+    sc_source_t src[SC_SRC_COUNT];   /* see sc_source_t */
+    sc_publish_t pub;      /* [lock], written by the builder */
+    /* [lock] from here to mmdb_path, but for the [init] ones */
     bool dirty_config, dirty_health, dirty_geo;   /* what the builder has to redo */
     bool reload_requested; /* SIGHUP, for the config thread */
     bool publish_now;      /* SIGHUP, for the builder: retry a failed publish without back-off */
     bool stopping;
     bool ready;            /* a table is in place */
-    char config_path[4096];
-    char config_dir[4096];
-    char table_path[4096];
-    char mmdb_path[4096];
-    ibp_log_t log;
-    time_t started;
+    char config_path[4096];   /* [init] */
+    char config_dir[4096];    /* [init] */
+    char table_path[4096];    /* [init] (set by main before the other threads start) */
+    char mmdb_path[4096];     /* written by the config thread */
+    ibp_log_t log;            /* level [atomic], the rest [init] */
+    time_t started;           /* [init] */
 } sc_state_t;
 
 bool sc_state_init(sc_state_t *s, const char *config_path, ibp_err_t *err);

@@ -2,6 +2,7 @@
 loopback HTTP), with helpers to wait for its tables and read its API."""
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -80,7 +81,7 @@ class Sidecar:
 
     def logtext(self):
         self.log.flush()
-        with open(self.log.name) as f:
+        with open(self.log.name, errors='replace') as f:
             return f.read()
 
     def api(self, path, token=None, method='GET'):
@@ -119,15 +120,29 @@ class Sidecar:
         return self.status()['sources'][name]
 
     def stop(self):
+        """SIGTERM, then: a sidecar that did not exit 0, or whose log has a
+        sanitizer report (ASan, UBSan, TSan), fails the test."""
+        stopped_by_us = False
         if self.proc and self.proc.poll() is None:
+            stopped_by_us = True
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        text = self.logtext()
+        report = re.search(r'(ERROR|WARNING): (Address|Thread|Leak|UndefinedBehavior)Sanitizer'
+                           r'|runtime error:', text)
+        rc = self.proc.returncode if self.proc else 0
         self.log.close()
         self.http.stop()
+        self._cleanup_dir()
+        if report or (stopped_by_us and rc != 0):
+            raise AssertionError('sidecar %s at stop:\n%s' % (
+                'sanitizer report' if report else 'exit status %s' % rc, text[-4000:]))
+
+    def _cleanup_dir(self):
         if not os.environ.get('IBP_KEEP_RUNDIR'):
             shutil.rmtree(self.dir, ignore_errors=True)
 
