@@ -82,6 +82,8 @@ static bool inputs_digest(const snapshot_t *snap, const struct stat *mmdb, uint6
     if (!ibp_health_digest(snapshot_health(snap), &h[0], &h[1]))
         return false;
     XXH3_state_t *st = XXH3_createState();
+    if (!st)
+        return false;
     XXH3_128bits_reset(st);
     for (int i = SC_SRC_CONFIG; i <= SC_SRC_STATIC; i++) {
         XXH3_128bits_update(st, &snap->hi[i], sizeof snap->hi[i]);
