@@ -195,7 +195,7 @@ static bool compile_and_write(const build_opts_t *o, inputs_t *in, const ibp_geo
         fprintf(stderr, "ibpdns-table: warning: %s\n", co.warnings[i]);
     ibp_table_t check;
     bool ok = ibp_table_attach(co.table, co.table_len, &check, err) &&
-              ibp_table_write_file(o->out, co.table, co.table_len, err);
+              ibp_table_check_derived(&check, err) && ibp_table_write_file(o->out, co.table, co.table_len, err);
     if (ok)
         cli_print_json(summary(o, &co, &check, geo), true);
     ibp_compile_out_free(&co);

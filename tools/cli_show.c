@@ -84,7 +84,12 @@ int cli_verify(int argc, char **argv)
         return cli_usage();
     ibp_table_t t;
     ibp_err_t err;
-    if (!ibp_table_open(argv[1], &t, &err)) {
+    bool opened = ibp_table_open(argv[1], &t, &err);
+    if (!opened || !ibp_table_check_derived(&t, &err)) {
+        if (opened) {
+            ibp_err_prefix(&err, "%s", argv[1]);
+            ibp_table_close(&t);
+        }
         cli_print_json(json_pack("{s:s, s:b, s:s}", "table", argv[1], "ok", 0, "error", err.msg), false);
         return 1;
     }

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "ibp_maps.h"
 #include "ibp_nlist.h"
 #include "ibp_table.h"
 #include "ibp_table_writer.h"
@@ -48,6 +49,7 @@ typedef struct ctx {
     host_ent_t *hosts;
     size_t n_hosts;
     uint8_t *skip[2];      /* [family][host * n_members + member]: enum ibp_skip */
+    ibp_map_set_t *maps;
     ibp_compile_out_t *out;
     ibp_err_t *err;
 } ctx_t;
@@ -615,25 +617,47 @@ static policy_view_t policy_view(const policy_key_t *k)
     return p;
 }
 
+/* A policy's distinct answers, interned through an open-addressing hash:
+ * with many members and several answers per family there are thousands. */
 typedef struct answers {
     ibp_tbl_answer_t *v;
     size_t n, cap;
+    uint32_t *slot;        /* answer index + 1, 0 empty; 2 * cap slots */
 } answers_t;
+
+static bool answers_grow(answers_t *a)
+{
+    size_t cap = a->cap ? a->cap * 2 : 16;
+    ibp_tbl_answer_t *v = realloc(a->v, cap * sizeof *v);
+    if (!v)
+        return false;
+    a->v = v;
+    uint32_t *slot = calloc(2 * cap, sizeof *slot);
+    if (!slot)
+        return false;
+    free(a->slot);
+    a->slot = slot;
+    a->cap = cap;
+    for (size_t i = 0; i < a->n; i++) {
+        size_t h = XXH3_64bits(&a->v[i], sizeof a->v[i]) & (2 * cap - 1);
+        while (slot[h])
+            h = (h + 1) & (2 * cap - 1);
+        slot[h] = (uint32_t)i + 1;
+    }
+    return true;
+}
 
 static uint32_t answer_intern(answers_t *a, const ibp_tbl_answer_t *ans)
 {
-    for (size_t i = 0; i < a->n; i++)
-        if (!memcmp(&a->v[i], ans, sizeof *ans))
-            return (uint32_t)i;
-    if (a->n == a->cap) {
-        size_t cap = a->cap ? a->cap * 2 : 16;
-        ibp_tbl_answer_t *v = realloc(a->v, cap * sizeof *v);
-        if (!v)
-            return IBP_TBL_NONE;
-        a->v = v;
-        a->cap = cap;
-    }
+    if (a->n == a->cap && !answers_grow(a))
+        return IBP_TBL_NONE;
+    size_t mask = 2 * a->cap - 1;
+    size_t h = XXH3_64bits(ans, sizeof *ans) & mask;
+    for (; a->slot[h]; h = (h + 1) & mask)
+        if (!memcmp(&a->v[a->slot[h] - 1], ans, sizeof *ans))
+            return a->slot[h] - 1;
     a->v[a->n] = *ans;
+    a->slot[h] = (uint32_t)a->n + 1;
     return (uint32_t)a->n++;
 }
 
@@ -647,6 +671,12 @@ typedef struct policy_build {
     answers_t answers;
     uint32_t *class_answer;
     unsigned per_family;
+    const char *host;      /* the first host with this policy */
+    uint32_t *memo;        /* [2 * member + fail_open]: answer index, or NONE */
+    uint32_t only;         /* see policy_end */
+    bool varies;
+    uint32_t n_seed;       /* answers numbered as in the previous table */
+    bool renumber;
 } policy_build_t;
 
 static ibp_tbl_answer_t answer_for_order(const policy_build_t *b, const uint16_t *order)
@@ -721,143 +751,203 @@ static bool make_spread(policy_build_t *b)
     return true;
 }
 
-/* Maps every geo class to an answer; returns the single answer every located
- * or unlocated class gets, or NONE when the answer depends on the client. */
-static bool map_classes(policy_build_t *b, uint32_t *only)
+/* The answers of this host's policy in the previous table, to number the
+ * answers as it did: then a health change alters only the classes whose
+ * answer changed, and the map can be updated from its predecessor's. */
+static const ibp_tbl_answer_t *previous_answers(const policy_build_t *b, uint32_t *n)
+{
+    const ibp_table_t *prev = b->c->in->previous;
+    const ibp_tbl_name_t *nm = prev ? ibp_table_find(prev, b->host, strlen(b->host)) : NULL;
+    if (!nm || nm->host == IBP_TBL_NONE)
+        return NULL;
+    uint32_t pi = prev->hosts[nm->host].policy[b->pv.family == 6];
+    if (pi == IBP_TBL_NONE)
+        return NULL;
+    *n = prev->policies[pi].answer_count;
+    return prev->answers + prev->policies[pi].answer_first;
+}
+
+/* Answers the classes no longer use keep their numbers as placeholders
+ * (their targets may not exist any more); too many of them and the answers
+ * are numbered afresh. False: renumber. */
+static bool settle_seeded(policy_build_t *b, uint32_t seeded)
+{
+    size_t n = b->answers.n;
+    uint8_t *used = calloc(n ? n : 1, 1);
+    if (!used)
+        return false;
+    used[0] = 1;   /* undef */
+    for (size_t k = 0; k < b->c->in->geo->n_cls; k++)
+        used[b->class_answer[k]] = 1;
+    size_t n_used = 0;
+    for (size_t i = 0; i < n; i++)
+        n_used += used[i];
+    bool keep = 2 * n_used >= n || n <= 16;
+    for (size_t i = 0; keep && i < seeded && i < n; i++)
+        if (!used[i])
+            b->answers.v[i] = (ibp_tbl_answer_t){.kind = IBP_ANS_NONE};
+    free(used);
+    return keep;
+}
+
+/* A policy's classes are mapped in three steps, so that all policies can go
+ * through the classes together (each class's member order is read once for
+ * all of them, not once per policy). */
+static bool policy_begin(policy_build_t *b, bool seed)
 {
     const ibp_geo_classes_t *g = b->c->in->geo;
-    b->class_answer = calloc(g->n_cls, sizeof *b->class_answer);
-    if (!b->class_answer)
+    b->only = IBP_TBL_NONE;
+    b->varies = false;
+    b->n_seed = 0;
+    b->class_answer = calloc(g->n_cls ? g->n_cls : 1, sizeof *b->class_answer);
+    b->memo = malloc(2 * (b->c->in->members->n + 1) * sizeof *b->memo);
+    if (!b->class_answer || !b->memo)
         return false;
+    memset(b->memo, 0xFF, 2 * (b->c->in->members->n + 1) * sizeof *b->memo);
     ibp_tbl_answer_t undef = {.kind = IBP_ANS_UNDEF};
     if (answer_intern(&b->answers, &undef) == IBP_TBL_NONE)
         return false;
-    *only = IBP_TBL_NONE;
-    bool varies = false;
-    for (uint32_t id = 0; id < g->n_cls; id++) {
-        ibp_tbl_answer_t a = answer_for_class(b, id);
-        uint32_t idx = answer_intern(&b->answers, &a);
-        if (idx == IBP_TBL_NONE)
-            return false;
-        b->class_answer[id] = idx;
-        if (id == IBP_CLASS_UNDEF)
-            continue;
-        if (a.kind == IBP_ANS_UNLOCATED && b->n_spread > 1)
-            varies = true;
-        if (*only == IBP_TBL_NONE)
-            *only = idx;
-        else if (*only != idx)
-            varies = true;
-    }
-    if (varies)
-        *only = IBP_TBL_NONE;
-    else   /* let the placeholders merge too: the trie collapses to one leaf */
-        b->class_answer[IBP_CLASS_UNDEF] = *only;
+    const ibp_tbl_answer_t *seeds = seed ? previous_answers(b, &b->n_seed) : NULL;
+    for (uint32_t i = 1; seeds && i < b->n_seed; i++)
+        if (answer_intern(&b->answers, &seeds[i]) != i) {
+            b->renumber = true;   /* not a numbering this can continue */
+            break;
+        }
     return true;
 }
 
-static bool build_trie(policy_build_t *b, ibp_trie_t *trie)
+/* One answer for the common case (one answer per family, a member's):
+ * remembered by member, so that most classes cost no hashing. */
+static uint32_t memo_answer(policy_build_t *b, const ibp_tbl_answer_t *a)
 {
-    const ibp_geo_classes_t *g = b->c->in->geo;
-    ibp_nlist_t l;
-    ibp_nlist_init(&l);
-    bool ok = true;
-    for (size_t i = 0; ok && i < g->list.n; i++)
-        ok = ibp_nlist_append(&l, g->list.len[i], b->class_answer[g->list.val[i]], b->c->err);
-    ok = ok && ibp_trie_build(&l, trie, b->c->err);
-    ibp_nlist_free(&l);
-    return ok;
+    uint32_t *slot = NULL;
+    if (a->kind == IBP_ANS_TARGETS && a->n == 1 && !(a->flags & IBP_ANSF_OVERRIDE)) {
+        uint32_t m = b->c->tb.sec[IBP_SEC_TARGETS].n > a->target[0]
+                         ? ((ibp_tbl_target_t *)ibp_tb_at(&b->c->tb, IBP_SEC_TARGETS,
+                                                           a->target[0]))->member
+                         : IBP_TBL_NONE;
+        if (m < b->c->in->members->n)
+            slot = &b->memo[2 * m + !!(a->flags & IBP_ANSF_FAIL_OPEN)];
+    }
+    if (slot && *slot != IBP_TBL_NONE)
+        return *slot;
+    uint32_t idx = answer_intern(&b->answers, a);
+    if (slot)
+        *slot = idx;
+    return idx;
 }
 
-static uint32_t push_index(ibp_tb_t *tb, const ibp_trie_t *trie, uint32_t root, unsigned depth)
+static bool policy_class(policy_build_t *b, uint32_t id)
 {
-    if (root & IBP_TBL_LEAF)
-        return IBP_TBL_NONE;   /* one answer for the whole space: nothing to shortcut */
-    uint32_t first = ibp_tb_push(tb, IBP_SEC_INDEX, IBP_TBL_INDEX_SIZE);
-    if (tb->oom)
-        return IBP_TBL_NONE;
-    ibp_trie_index_build(trie->nodes, root, depth, ibp_tb_at(tb, IBP_SEC_INDEX, first));
-    return first;
+    ibp_tbl_answer_t a = answer_for_class(b, id);
+    uint32_t idx = memo_answer(b, &a);
+    if (idx == IBP_TBL_NONE)
+        return false;
+    b->class_answer[id] = idx;
+    if (id == IBP_CLASS_UNDEF)
+        return true;
+    if (a.kind == IBP_ANS_UNLOCATED && b->n_spread > 1)
+        b->varies = true;
+    if (b->only == IBP_TBL_NONE)
+        b->only = idx;
+    else if (b->only != idx)
+        b->varies = true;
+    return true;
 }
 
-static bool write_policy(policy_build_t *b, const ibp_trie_t *trie, bool client_dependent)
+/* The single answer every located or unlocated class gets, or NONE when the
+ * answer depends on the client. */
+static bool policy_end(policy_build_t *b)
+{
+    if (b->varies)
+        b->only = IBP_TBL_NONE;
+    else   /* let the placeholders merge too: the trie collapses to one leaf */
+        b->class_answer[IBP_CLASS_UNDEF] = b->only;
+    if (b->n_seed && !b->renumber && !settle_seeded(b, b->n_seed))
+        b->renumber = true;
+    return true;
+}
+
+static void policy_reset(policy_build_t *b)
+{
+    free(b->class_answer);
+    free(b->memo);
+    b->class_answer = NULL;
+    b->memo = NULL;
+    b->answers.n = 0;
+    if (b->answers.slot)
+        memset(b->answers.slot, 0, 2 * b->answers.cap * sizeof *b->answers.slot);
+    b->renumber = false;
+}
+
+/* One policy alone, numbered afresh (its seeded numbering did not fit). */
+static bool map_classes_fresh(policy_build_t *b)
+{
+    policy_reset(b);
+    bool ok = policy_begin(b, false);
+    for (uint32_t id = 0; ok && id < b->c->in->geo->n_cls; id++)
+        ok = policy_class(b, id);
+    return ok && policy_end(b);
+}
+
+static bool write_policy(policy_build_t *b, bool client_dependent)
 {
     ibp_tb_t *tb = &b->c->tb;
     ibp_tbl_policy_t p = {
         .family = b->pv.family,
         .flags = (client_dependent ? IBP_POL_CLIENT_DEPENDENT : 0) |
                  (b->spread_fail_open ? IBP_POL_SPREAD_FAIL_OPEN : 0),
-        .root = trie->root,
-        .node_count = trie->node_count,
         .answer_count = (uint32_t)b->answers.n,
         .spread_count = (uint32_t)b->n_spread,
         .answers_per_family = b->per_family,
     };
-    p.node_first = ibp_tb_push(tb, IBP_SEC_NODES, trie->node_count);
+    if (!ibp_map_set_add(b->c->maps, b->class_answer, p.answer_count, b->host,
+                         p.family == 6, &p.map, b->c->err))
+        return false;
     p.answer_first = ibp_tb_push(tb, IBP_SEC_ANSWERS, b->answers.n);
     p.spread_first = ibp_tb_push(tb, IBP_SEC_SPREAD, b->n_spread);
     uint32_t idx = ibp_tb_push(tb, IBP_SEC_POLICIES, 1);
     if (tb->oom)
-        return false;
-    if (trie->node_count)
-        memcpy(ibp_tb_at(tb, IBP_SEC_NODES, p.node_first), trie->nodes,
-               (size_t)trie->node_count * 8);
+        return ibp_err_set(b->c->err, "out of memory");
     memcpy(ibp_tb_at(tb, IBP_SEC_ANSWERS, p.answer_first), b->answers.v,
            b->answers.n * sizeof *b->answers.v);
     if (b->n_spread)
         memcpy(ibp_tb_at(tb, IBP_SEC_SPREAD, p.spread_first), b->spread,
                b->n_spread * sizeof *b->spread);
-    unsigned depth = 0;
-    uint32_t ref = trie->root;
-    while (!(ref & IBP_TBL_LEAF) && depth < 96) {
-        ref = trie->nodes[2 * ref];
-        depth++;
-    }
-    p.v4_root = ref;
-    p.v4_depth = depth;
-    uint32_t min_nodes = b->c->in->index_min_nodes ? b->c->in->index_min_nodes
-                                                   : IBP_INDEX_MIN_NODES;
-    bool index = client_dependent && trie->node_count >= min_nodes &&
-                 b->answers.n <= IBP_IDX_ANSWER_MASK;
-    p.index_v4 = index && depth == 96 ? push_index(tb, trie, ref, 96) : IBP_TBL_NONE;
-    p.index_v6 = index ? push_index(tb, trie, trie->root, 0) : IBP_TBL_NONE;
-    if (tb->oom)
-        return false;
     *(ibp_tbl_policy_t *)ibp_tb_at(tb, IBP_SEC_POLICIES, idx) = p;
-    b->c->out->n_nodes += trie->node_count;
     return true;
 }
 
-static bool compile_policy(ctx_t *c, const policy_key_t *k)
+static bool policy_setup(ctx_t *c, const policy_key_t *k, const char *host, policy_build_t *b)
 {
-    policy_build_t b = {.c = c, .pv = policy_view(k), .per_family = c->rc->answers_per_family};
+    *b = (policy_build_t){.c = c, .pv = policy_view(k), .per_family = c->rc->answers_per_family,
+                          .host = host};
     const ibp_members_t *ms = c->in->members;
-    ibp_trie_t trie = {0};
-    uint32_t only = IBP_TBL_NONE;
-    b.state = calloc(ms->n ? ms->n : 1, 1);
-    bool ok = b.state != NULL;
-    for (uint32_t i = 0; ok && i < b.pv.n_healthy; i++)
-        b.state[b.pv.healthy[i]] = 1;
-    for (uint32_t i = 0; ok && i < b.pv.n_down; i++)
-        b.state[b.pv.down[i]] = 2;
-    ok = ok && make_spread(&b) && map_classes(&b, &only);
-    if (!ok)
-        ibp_err_set(c->err, "out of memory");
-    ok = ok && build_trie(&b, &trie) && write_policy(&b, &trie, only == IBP_TBL_NONE);
-    if (!ok && !c->err->msg[0])
-        ibp_err_set(c->err, "out of memory");
-    ibp_trie_free(&trie);
-    free(b.state);
-    free(b.spread);
-    free(b.answers.v);
-    free(b.class_answer);
-    return ok;
+    b->state = calloc(ms->n ? ms->n : 1, 1);
+    if (!b->state)
+        return false;
+    for (uint32_t i = 0; i < b->pv.n_healthy; i++)
+        b->state[b->pv.healthy[i]] = 1;
+    for (uint32_t i = 0; i < b->pv.n_down; i++)
+        b->state[b->pv.down[i]] = 2;
+    return make_spread(b) && policy_begin(b, true);
+}
+
+static void policy_free(policy_build_t *b)
+{
+    free(b->state);
+    free(b->spread);
+    free(b->answers.v);
+    free(b->answers.slot);
+    free(b->class_answer);
+    free(b->memo);
 }
 
 /* ---- hosts --------------------------------------------------------------- */
 
 typedef struct policy_set {
     policy_key_t *keys;
+    const char **hosts;    /* the first host of each policy */
     size_t n;
 } policy_set_t;
 
@@ -869,7 +959,8 @@ static bool policy_is_empty(const policy_key_t *k)
 
 /* The policy index for key k in *index (IBP_TBL_NONE for an empty key),
  * compiling the policy when it is new. False on an error. */
-static bool policy_for(ctx_t *c, policy_set_t *set, policy_key_t *k, uint32_t *index)
+static bool policy_for(ctx_t *c, policy_set_t *set, policy_key_t *k, const char *host,
+                       uint32_t *index)
 {
     *index = IBP_TBL_NONE;
     if (policy_is_empty(k))
@@ -883,12 +974,46 @@ static bool policy_for(ctx_t *c, policy_set_t *set, policy_key_t *k, uint32_t *i
     if (!keys)
         return ibp_err_set(c->err, "out of memory");
     set->keys = keys;
-    if (!compile_policy(c, k))
-        return false;
+    const char **hosts = realloc(set->hosts, (set->n + 1) * sizeof *hosts);
+    if (!hosts)
+        return ibp_err_set(c->err, "out of memory");
+    set->hosts = hosts;
     keys[set->n] = *k;
+    hosts[set->n] = host;
     *k = (policy_key_t){0};   /* the set owns it now */
     *index = (uint32_t)set->n++;
     return true;
+}
+
+/* Every policy of the set, class by class, then written in set order (the
+ * index hosts refer to). */
+static bool compile_policies(ctx_t *c, const policy_set_t *set)
+{
+    policy_build_t *bs = calloc(set->n ? set->n : 1, sizeof *bs);
+    if (!bs)
+        return ibp_err_set(c->err, "out of memory");
+    bool ok = true;
+    size_t made = 0;
+    for (; ok && made < set->n; made++)
+        ok = policy_setup(c, &set->keys[made], set->hosts[made], &bs[made]);
+    size_t n_cls = c->in->geo->n_cls;
+    for (uint32_t id = 0; ok && id < n_cls; id++)
+        for (size_t i = 0; ok && i < set->n; i++)
+            if (!bs[i].renumber)
+                ok = policy_class(&bs[i], id);
+    for (size_t i = 0; ok && i < set->n; i++) {
+        ok = policy_end(&bs[i]);
+        if (ok && bs[i].renumber)
+            ok = map_classes_fresh(&bs[i]);
+    }
+    if (!ok && !c->err->msg[0])
+        ibp_err_set(c->err, "out of memory");
+    for (size_t i = 0; ok && i < set->n; i++)
+        ok = write_policy(&bs[i], bs[i].only == IBP_TBL_NONE);
+    for (size_t i = 0; i < made; i++)
+        policy_free(&bs[i]);
+    free(bs);
+    return ok;
 }
 
 static bool write_cands(ctx_t *c, size_t host_idx, ibp_tbl_host_t *th)
@@ -920,7 +1045,7 @@ static bool write_host(ctx_t *c, policy_set_t *set, size_t i)
         policy_key_t k = {0};
         if (!policy_key_of(c, i, f, &k))
             return false;
-        bool ok = policy_for(c, set, &k, &th.policy[f]);
+        bool ok = policy_for(c, set, &k, h->name, &th.policy[f]);
         free(k.v);
         if (!ok)
             return false;
@@ -945,10 +1070,12 @@ static bool write_hosts(ctx_t *c)
     bool ok = true;
     for (size_t i = 0; ok && i < c->n_hosts; i++)
         ok = write_host(c, &set, i);
+    ok = ok && compile_policies(c, &set);
     c->out->n_policies = set.n;
     for (size_t i = 0; i < set.n; i++)
         free(set.keys[i].v);
     free(set.keys);
+    free(set.hosts);
     return ok;
 }
 
@@ -1022,6 +1149,7 @@ static void ctx_free(ctx_t *c)
     free(c->names);
     free(c->skip[0]);
     free(c->skip[1]);
+    ibp_map_set_free(c->maps);
     ibp_tb_free(&c->tb);
 }
 
@@ -1050,8 +1178,13 @@ static bool compile_all(ctx_t *c)
     write_zones(c);
     write_names(c);
     write_members(c);
-    if (!write_hosts(c))
+    uint32_t min_nodes = c->in->index_min_nodes ? c->in->index_min_nodes : IBP_INDEX_MIN_NODES;
+    if (!ibp_map_set_new(c->in->geo, c->in->previous, min_nodes, &c->maps, c->err) ||
+        !write_hosts(c) || !ibp_map_set_write(c->maps, &c->tb, c->err))
         return false;
+    c->out->n_maps = ibp_map_set_count(c->maps);
+    c->out->maps = ibp_map_set_stats(c->maps);
+    c->out->n_nodes = c->tb.sec[IBP_SEC_NODES].n;
     write_inputs(c);
     ibp_tbl_header_t fields = {
         .generation = c->in->generation, .build_time = c->in->build_time, .ttl = c->rc->ttl,

@@ -10,6 +10,7 @@
 
 #include "ibp_err.h"
 #include "ibp_health.h"
+#include "ibp_maps.h"
 #include "ibp_mmdb.h"
 #include "ibp_model.h"
 #include "ibp_table_format.h"
@@ -36,6 +37,8 @@ typedef struct ibp_compile_in {
     uint64_t generation;
     uint32_t index_min_nodes;          /* index tries of this many nodes or more;
                                           0: IBP_INDEX_MIN_NODES */
+    const ibp_table_t *previous;       /* NULL, or the last table built from the same
+                                          geo classes: maps are updated from it */
 } ibp_compile_in_t;
 
 /* Below this a trie is small enough to stay in the cache: an index (256 KiB
@@ -47,7 +50,8 @@ typedef struct ibp_compile_out {
     size_t table_len;
     char **warnings;       /* inputs that were valid but will not be served */
     size_t n_warnings;
-    size_t n_policies, n_nodes;
+    size_t n_policies, n_maps, n_nodes;   /* n_nodes: of the trie the table carries */
+    ibp_map_stats_t maps;
 } ibp_compile_out_t;
 
 /* What the MaxMind walk needs from the model: member sites in key order and

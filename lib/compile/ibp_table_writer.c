@@ -29,6 +29,11 @@ static const size_t elem_sizes[IBP_SEC_COUNT] = {
     [IBP_SEC_SPREAD] = sizeof(uint32_t),
     [IBP_SEC_INPUTS] = sizeof(ibp_tbl_input_t),
     [IBP_SEC_INDEX] = sizeof(uint32_t),
+    [IBP_SEC_GEO] = sizeof(ibp_tbl_geo_t),
+    [IBP_SEC_NODE_CLASS] = sizeof(uint32_t),
+    [IBP_SEC_MAPS] = sizeof(ibp_tbl_map_t),
+    [IBP_SEC_CHOICES] = sizeof(uint32_t),
+    [IBP_SEC_UNIFORM] = sizeof(uint64_t),
 };
 
 void ibp_tb_init(ibp_tb_t *b)

@@ -3,8 +3,73 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ibp_table_format.h"
+
+static void free_index(ibp_geo_classes_t *c)
+{
+    ibp_trie_free(&c->trie);
+    free(c->node_class);
+    free(c->parent);
+    free(c->leaf_first);
+    free(c->leaf_parent);
+    c->node_class = c->parent = c->leaf_first = c->leaf_parent = NULL;
+}
+
+/* Counting sort of the leaves by class: leaf_first[k] .. leaf_first[k + 1]. */
+static void group_leaves(ibp_geo_classes_t *c)
+{
+    const uint32_t *nodes = c->trie.nodes;
+    uint32_t n = c->trie.node_count;
+    memset(c->leaf_first, 0, (c->n_cls + 1) * sizeof *c->leaf_first);
+    for (uint32_t k = 0; k < 2 * n; k++)
+        if (nodes[k] & IBP_TBL_LEAF)
+            c->leaf_first[(nodes[k] & ~IBP_TBL_LEAF) + 1]++;
+    for (size_t k = 0; k < c->n_cls; k++)
+        c->leaf_first[k + 1] += c->leaf_first[k];
+    for (uint32_t k = 0; k < 2 * n; k++)
+        if (nodes[k] & IBP_TBL_LEAF)
+            c->leaf_parent[c->leaf_first[nodes[k] & ~IBP_TBL_LEAF]++] = k / 2;
+    for (size_t k = c->n_cls; k > 0; k--)   /* each start moved to the next class's */
+        c->leaf_first[k] = c->leaf_first[k - 1];
+    c->leaf_first[0] = 0;
+}
+
+bool ibp_geo_classes_index(ibp_geo_classes_t *c, ibp_err_t *err)
+{
+    free_index(c);
+    if (!ibp_trie_build(&c->list, &c->trie, err))
+        return false;
+    uint32_t n = c->trie.node_count;
+    for (uint32_t k = 0; k < 2 * n; k++)
+        if ((c->trie.nodes[k] & IBP_TBL_LEAF) && (c->trie.nodes[k] & ~IBP_TBL_LEAF) >= c->n_cls)
+            return ibp_err_set(err, "network list names class %u of %zu",
+                               c->trie.nodes[k] & ~IBP_TBL_LEAF, c->n_cls);
+    c->node_class = malloc((n ? n : 1) * sizeof *c->node_class);
+    c->parent = malloc((n ? n : 1) * sizeof *c->parent);
+    c->leaf_first = malloc((c->n_cls + 1) * sizeof *c->leaf_first);
+    c->leaf_parent = malloc(((size_t)n + 1) * sizeof *c->leaf_parent);
+    if (!c->node_class || !c->parent || !c->leaf_first || !c->leaf_parent) {
+        free_index(c);
+        return ibp_err_set(err, "out of memory indexing the geo classes");
+    }
+    /* Children come after their parent, so a backward pass sees them first. */
+    if (n)
+        c->parent[0] = IBP_TBL_NONE;
+    for (uint32_t i = n; i-- > 0;) {
+        uint32_t left = c->trie.nodes[2 * i], right = c->trie.nodes[2 * i + 1];
+        c->node_class[i] = (left & IBP_TBL_LEAF) ? left & ~IBP_TBL_LEAF : c->node_class[left];
+        if (!(left & IBP_TBL_LEAF))
+            c->parent[left] = i;
+        if (!(right & IBP_TBL_LEAF))
+            c->parent[right] = i;
+    }
+    group_leaves(c);
+    return true;
+}
+
 void ibp_geo_classes_free(ibp_geo_classes_t *c)
 {
+    free_index(c);
     ibp_nlist_free(&c->list);
     free(c->cls);
     free(c->orders);

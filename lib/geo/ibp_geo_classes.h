@@ -31,6 +31,11 @@ typedef struct ibp_geo_class {
 
 typedef struct ibp_geo_classes {
     ibp_nlist_t list;      /* network -> class id */
+    ibp_trie_t trie;       /* the list as a trie whose leaves are classes */
+    uint32_t *node_class;  /* per trie node: the class of its leftmost leaf */
+    uint32_t *parent;      /* per trie node: its parent (IBP_TBL_NONE for the root) */
+    uint32_t *leaf_first;  /* per class, then one more: its run in leaf_parent */
+    uint32_t *leaf_parent; /* the parent node of every leaf, grouped by class */
     ibp_geo_class_t *cls;
     size_t n_cls;
     uint16_t *orders;      /* n_members entries per class */
@@ -42,6 +47,11 @@ typedef struct ibp_geo_classes {
     uint64_t fingerprint;  /* of the sites and countries it was built for */
 } ibp_geo_classes_t;
 
+/* Builds trie, node_class, parent and the leaves by class from the complete
+ * list: the geo trie every policy of a table shares (ibp_table_format.h),
+ * and what updating a map when a few classes change answer needs. */
+IBP_MUST_CHECK
+bool ibp_geo_classes_index(ibp_geo_classes_t *c, ibp_err_t *err);
 void ibp_geo_classes_free(ibp_geo_classes_t *c);
 
 #endif

@@ -496,6 +496,7 @@ bool ibp_geo_classes_build(const ibp_geo_input_t *in, ibp_geo_classes_t *out, ib
             ok = walk_tree(&w, 0, 96) && fill_after_v4(&w);
         if (ok && !out->list.full)
             ok = ibp_err_set(err, "search tree does not cover the address space");
+        ok = ok && ibp_geo_classes_index(out, err);
         if (!ok)
             ibp_err_prefix(err, "%s", in->mmdb_path);
         MMDB_close(&w.db);

@@ -17,6 +17,8 @@ typedef struct ibp_table {
     const uint8_t *base;
     size_t size;
     bool mapped;           /* base is ours (ibp_table_open), else the caller's */
+    bool shared;           /* base maps the file itself (ibp_table_map_fd) */
+    uint8_t *priv;         /* shared: the header and small sections, copied */
     const ibp_tbl_header_t *h;
     const char *strings;
     size_t strings_size;
@@ -31,6 +33,11 @@ typedef struct ibp_table {
     const ibp_tbl_target_t *targets;
     const ibp_tbl_policy_t *policies;
     const uint32_t *nodes;
+    const ibp_tbl_geo_t *geo;
+    const uint32_t *node_class;
+    const ibp_tbl_map_t *maps;
+    const uint32_t *choices;
+    const uint64_t *uniform;
     const ibp_tbl_answer_t *answers;
     const uint32_t *spread;
     const ibp_tbl_input_t *inputs;
@@ -48,10 +55,33 @@ bool ibp_table_open(const char *path, ibp_table_t *t, ibp_err_t *err);
 /* The same from an open file (path names it in errors); fd stays open. */
 IBP_MUST_CHECK
 bool ibp_table_read_fd(int fd, const char *path, ibp_table_t *t, ibp_err_t *err);
+/* Maps the file itself, so that every process that maps it shares its page
+ * cache, and copies only the header and the small sections. The big ones
+ * (trie, classes, maps' choices and bits, indexes) stay in the file: a lookup
+ * bounds-checks every read of them, so a file rewritten in place can change
+ * answers until it is replaced but never make a lookup read outside the
+ * table. A file truncated under the mapping raises SIGBUS on access: the
+ * caller must handle it (the coprocess maps zero pages over the table and
+ * drops it). fd stays open. */
+IBP_MUST_CHECK
+bool ibp_table_map_fd(int fd, const char *path, ibp_table_t *t, ibp_err_t *err);
+/* The same over a mapping the caller made (and unmaps after closing t, or
+ * sets t->mapped to hand it over): for a caller that must know the
+ * mapping's address before validation reads it. */
+IBP_MUST_CHECK
+bool ibp_table_attach_shared(const uint8_t *map, size_t len, ibp_table_t *t, ibp_err_t *err);
 /* Validates a table held in memory (the buffer must outlive t). */
 IBP_MUST_CHECK
 bool ibp_table_attach(const uint8_t *buf, size_t len, ibp_table_t *t, ibp_err_t *err);
 void ibp_table_close(ibp_table_t *t);
+
+/* Loading proves every reference a lookup may follow in range, so no byte
+ * can fault a lookup; this also re-derives what follows from the trie and
+ * the answers (node classes, uniform bits, roots, indexes) and fails where
+ * the table disagrees, which would change answers. For `verify`, builders
+ * and tests: it costs a walk of the trie per load. */
+IBP_MUST_CHECK
+bool ibp_table_check_derived(const ibp_table_t *t, ibp_err_t *err);
 
 /* The generation and build time of a table of any format version (the
  * header's leading fields never move), so a new writer continues the
@@ -71,16 +101,40 @@ const ibp_tbl_name_t *ibp_table_find(const ibp_table_t *t, const char *name, siz
 
 uint32_t ibp_name_hash(const char *name, size_t len);
 
-/* Fills entries[0 .. IBP_TBL_INDEX_SIZE) with the index of the trie below
- * node `root` at bit `depth` (a multiple of 8, at most 104, so that a leaf's
- * depth fits IBP_IDX_DEPTH_MASK); see
- * ibp_table_format.h. The trie must be valid. */
-void ibp_trie_index_build(const uint32_t *nodes, uint32_t root, unsigned depth,
-                          uint32_t *entries);
+/* One map over the geo trie: what a walk needs (ibp_map_walk_from). */
+typedef struct ibp_map_view {
+    const uint32_t *nodes;       /* the geo trie */
+    const uint32_t *node_class;
+    const uint64_t *uniform;     /* the map's bitmap */
+    const uint32_t *choices;     /* the map's class -> answer */
+    uint32_t n_nodes, n_classes;
+} ibp_map_view_t;
 
-/* Every leaf of a policy's trie, in address order: the network (IPv4 in
- * ::/96) and its answer index. Recursion is at most 128 deep, as attach
- * proved; t must be attached. */
+ibp_map_view_t ibp_table_map_view(const ibp_table_t *t, uint32_t map);
+
+/* Computes the uniform bitmaps (IBP_UNIFORM_WORDS(n_nodes) words each,
+ * overwritten) of n_maps maps over a valid geo trie with root 0, given each
+ * map's class -> answer vector (n_classes entries). */
+IBP_MUST_CHECK
+bool ibp_uniform_compute(const uint32_t *nodes, uint32_t n_nodes, uint32_t n_classes,
+                         const uint32_t *const *choices, size_t n_maps, uint64_t *const *words,
+                         ibp_err_t *err);
+
+/* Where a map's walks start: its root (LEAF | answer when the geo root is
+ * uniform) and where 96 zero bits lead. geo_root is the geo trie's root. */
+void ibp_map_roots(const ibp_map_view_t *v, uint32_t geo_root, uint32_t *root,
+                   uint32_t *v4_root, uint32_t *v4_depth);
+
+/* Fills entries[0 .. IBP_TBL_INDEX_SIZE) with the index of the map below
+ * geo node `root` at bit `depth` (a multiple of 8, at most 104, so that a
+ * leaf's depth fits IBP_IDX_DEPTH_MASK; see ibp_table_format.h). The trie
+ * must be valid and every choice at most IBP_IDX_ANSWER_MASK. */
+void ibp_map_index_build(const ibp_map_view_t *v, uint32_t root, unsigned depth,
+                         uint32_t *entries);
+
+/* Every network of a policy with its answer index, in address order, each
+ * the largest prefix with that answer (IPv4 in ::/96). Recursion is at most
+ * 128 deep, as attach proved; t must be attached. */
 typedef void (*ibp_leaf_fn)(void *ctx, const uint8_t addr[16], unsigned len, uint32_t answer);
 void ibp_table_foreach_leaf(const ibp_table_t *t, uint32_t policy, ibp_leaf_fn fn, void *ctx);
 

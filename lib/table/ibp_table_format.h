@@ -1,8 +1,8 @@
 /* On-disk layout of the routing table (see docs/TABLE-FORMAT.md).
  *
- * The file is mapped read-only and used in place: every structure here has a
- * fixed size and natural alignment, references are 32-bit indices or byte
- * offsets into a section, never pointers. Integers are little-endian (the
+ * The file is used in place: every structure here has a fixed size and
+ * natural alignment, references are 32-bit indices or byte offsets into a
+ * section, never pointers. Integers are little-endian (the
  * header's endian marker lets a reader on another byte order refuse the file
  * instead of misreading it). */
 #ifndef IBP_TABLE_FORMAT_H
@@ -14,10 +14,10 @@
 #include "ibp_limits.h"
 
 #define IBP_TBL_MAGIC "IBPDNSTB"
-#define IBP_TBL_VERSION 3u          /* 2: word-wise name hash; 3: trie indexes */
+#define IBP_TBL_VERSION 4u          /* 3: trie indexes; 4: one geo trie shared by all policies */
 #define IBP_TBL_ENDIAN 0x01020304u
 #define IBP_TBL_NONE 0xFFFFFFFFu      /* "no index" */
-#define IBP_TBL_LEAF 0x80000000u      /* tree ref: top bit set => answer index */
+#define IBP_TBL_LEAF 0x80000000u      /* tree ref: top bit set => class (geo trie) or answer */
 #define IBP_TBL_MAX_ANSWERS IBP_MAX_ANSWERS
 
 /* A trie index replaces the first IBP_TBL_INDEX_BITS steps of a walk by one
@@ -48,11 +48,16 @@ enum ibp_tbl_section {
     IBP_SEC_MEMBERS,       /* ibp_tbl_member_t, sorted by key */
     IBP_SEC_TARGETS,       /* ibp_tbl_target_t, an address an answer may give */
     IBP_SEC_POLICIES,      /* ibp_tbl_policy_t */
-    IBP_SEC_NODES,         /* uint32_t[2] per trie node, all policies */
+    IBP_SEC_NODES,         /* uint32_t[2] per node of the geo trie (leaves: classes) */
     IBP_SEC_ANSWERS,       /* ibp_tbl_answer_t, all policies */
     IBP_SEC_SPREAD,        /* uint32_t target indices, all policies */
     IBP_SEC_INPUTS,        /* ibp_tbl_input_t */
     IBP_SEC_INDEX,         /* uint32_t trie index entries, IBP_TBL_INDEX_SIZE per index */
+    IBP_SEC_GEO,           /* one ibp_tbl_geo_t: the geo trie's root and class count */
+    IBP_SEC_NODE_CLASS,    /* uint32_t per node: the class of its leftmost leaf */
+    IBP_SEC_MAPS,          /* ibp_tbl_map_t: class -> answer, shared by equal policies */
+    IBP_SEC_CHOICES,       /* uint32_t answer index per class, n_classes per map */
+    IBP_SEC_UNIFORM,       /* uint64_t bitmap words, one bit per node per map */
     IBP_SEC_COUNT
 };
 
@@ -180,22 +185,44 @@ typedef struct ibp_tbl_answer {
 
 enum { IBP_POL_CLIENT_DEPENDENT = 1u, IBP_POL_SPREAD_FAIL_OPEN = 2u };
 
+/* A policy: what one host answers in one family. Its answers are indexed by
+ * its map's choices; policies whose class -> answer-index vectors are equal
+ * (typically a host's A and AAAA) share one map. */
 typedef struct ibp_tbl_policy {
     uint32_t family;       /* 4 or 6 */
     uint32_t flags;        /* IBP_POL_* */
-    uint32_t root;         /* tree ref (node index relative to node_first, or LEAF|answer) */
-    uint32_t v4_root;      /* ref reached after 96 zero bits */
-    uint32_t v4_depth;     /* depth of v4_root (96 unless a leaf covers ::/96) */
-    uint32_t node_first;
-    uint32_t node_count;
+    uint32_t map;          /* map index */
     uint32_t answer_first;
-    uint32_t answer_count;
+    uint32_t answer_count; /* at least the map's answer_count */
     uint32_t spread_first; /* targets for unlocated clients, by member key */
     uint32_t spread_count;
     uint32_t answers_per_family;
+} ibp_tbl_policy_t;
+
+/* The geo trie: one binary trie over the whole IPv6 space (IPv4 at ::/96)
+ * whose leaves are geo classes, shared by every policy. */
+typedef struct ibp_tbl_geo {
+    uint32_t root;         /* node 0, or IBP_TBL_LEAF | class */
+    uint32_t n_classes;
+} ibp_tbl_geo_t;
+
+/* A map gives every class an answer index. Bit n of its uniform bitmap says
+ * that every class below node n has the same answer: a walk stops at the
+ * first such node, which makes the ECS scope the largest prefix with this
+ * answer, as if the map had its own merged trie. Refs here with
+ * IBP_TBL_LEAF set carry an answer index, not a class. */
+typedef struct ibp_tbl_map {
+    uint32_t answer_count; /* every choice is below this */
+    uint32_t choice_first; /* n_classes entries in IBP_SEC_CHOICES */
+    uint32_t uniform_first;/* IBP_UNIFORM_WORDS(nodes) words in IBP_SEC_UNIFORM */
+    uint32_t root;         /* the geo root, or LEAF | answer when uniform there */
+    uint32_t v4_root;      /* where 96 zero bits lead, stopping where uniform */
+    uint32_t v4_depth;
     uint32_t index_v4;     /* first entry of the index below v4_root (v4_depth 96), or NONE */
     uint32_t index_v6;     /* first entry of the index below root, or NONE */
-} ibp_tbl_policy_t;
+} ibp_tbl_map_t;
+
+#define IBP_UNIFORM_WORDS(nodes) (((size_t)(nodes) + 63) / 64)
 
 enum ibp_input_kind {
     IBP_IN_NODE_CONFIG = 0, IBP_IN_MEMBERS, IBP_IN_SERVICES, IBP_IN_STATIC,
@@ -211,19 +238,41 @@ typedef struct ibp_tbl_input {
     uint64_t size;
 } ibp_tbl_input_t;
 
-/* Walks a trie from `ref` at bit `depth` along addr's bits until a leaf;
- * returns the leaf ref and the depth it was found at. Node i's children are
- * nodes[2i] and nodes[2i+1]. */
-static inline uint32_t ibp_trie_walk_from(const uint32_t *nodes, uint32_t ref, unsigned depth,
-                                          const uint8_t addr[16], unsigned *leaf_depth)
+static inline bool ibp_uniform_bit(const uint64_t *words, uint32_t node)
 {
-    while (!(ref & IBP_TBL_LEAF) && depth < 128) {
+    return (words[node >> 6] >> (node & 63)) & 1u;
+}
+
+/* Walks the geo trie (n_nodes nodes over n_classes classes) from node ref
+ * at bit depth along addr's bits until a node that is uniform in the map
+ * (uniform: its words) or a leaf; returns the answer index and the depth
+ * where the walk stopped. Every read is bounds-checked, because a shared
+ * mapping (ibp_table_map_fd) may change under the walk: a walk that leaves
+ * the table, or would pass bit 128, answers 0, "undef". The caller checks
+ * the answer index against its answer count. */
+static inline uint32_t ibp_map_walk_from(const uint32_t *nodes, const uint32_t *node_class,
+                                         const uint64_t *uniform, const uint32_t *choices,
+                                         uint32_t n_nodes, uint32_t n_classes,
+                                         uint32_t ref, unsigned depth, const uint8_t addr[16],
+                                         unsigned *stop_depth)
+{
+    for (;;) {
+        *stop_depth = depth;
+        uint32_t cls;
+        if (ref & IBP_TBL_LEAF) {
+            cls = ref & ~IBP_TBL_LEAF;
+            return cls < n_classes ? choices[cls] : 0;
+        }
+        if (ref >= n_nodes || depth >= 128)
+            return 0;
+        if (ibp_uniform_bit(uniform, ref)) {
+            cls = node_class[ref];
+            return cls < n_classes ? choices[cls] : 0;
+        }
         unsigned bit = (addr[depth >> 3] >> (7 - (depth & 7))) & 1u;
         ref = nodes[2 * ref + bit];
         depth++;
     }
-    *leaf_depth = depth;
-    return ref;
 }
 
 static_assert(sizeof(ibp_tbl_header_t) == 96 + 24 * IBP_SEC_COUNT, "header layout");
@@ -233,7 +282,9 @@ static_assert(sizeof(ibp_tbl_host_t) == 40, "host layout");
 static_assert(sizeof(ibp_tbl_member_t) == 40, "member layout");
 static_assert(sizeof(ibp_tbl_target_t) == 32, "target layout");
 static_assert(sizeof(ibp_tbl_answer_t) == 36, "answer layout");
-static_assert(sizeof(ibp_tbl_policy_t) == 56, "policy layout");
+static_assert(sizeof(ibp_tbl_policy_t) == 32, "policy layout");
+static_assert(sizeof(ibp_tbl_geo_t) == 8, "geo layout");
+static_assert(sizeof(ibp_tbl_map_t) == 32, "map layout");
 static_assert(sizeof(ibp_tbl_input_t) == 40, "input layout");
 
 #endif

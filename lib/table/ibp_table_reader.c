@@ -29,7 +29,7 @@ static const uint32_t expected_elem[IBP_SEC_COUNT] = {
     1, sizeof(ibp_tbl_zone_t), sizeof(ibp_tbl_name_t), 4, sizeof(ibp_tbl_rr_t),
     sizeof(ibp_tbl_host_t), sizeof(ibp_tbl_cand_t), sizeof(ibp_tbl_member_t),
     sizeof(ibp_tbl_target_t), sizeof(ibp_tbl_policy_t), 8, sizeof(ibp_tbl_answer_t), 4,
-    sizeof(ibp_tbl_input_t), 4,
+    sizeof(ibp_tbl_input_t), 4, sizeof(ibp_tbl_geo_t), 4, sizeof(ibp_tbl_map_t), 4, 8,
 };
 
 static bool check_header(const uint8_t *buf, size_t len, ibp_err_t *err)
@@ -99,6 +99,11 @@ static bool map_sections(ibp_table_t *t, ibp_err_t *err)
     t->spread = at[IBP_SEC_SPREAD];
     t->inputs = at[IBP_SEC_INPUTS];
     t->index = at[IBP_SEC_INDEX];
+    t->geo = at[IBP_SEC_GEO];
+    t->node_class = at[IBP_SEC_NODE_CLASS];
+    t->maps = at[IBP_SEC_MAPS];
+    t->choices = at[IBP_SEC_CHOICES];
+    t->uniform = at[IBP_SEC_UNIFORM];
     return true;
 }
 
@@ -191,26 +196,254 @@ static bool check_hosts(const ibp_table_t *t, ibp_err_t *err)
     return true;
 }
 
-static bool ref_ok(const ibp_tbl_policy_t *p, uint32_t ref)
+/* ---- the geo trie, maps and policies ------------------------------------ */
+
+static bool geo_ref_ok(const ibp_table_t *t, uint32_t ref)
 {
-    return (ref & IBP_TBL_LEAF) ? (ref & ~IBP_TBL_LEAF) < p->answer_count : ref < p->node_count;
+    return (ref & IBP_TBL_LEAF) ? (ref & ~IBP_TBL_LEAF) < t->geo->n_classes
+                                : ref < t->n[IBP_SEC_NODES];
+}
+
+/* Children point forward, so one pass in index order sees every parent
+ * before its children: each node must be reached exactly once from the root
+ * and lie above depth 128. That makes the trie a tree whose walks, dumps and
+ * index builds are bounded by its size. */
+static bool check_geo_shape(const ibp_table_t *t, ibp_err_t *err)
+{
+    uint32_t n = t->n[IBP_SEC_NODES];
+    CHECK(t->n[IBP_SEC_GEO] == 1 && t->geo->n_classes > 0 && geo_ref_ok(t, t->geo->root) &&
+          t->n[IBP_SEC_NODE_CLASS] == n && (n == 0) == !!(t->geo->root & IBP_TBL_LEAF) &&
+          (n == 0 || t->geo->root == 0),
+          "the geo trie's header is malformed");
+    for (uint32_t k = 0; k < 2 * n; k++)
+        CHECK(geo_ref_ok(t, t->nodes[k]) && ((t->nodes[k] & IBP_TBL_LEAF) || t->nodes[k] > k / 2),
+              "geo trie node %u points outside the trie or backwards", k / 2);
+    enum { UNSEEN = 0xFF };
+    uint8_t *depth = malloc(n ? n : 1);
+    if (!depth)
+        return ibp_err_set(err, "out of memory checking the geo trie");
+    memset(depth, UNSEEN, n);
+    if (n)
+        depth[0] = 0;
+    bool ok = true;
+    for (uint32_t k = 0; ok && k < n; k++) {
+        ok = depth[k] != UNSEEN ||
+             ibp_err_set(err, "geo trie node %u is not reached from the root", k);
+        for (unsigned c = 0; ok && c < 2; c++) {
+            uint32_t child = t->nodes[2 * k + c];
+            if (child & IBP_TBL_LEAF)
+                continue;
+            ok = (depth[child] == UNSEEN ||
+                  ibp_err_set(err, "geo trie node %u is reached twice (not a tree)", child)) &&
+                 (depth[k] + 1 < 128 ||
+                  ibp_err_set(err, "geo trie deeper than 128 bits at node %u", child));
+            depth[child] = (uint8_t)(depth[k] + 1);
+        }
+    }
+    free(depth);
+    for (uint32_t k = 0; ok && k < n; k++)
+        ok = t->node_class[k] < t->geo->n_classes ||
+             ibp_err_set(err, "geo trie node %u: node_class is not a class", k);
+    return ok;
+}
+
+ibp_map_view_t ibp_table_map_view(const ibp_table_t *t, uint32_t map)
+{
+    const ibp_tbl_map_t *m = &t->maps[map];
+    return (ibp_map_view_t){.nodes = t->nodes, .node_class = t->node_class,
+                            .uniform = t->uniform + m->uniform_first,
+                            .choices = t->choices + m->choice_first,
+                            .n_nodes = t->n[IBP_SEC_NODES], .n_classes = t->geo->n_classes};
+}
+
+/* The answer at ref if the map stops there (a leaf or a uniform node), else
+ * IBP_TBL_NONE. */
+static uint32_t stop_answer(const ibp_map_view_t *v, uint32_t ref)
+{
+    if (ref & IBP_TBL_LEAF)
+        return v->choices[ref & ~IBP_TBL_LEAF];
+    if (ibp_uniform_bit(v->uniform, ref))
+        return v->choices[v->node_class[ref]];
+    return IBP_TBL_NONE;
+}
+
+void ibp_map_roots(const ibp_map_view_t *v, uint32_t geo_root, uint32_t *root,
+                   uint32_t *v4_root, uint32_t *v4_depth)
+{
+    uint32_t a = stop_answer(v, geo_root);
+    *root = a != IBP_TBL_NONE ? IBP_TBL_LEAF | a : geo_root;
+    uint32_t ref = geo_root;
+    unsigned d = 0;
+    while ((a = stop_answer(v, ref)) == IBP_TBL_NONE && d < 96) {
+        ref = v->nodes[2 * ref];
+        d++;
+    }
+    *v4_root = a != IBP_TBL_NONE ? IBP_TBL_LEAF | a : ref;
+    *v4_depth = d;
+}
+
+static void index_fill(const ibp_map_view_t *v, uint32_t ref, unsigned depth, unsigned level,
+                       uint32_t prefix, uint32_t *entries)
+{
+    uint32_t a = stop_answer(v, ref);
+    if (a == IBP_TBL_NONE && level < IBP_TBL_INDEX_BITS) {
+        index_fill(v, v->nodes[2 * ref], depth + 1, level + 1, prefix << 1, entries);
+        index_fill(v, v->nodes[2 * ref + 1], depth + 1, level + 1, prefix << 1 | 1, entries);
+        return;
+    }
+    uint32_t entry = a == IBP_TBL_NONE ? ref
+                                       : IBP_TBL_LEAF | depth << IBP_IDX_DEPTH_SHIFT | a;
+    unsigned free_bits = IBP_TBL_INDEX_BITS - level;
+    for (uint32_t i = 0; i < 1u << free_bits; i++)
+        entries[(prefix << free_bits) + i] = entry;
+}
+
+void ibp_map_index_build(const ibp_map_view_t *v, uint32_t root, unsigned depth,
+                         uint32_t *entries)
+{
+    index_fill(v, root, depth, 0, 0, entries);
+}
+
+/* A map ref: a geo node, or LEAF | answer where the walk stops. */
+static bool map_ref_ok(const ibp_table_t *t, const ibp_tbl_map_t *m, uint32_t ref)
+{
+    return (ref & IBP_TBL_LEAF) ? (ref & ~IBP_TBL_LEAF) < m->answer_count
+                                : ref < t->n[IBP_SEC_NODES];
+}
+
+/* Every entry a walk may take: a node (at start + 16 bits) or a stop at a
+ * depth no deeper than that with one of the map's answers. */
+static bool index_in_range(const ibp_table_t *t, const ibp_tbl_map_t *m, uint32_t first,
+                           uint32_t start, unsigned depth)
+{
+    if (first == IBP_TBL_NONE)
+        return true;
+    if (!range_ok(first, IBP_TBL_INDEX_SIZE, t->n[IBP_SEC_INDEX]) || (start & IBP_TBL_LEAF) ||
+        depth % 8 || depth + IBP_TBL_INDEX_BITS > IBP_IDX_DEPTH_MASK ||
+        m->answer_count > IBP_IDX_ANSWER_MASK + 1)
+        return false;
+    const uint32_t *e = t->index + first;
+    for (uint32_t k = 0; k < IBP_TBL_INDEX_SIZE; k++) {
+        uint32_t stop = e[k] >> IBP_IDX_DEPTH_SHIFT & IBP_IDX_DEPTH_MASK;
+        bool ok = (e[k] & IBP_TBL_LEAF)
+                      ? (e[k] & IBP_IDX_ANSWER_MASK) < m->answer_count &&
+                            stop <= depth + IBP_TBL_INDEX_BITS
+                      : e[k] < t->n[IBP_SEC_NODES];
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+/* What a lookup may touch: every reference in range. */
+static bool check_map(const ibp_table_t *t, uint32_t i, ibp_err_t *err)
+{
+    const ibp_tbl_map_t *m = &t->maps[i];
+    size_t words = IBP_UNIFORM_WORDS(t->n[IBP_SEC_NODES]);
+    CHECK(m->answer_count > 0 && m->answer_count <= IBP_TBL_LEAF &&
+          range_ok(m->choice_first, t->geo->n_classes, t->n[IBP_SEC_CHOICES]) &&
+          m->uniform_first <= t->n[IBP_SEC_UNIFORM] &&
+          words <= t->n[IBP_SEC_UNIFORM] - m->uniform_first && map_ref_ok(t, m, m->root) &&
+          map_ref_ok(t, m, m->v4_root) && m->v4_depth <= 96,
+          "map %u is malformed", i);
+    const uint32_t *choices = t->choices + m->choice_first;
+    for (uint32_t k = 0; k < t->geo->n_classes; k++)
+        CHECK(choices[k] < m->answer_count, "map %u: class %u has no answer", i, k);
+    CHECK(index_in_range(t, m, m->index_v4, m->v4_root, m->v4_depth) &&
+          index_in_range(t, m, m->index_v6, m->root, 0),
+          "map %u: trie index is malformed", i);
+    return true;
+}
+
+static bool check_maps(const ibp_table_t *t, ibp_err_t *err)
+{
+    for (uint32_t i = 0; i < t->n[IBP_SEC_MAPS]; i++)
+        if (!check_map(t, i, err))
+            return false;
+    return true;
+}
+
+/* ---- derived parts -------------------------------------------------------
+ * node_class, the uniform bits, the roots and the indexes follow from the
+ * trie and the choices. A wrong one cannot fault a lookup (every reference
+ * was proven in range above) but would answer differently; the checksum
+ * guards them as it guards every other byte, and this proves that the writer
+ * derived them right. */
+
+static bool node_class_ok(const ibp_table_t *t, ibp_err_t *err)
+{
+    for (uint32_t k = t->n[IBP_SEC_NODES]; k-- > 0;) {
+        uint32_t left = t->nodes[2 * k];
+        uint32_t want = (left & IBP_TBL_LEAF) ? left & ~IBP_TBL_LEAF : t->node_class[left];
+        CHECK(t->node_class[k] == want,
+              "geo trie node %u: node_class is not its leftmost class", k);
+    }
+    return true;
+}
+
+static bool index_same(const ibp_table_t *t, const ibp_map_view_t *v, uint32_t first,
+                       uint32_t root, unsigned depth, uint32_t *scratch)
+{
+    if (first == IBP_TBL_NONE)
+        return true;
+    ibp_map_index_build(v, root, depth, scratch);
+    return !memcmp(scratch, t->index + first, IBP_TBL_INDEX_SIZE * sizeof *scratch);
+}
+
+static bool map_derived_ok(const ibp_table_t *t, uint32_t i, const uint64_t *uniform,
+                           uint32_t *scratch, ibp_err_t *err)
+{
+    const ibp_tbl_map_t *m = &t->maps[i];
+    ibp_map_view_t v = ibp_table_map_view(t, i);
+    CHECK(!memcmp(v.uniform, uniform, IBP_UNIFORM_WORDS(t->n[IBP_SEC_NODES]) * sizeof *uniform),
+          "map %u: uniform bits disagree with its answers", i);
+    uint32_t root, v4_root, v4_depth;
+    ibp_map_roots(&v, t->geo->root, &root, &v4_root, &v4_depth);
+    CHECK(root == m->root && v4_root == m->v4_root && v4_depth == m->v4_depth,
+          "map %u: roots are not where the trie puts them", i);
+    CHECK(index_same(t, &v, m->index_v4, m->v4_root, m->v4_depth, scratch) &&
+          index_same(t, &v, m->index_v6, m->root, 0, scratch),
+          "map %u: trie index disagrees with its map", i);
+    return true;
+}
+
+bool ibp_table_check_derived(const ibp_table_t *t, ibp_err_t *err)
+{
+    if (!node_class_ok(t, err))
+        return false;
+    uint32_t n_maps = t->n[IBP_SEC_MAPS], n_nodes = t->n[IBP_SEC_NODES];
+    size_t words = IBP_UNIFORM_WORDS(n_nodes);
+    const uint32_t **choices = calloc(n_maps ? n_maps : 1, sizeof *choices);
+    uint64_t **bits = calloc(n_maps ? n_maps : 1, sizeof *bits);
+    uint64_t *all = malloc((n_maps ? n_maps : 1) * (words ? words : 1) * sizeof *all);
+    uint32_t *scratch = malloc(IBP_TBL_INDEX_SIZE * sizeof *scratch);
+    bool ok = choices && bits && all && scratch;
+    if (!ok)
+        ibp_err_set(err, "out of memory checking the maps");
+    for (uint32_t i = 0; ok && i < n_maps; i++) {
+        choices[i] = t->choices + t->maps[i].choice_first;
+        bits[i] = all + (size_t)i * words;
+    }
+    ok = ok && ibp_uniform_compute(t->nodes, n_nodes, t->geo->n_classes, choices, n_maps,
+                                   bits, err);
+    for (uint32_t i = 0; ok && i < n_maps; i++)
+        ok = map_derived_ok(t, i, bits[i], scratch, err);
+    free(choices);
+    free(bits);
+    free(all);
+    free(scratch);
+    return ok;
 }
 
 static bool check_policy(const ibp_table_t *t, uint32_t i, ibp_err_t *err)
 {
     const ibp_tbl_policy_t *p = &t->policies[i];
-    CHECK((p->family == 4 || p->family == 6) &&
-          range_ok(p->node_first, p->node_count, t->n[IBP_SEC_NODES]) &&
+    CHECK((p->family == 4 || p->family == 6) && p->map < t->n[IBP_SEC_MAPS] &&
           range_ok(p->answer_first, p->answer_count, t->n[IBP_SEC_ANSWERS]) &&
           range_ok(p->spread_first, p->spread_count, t->n[IBP_SEC_SPREAD]) &&
-          p->answer_count > 0 && ref_ok(p, p->root) && ref_ok(p, p->v4_root) &&
-          p->v4_depth <= 96 && p->answers_per_family >= 1 &&
+          p->answer_count >= t->maps[p->map].answer_count && p->answers_per_family >= 1 &&
           p->answers_per_family <= IBP_TBL_MAX_ANSWERS,
           "policy %u is malformed", i);
-    const uint32_t *nodes = t->nodes + 2 * (size_t)p->node_first;
-    for (uint32_t k = 0; k < 2 * p->node_count; k++)
-        CHECK(ref_ok(p, nodes[k]) && ((nodes[k] & IBP_TBL_LEAF) || nodes[k] > k / 2),
-              "policy %u: trie node %u points outside its tree or backwards", i, k / 2);
     for (uint32_t k = 0; k < p->answer_count; k++) {
         const ibp_tbl_answer_t *a = &t->answers[p->answer_first + k];
         CHECK(a->kind <= IBP_ANS_UNDEF && a->n <= IBP_TBL_MAX_ANSWERS,
@@ -224,112 +457,48 @@ static bool check_policy(const ibp_table_t *t, uint32_t i, ibp_err_t *err)
     return true;
 }
 
-/* Children point forward (checked above), so one pass in index order sees
- * every parent before its children: each node must be reached exactly once
- * from the root and lie above depth 128. That makes the trie a tree whose
- * walks, dumps and index builds are bounded by its size. depth[] is scratch
- * of node_count bytes. */
-static bool check_tree_shape(const ibp_table_t *t, uint32_t i, uint8_t *depth, ibp_err_t *err)
+/* The sections a lookup reads by the megabyte: in a shared mapping they stay
+ * in the file's pages, and every read of them is bounds-checked. */
+static bool shared_section(int s)
 {
-    const ibp_tbl_policy_t *p = &t->policies[i];
-    const uint32_t *nodes = t->nodes + 2 * (size_t)p->node_first;
-    enum { UNSEEN = 0xFF };
-    memset(depth, UNSEEN, p->node_count);
-    if (!(p->root & IBP_TBL_LEAF))
-        depth[p->root] = 0;
-    for (uint32_t k = 0; k < p->node_count; k++) {
-        CHECK(depth[k] != UNSEEN, "policy %u: trie node %u is not reached from the root", i, k);
-        for (unsigned c = 0; c < 2; c++) {
-            uint32_t child = nodes[2 * k + c];
-            if (child & IBP_TBL_LEAF)
-                continue;
-            CHECK(depth[child] == UNSEEN, "policy %u: trie node %u is reached twice (not a tree)",
-                  i, child);
-            CHECK(depth[k] + 1 < 128, "policy %u: trie deeper than 128 bits at node %u", i, child);
-            depth[child] = (uint8_t)(depth[k] + 1);
-        }
-    }
-    /* v4_root is where 96 zero bits lead (or the leaf that covers them). */
-    unsigned d = 0;
-    uint32_t ref = p->root;
-    while (!(ref & IBP_TBL_LEAF) && d < 96) {
-        ref = nodes[2 * ref];
-        d++;
-    }
-    CHECK(ref == p->v4_root && d == p->v4_depth,
-          "policy %u: v4_root is not where the trie puts ::/96", i);
-    return true;
+    return s == IBP_SEC_NODES || s == IBP_SEC_INDEX || s == IBP_SEC_NODE_CLASS ||
+           s == IBP_SEC_CHOICES || s == IBP_SEC_UNIFORM;
 }
 
-static bool check_trees(const ibp_table_t *t, ibp_err_t *err)
+/* Private copies of the header and every small section, so that a file
+ * rewritten in place cannot change what lookups index with. */
+static bool copy_small_sections(ibp_table_t *t, ibp_err_t *err)
 {
-    uint32_t most = 0;
-    for (uint32_t i = 0; i < t->n[IBP_SEC_POLICIES]; i++)
-        if (t->policies[i].node_count > most)
-            most = t->policies[i].node_count;
-    uint8_t *depth = malloc(most ? most : 1);
-    if (!depth)
-        return ibp_err_set(err, "out of memory checking the tries");
-    bool ok = true;
-    for (uint32_t i = 0; ok && i < t->n[IBP_SEC_POLICIES]; i++)
-        ok = check_tree_shape(t, i, depth, err);
-    free(depth);
-    return ok;
-}
-
-static void index_fill(const uint32_t *nodes, uint32_t ref, unsigned depth, unsigned level,
-                       uint32_t prefix, uint32_t *entries)
-{
-    if (!(ref & IBP_TBL_LEAF) && level < IBP_TBL_INDEX_BITS) {
-        index_fill(nodes, nodes[2 * ref], depth + 1, level + 1, prefix << 1, entries);
-        index_fill(nodes, nodes[2 * ref + 1], depth + 1, level + 1, prefix << 1 | 1, entries);
-        return;
-    }
-    uint32_t entry = ref;
-    if (ref & IBP_TBL_LEAF)
-        entry = IBP_TBL_LEAF | depth << IBP_IDX_DEPTH_SHIFT | (ref & IBP_IDX_ANSWER_MASK);
-    unsigned free_bits = IBP_TBL_INDEX_BITS - level;
-    for (uint32_t i = 0; i < 1u << free_bits; i++)
-        entries[(prefix << free_bits) + i] = entry;
-}
-
-void ibp_trie_index_build(const uint32_t *nodes, uint32_t root, unsigned depth, uint32_t *entries)
-{
-    index_fill(nodes, root, depth, 0, 0, entries);
-}
-
-/* Rebuilding an index costs about as much as checking each entry's range,
- * and it also proves the index agrees with the trie it shortcuts. */
-static bool index_ok(const ibp_table_t *t, const ibp_tbl_policy_t *p, uint32_t first,
-                     uint32_t root, unsigned depth, uint32_t *scratch)
-{
-    if (first == IBP_TBL_NONE)
-        return true;
-    if (!range_ok(first, IBP_TBL_INDEX_SIZE, t->n[IBP_SEC_INDEX]) || (root & IBP_TBL_LEAF) ||
-        depth % 8 || depth + IBP_TBL_INDEX_BITS > IBP_IDX_DEPTH_MASK ||
-        p->answer_count > IBP_IDX_ANSWER_MASK)
-        return false;
-    ibp_trie_index_build(t->nodes + 2 * (size_t)p->node_first, root, depth, scratch);
-    return !memcmp(scratch, t->index + first, IBP_TBL_INDEX_SIZE * sizeof *scratch);
-}
-
-static bool check_indexes(const ibp_table_t *t, ibp_err_t *err)
-{
-    uint32_t *scratch = NULL;
-    for (uint32_t i = 0; i < t->n[IBP_SEC_POLICIES]; i++) {
-        const ibp_tbl_policy_t *p = &t->policies[i];
-        if (p->index_v4 == IBP_TBL_NONE && p->index_v6 == IBP_TBL_NONE)
+    size_t total = (sizeof *t->h + 7) & ~(size_t)7;
+    for (int s = 0; s < IBP_SEC_COUNT; s++)
+        if (!shared_section(s))
+            total += (t->h->sections[s].size + 7) & ~(uint64_t)7;
+    uint8_t *priv = malloc(total);
+    if (!priv)
+        return ibp_err_set(err, "out of memory copying the table's small sections");
+    memcpy(priv, t->h, sizeof *t->h);
+    t->h = (const ibp_tbl_header_t *)priv;
+    size_t at = (sizeof *t->h + 7) & ~(size_t)7;
+    const void **ptr[IBP_SEC_COUNT] = {
+        [IBP_SEC_STRINGS] = (const void **)&t->strings, [IBP_SEC_ZONES] = (const void **)&t->zones,
+        [IBP_SEC_NAMES] = (const void **)&t->names, [IBP_SEC_NAME_HASH] = (const void **)&t->name_hash,
+        [IBP_SEC_RRS] = (const void **)&t->rrs, [IBP_SEC_HOSTS] = (const void **)&t->hosts,
+        [IBP_SEC_CANDS] = (const void **)&t->cands, [IBP_SEC_MEMBERS] = (const void **)&t->members,
+        [IBP_SEC_TARGETS] = (const void **)&t->targets,
+        [IBP_SEC_POLICIES] = (const void **)&t->policies,
+        [IBP_SEC_ANSWERS] = (const void **)&t->answers, [IBP_SEC_SPREAD] = (const void **)&t->spread,
+        [IBP_SEC_INPUTS] = (const void **)&t->inputs, [IBP_SEC_GEO] = (const void **)&t->geo,
+        [IBP_SEC_MAPS] = (const void **)&t->maps,
+    };
+    for (int s = 0; s < IBP_SEC_COUNT; s++) {
+        if (shared_section(s))
             continue;
-        if (!scratch && !(scratch = malloc(IBP_TBL_INDEX_SIZE * sizeof *scratch)))
-            return ibp_err_set(err, "out of memory checking the trie indexes");
-        bool ok = index_ok(t, p, p->index_v4, p->v4_root, p->v4_depth, scratch) &&
-                  index_ok(t, p, p->index_v6, p->root, 0, scratch);
-        if (!ok) {
-            free(scratch);
-            return ibp_err_set(err, "policy %u: trie index disagrees with its trie", i);
-        }
+        size_t size = t->h->sections[s].size;
+        memcpy(priv + at, *ptr[s], size);
+        *ptr[s] = priv + at;
+        at += (size + 7) & ~(size_t)7;
     }
-    free(scratch);
+    t->priv = priv;
     return true;
 }
 
@@ -337,15 +506,17 @@ static bool validate(ibp_table_t *t, ibp_err_t *err)
 {
     if (!check_header(t->base, t->size, err) || !map_sections(t, err))
         return false;
+    if (t->shared && !copy_small_sections(t, err))
+        return false;
     CHECK(t->strings_size > 0 && t->strings[t->strings_size - 1] == '\0',
           "string section is not terminated");
     t->hash_mask = t->n[IBP_SEC_NAME_HASH] - 1;
-    if (!check_names(t, err) || !check_hosts(t, err))
+    if (!check_names(t, err) || !check_geo_shape(t, err) || !check_maps(t, err))
         return false;
     for (uint32_t i = 0; i < t->n[IBP_SEC_POLICIES]; i++)
         if (!check_policy(t, i, err))
             return false;
-    return check_trees(t, err) && check_indexes(t, err);
+    return check_hosts(t, err);
 }
 
 bool ibp_table_attach(const uint8_t *buf, size_t len, ibp_table_t *t, ibp_err_t *err)
@@ -433,6 +604,39 @@ bool ibp_table_read_fd(int fd, const char *path, ibp_table_t *t, ibp_err_t *err)
     return true;
 }
 
+bool ibp_table_map_fd(int fd, const char *path, ibp_table_t *t, ibp_err_t *err)
+{
+    memset(t, 0, sizeof *t);
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0)
+        return ibp_err_set(err, "%s: not a regular, non-empty file", path);
+    size_t len = (size_t)st.st_size;
+    void *map = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+    if (map == MAP_FAILED)
+        return ibp_err_set(err, "%s: mmap of %zu bytes: %s", path, len, strerror(errno));
+    if (!ibp_table_attach_shared(map, len, t, err)) {
+        munmap(map, len);
+        return ibp_err_prefix(err, "%s", path);
+    }
+    t->mapped = true;
+    return true;
+}
+
+bool ibp_table_attach_shared(const uint8_t *map, size_t len, ibp_table_t *t, ibp_err_t *err)
+{
+    memset(t, 0, sizeof *t);
+    t->base = map;
+    t->size = len;
+    t->h = (const ibp_tbl_header_t *)map;
+    t->shared = true;
+    if (!validate(t, err)) {
+        free(t->priv);
+        memset(t, 0, sizeof *t);
+        return false;
+    }
+    return true;
+}
+
 bool ibp_table_open(const char *path, ibp_table_t *t, ibp_err_t *err)
 {
     memset(t, 0, sizeof *t);
@@ -448,29 +652,31 @@ void ibp_table_close(ibp_table_t *t)
 {
     if (t->mapped && t->base)
         munmap((void *)t->base, t->size);
+    free(t->priv);
     memset(t, 0, sizeof *t);
 }
 
-static void leaves_below(const uint32_t *nodes, uint32_t ref, unsigned depth, uint8_t addr[16],
+static void leaves_below(const ibp_map_view_t *v, uint32_t ref, unsigned depth, uint8_t addr[16],
                          ibp_leaf_fn fn, void *ctx)
 {
-    if (ref & IBP_TBL_LEAF) {
-        fn(ctx, addr, depth, ref & ~IBP_TBL_LEAF);
+    uint32_t a = stop_answer(v, ref);
+    if (a != IBP_TBL_NONE) {
+        fn(ctx, addr, depth, a);
         return;
     }
     if (depth >= 128)
         return;   /* never in an attached table, which is a tree above bit 128 */
-    leaves_below(nodes, nodes[2 * ref], depth + 1, addr, fn, ctx);
+    leaves_below(v, v->nodes[2 * ref], depth + 1, addr, fn, ctx);
     addr[depth / 8] |= (uint8_t)(0x80 >> (depth % 8));
-    leaves_below(nodes, nodes[2 * ref + 1], depth + 1, addr, fn, ctx);
+    leaves_below(v, v->nodes[2 * ref + 1], depth + 1, addr, fn, ctx);
     addr[depth / 8] &= (uint8_t)~(0x80 >> (depth % 8));
 }
 
 void ibp_table_foreach_leaf(const ibp_table_t *t, uint32_t policy, ibp_leaf_fn fn, void *ctx)
 {
-    const ibp_tbl_policy_t *p = &t->policies[policy];
+    ibp_map_view_t v = ibp_table_map_view(t, t->policies[policy].map);
     uint8_t addr[16] = {0};
-    leaves_below(t->nodes + 2 * (size_t)p->node_first, p->root, 0, addr, fn, ctx);
+    leaves_below(&v, t->geo->root, 0, addr, fn, ctx);
 }
 
 /* ---- queries ------------------------------------------------------------ */
@@ -602,29 +808,35 @@ typedef struct leaf {
     ibp_addr_t key;        /* the address walked (IPv4 moved to ::/96) */
 } leaf_t;
 
-static uint32_t indexed_walk(const ibp_table_t *t, uint32_t index, const uint32_t *nodes,
+static uint32_t indexed_walk(const ibp_table_t *t, const ibp_map_view_t *v, uint32_t index,
                              uint32_t ref, unsigned depth, const uint8_t key[16],
-                             unsigned *leaf_depth)
+                             unsigned *stop_depth)
 {
+    if (ref & IBP_TBL_LEAF) {
+        *stop_depth = depth;
+        return ref & ~IBP_TBL_LEAF;
+    }
     if (index != IBP_TBL_NONE) {
         const uint8_t *k = key + depth / 8;   /* indexes start on a byte (validated) */
         uint32_t entry = t->index[index + ((uint32_t)k[0] << 8 | k[1])];
         if (entry & IBP_TBL_LEAF) {
-            *leaf_depth = entry >> IBP_IDX_DEPTH_SHIFT & IBP_IDX_DEPTH_MASK;
-            return IBP_TBL_LEAF | (entry & IBP_IDX_ANSWER_MASK);
+            *stop_depth = entry >> IBP_IDX_DEPTH_SHIFT & IBP_IDX_DEPTH_MASK;
+            return entry & IBP_IDX_ANSWER_MASK;
         }
         ref = entry;
         depth += IBP_TBL_INDEX_BITS;
     }
-    return ibp_trie_walk_from(nodes, ref, depth, key, leaf_depth);
+    return ibp_map_walk_from(v->nodes, v->node_class, v->uniform, v->choices, v->n_nodes,
+                             v->n_classes, ref, depth, key, stop_depth);
 }
 
 static void tree_lookup(const ibp_table_t *t, const ibp_tbl_policy_t *p, const ibp_addr_t *a,
                         bool v4, leaf_t *out)
 {
-    const uint32_t *nodes = t->nodes + 2 * (size_t)p->node_first;
+    const ibp_tbl_map_t *m = &t->maps[p->map];
+    ibp_map_view_t v = ibp_table_map_view(t, p->map);
     ibp_addr_t key = *a;
-    uint32_t ref, v4bits = 0;
+    uint32_t idx, v4bits = 0;
     unsigned depth;
     unsigned embedded = v4 ? 0 : ibp_addr_v4_embedded(a, &v4bits);
     if (embedded) {
@@ -635,10 +847,11 @@ static void tree_lookup(const ibp_table_t *t, const ibp_tbl_policy_t *p, const i
         key.b[15] = (uint8_t)v4bits;
     }
     if (v4 || embedded)
-        ref = indexed_walk(t, p->index_v4, nodes, p->v4_root, p->v4_depth, key.b, &depth);
+        idx = indexed_walk(t, &v, m->index_v4, m->v4_root, m->v4_depth, key.b, &depth);
     else
-        ref = indexed_walk(t, p->index_v6, nodes, p->root, 0, key.b, &depth);
-    uint32_t idx = (ref & IBP_TBL_LEAF) ? ref & ~IBP_TBL_LEAF : 0;
+        idx = indexed_walk(t, &v, m->index_v6, m->root, 0, key.b, &depth);
+    if (idx >= p->answer_count)
+        idx = 0;   /* only a shared mapping rewritten under us: undef */
     out->index = idx;
     out->answer = &t->answers[p->answer_first + idx];
     out->scope_base = (v4 || embedded) ? 96 : 0;

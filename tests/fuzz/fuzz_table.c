@@ -209,6 +209,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ibp_table_t t;
     ibp_err_t err;
     if (ibp_table_attach(buf, size, &t, &err)) {
+        /* The derived check on what passed the safety checks: it must not
+         * fault either, whatever its verdict. */
+        (void)!ibp_table_check_derived(&t, &err);
         ibp_client_t extra;
         bool has_extra = input_client(data, size, &extra);
         find_names(&t, data, size);

@@ -106,7 +106,7 @@ void fixture_attach(const char *members_json, const char *statics_json, uint8_t 
 {
     fixture_build(members_json, statics_json, table, len);
     ibp_err_t err;
-    if (!ibp_table_attach(*table, *len, t, &err))
+    if (!ibp_table_attach(*table, *len, t, &err) || !ibp_table_check_derived(t, &err))
         fail_msg("%s", err.msg);
 }
 

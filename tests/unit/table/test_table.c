@@ -34,7 +34,12 @@ static void expect_reject(const uint8_t *buf, size_t len, const char *why)
 {
     ibp_table_t t;
     ibp_err_t err;
-    assert_false(ibp_table_attach(buf, len, &t, &err));
+    if (ibp_table_attach(buf, len, &t, &err)) {
+        bool derived = ibp_table_check_derived(&t, &err);
+        ibp_table_close(&t);
+        memset(&t, 0, sizeof t);
+        assert_false(derived);
+    }
     if (why && !strstr(err.msg, why))
         fail_msg("expected '%s' in: %s", why, err.msg);
     assert_null(t.base);
@@ -258,18 +263,18 @@ static void random_client(uint64_t *rng, ibp_client_t *c)
 
 static void drop_indexes(uint8_t *c, size_t len)
 {
-    ibp_tbl_policy_t *p = section(c, IBP_SEC_POLICIES);
+    ibp_tbl_map_t *m = section(c, IBP_SEC_MAPS);
     const ibp_tbl_header_t *h = (const ibp_tbl_header_t *)c;
-    for (uint32_t i = 0; i < h->sections[IBP_SEC_POLICIES].count; i++)
-        p[i].index_v4 = p[i].index_v6 = IBP_TBL_NONE;
+    for (uint32_t i = 0; i < h->sections[IBP_SEC_MAPS].count; i++)
+        m[i].index_v4 = m[i].index_v6 = IBP_TBL_NONE;
     reseal(c, len);
 }
 
 static unsigned count_indexes(const ibp_table_t *t)
 {
     unsigned n = 0;
-    for (uint32_t i = 0; i < t->n[IBP_SEC_POLICIES]; i++)
-        n += (t->policies[i].index_v4 != IBP_TBL_NONE) + (t->policies[i].index_v6 != IBP_TBL_NONE);
+    for (uint32_t i = 0; i < t->n[IBP_SEC_MAPS]; i++)
+        n += (t->maps[i].index_v4 != IBP_TBL_NONE) + (t->maps[i].index_v6 != IBP_TBL_NONE);
     return n;
 }
 
@@ -320,16 +325,16 @@ static void a_trie_index_that_disagrees_is_rejected(void **state)
     uint8_t *buf;
     size_t len;
     fixture_build_indexed(NULL, NULL, 1, &buf, &len);
-    const ibp_tbl_policy_t *p = section(buf, IBP_SEC_POLICIES);
-    while (p->index_v4 == IBP_TBL_NONE)
-        p++;   /* count_indexes() above proved there is one */
-    uint32_t *entry = (uint32_t *)section(buf, IBP_SEC_INDEX) + p->index_v4 + 0x5102;   /* 81.2/16 */
+    ibp_tbl_map_t *m = section(buf, IBP_SEC_MAPS);
+    while (m->index_v4 == IBP_TBL_NONE)
+        m++;   /* count_indexes() above proved there is one */
+    uint32_t *entry = (uint32_t *)section(buf, IBP_SEC_INDEX) + m->index_v4 + 0x5102;   /* 81.2/16 */
     uint32_t saved = *entry;
     *entry ^= 1u << IBP_IDX_DEPTH_SHIFT;   /* a leaf one level off, or another node */
     reseal(buf, len);
     expect_reject(buf, len, "trie index");
     *entry = saved;
-    ((ibp_tbl_policy_t *)section(buf, IBP_SEC_POLICIES))->index_v6 = 0xFFFFFF00u;
+    m->index_v6 = 0xFFFFFF00u;
     reseal(buf, len);
     expect_reject(buf, len, "trie index");
     free(buf);
@@ -352,17 +357,13 @@ static void written_file_reopens_and_missing_file_is_named(void **state)
     assert_non_null(strstr(err.msg, path));
 }
 
-/* The policy with the most trie nodes, in a copy of the fixture without
- * indexes (an index would reject a reshaped trie for its own reason). */
-static ibp_tbl_policy_t *biggest_policy(uint8_t *c, size_t len)
+/* The geo trie of a copy of the fixture without indexes (an index would
+ * reject a reshaped trie for its own reason). */
+static uint32_t *geo_nodes(uint8_t *c, size_t len, uint32_t *count)
 {
     drop_indexes(c, len);
-    ibp_tbl_policy_t *p = section(c, IBP_SEC_POLICIES), *best = p;
-    const ibp_tbl_header_t *h = (const ibp_tbl_header_t *)c;
-    for (uint32_t i = 0; i < h->sections[IBP_SEC_POLICIES].count; i++)
-        if (p[i].node_count > best->node_count)
-            best = &p[i];
-    return best;
+    *count = ((const ibp_tbl_header_t *)c)->sections[IBP_SEC_NODES].count;
+    return section(c, IBP_SEC_NODES);
 }
 
 /* A chain deeper than 128 bits once made `dump` overflow its stack buffer,
@@ -372,60 +373,112 @@ static void tries_that_are_not_trees_are_rejected(void **state)
 {
     fix_t *f = *state;
     uint8_t *c = copy_of(f);
-    ibp_tbl_policy_t *p = biggest_policy(c, f->len);
-    assert_true(p->node_count > 130);
-    uint32_t *nodes = (uint32_t *)section(c, IBP_SEC_NODES) + 2 * (size_t)p->node_first;
-    p->root = 0;
-    p->v4_root = 96;   /* where the chain below puts ::/96 */
-    p->v4_depth = 96;
-    for (uint32_t k = 0; k + 1 < p->node_count; k++) {
+    uint32_t n;
+    uint32_t *nodes = geo_nodes(c, f->len, &n);
+    assert_true(n > 130);
+    for (uint32_t k = 0; k + 1 < n; k++) {
         nodes[2 * k] = k + 1;
         nodes[2 * k + 1] = IBP_TBL_LEAF;
     }
-    nodes[2 * (p->node_count - 1)] = nodes[2 * (p->node_count - 1) + 1] = IBP_TBL_LEAF;
+    nodes[2 * (n - 1)] = nodes[2 * (n - 1) + 1] = IBP_TBL_LEAF;
     reseal(c, f->len);
     expect_reject(c, f->len, "deeper than 128 bits");
 
     /* Both children of every node are the next node: 100 levels, 2^100 paths. */
-    for (uint32_t k = 0; k + 1 < p->node_count; k++)
+    for (uint32_t k = 0; k + 1 < n; k++)
         nodes[2 * k] = nodes[2 * k + 1] = k + 1;
     reseal(c, f->len);
     expect_reject(c, f->len, "reached twice");
 
     /* A node nobody points to is not part of the tree either. */
     memcpy(c, f->buf, f->len);
-    p = biggest_policy(c, f->len);
-    nodes = (uint32_t *)section(c, IBP_SEC_NODES) + 2 * (size_t)p->node_first;
-    for (uint32_t k = 0; k < 2 * p->node_count; k++)
+    nodes = geo_nodes(c, f->len, &n);
+    for (uint32_t k = 0; k < 2 * n; k++)
         if (nodes[k] == 1)
             nodes[k] = IBP_TBL_LEAF;
     reseal(c, f->len);
-    expect_reject(c, f->len, "trie node 1 is not reached from the root");
+    expect_reject(c, f->len, "geo trie node 1 is not reached from the root");
 
     memcpy(c, f->buf, f->len);
-    p = biggest_policy(c, f->len);
-    p->v4_depth = 95;
+    drop_indexes(c, f->len);
+    ((ibp_tbl_map_t *)section(c, IBP_SEC_MAPS))->v4_depth = 95;
     reseal(c, f->len);
-    expect_reject(c, f->len, "v4_root is not where the trie puts ::/96");
+    expect_reject(c, f->len, "roots are not where the trie puts them");
     free(c);
 }
 
-static void count_leaf(void *ctx, const uint8_t addr[16], unsigned len, uint32_t answer)
+/* What a wrong derived part would do is route differently without a fault:
+ * each is recomputed on load. */
+static void derived_parts_that_disagree_are_rejected(void **state)
 {
-    (void)addr;
-    (void)answer;
-    assert_true(len <= 128);
-    (*(size_t *)ctx)++;
+    fix_t *f = *state;
+    uint8_t *c = copy_of(f);
+    const ibp_tbl_header_t *h = (const ibp_tbl_header_t *)c;
+    uint64_t *uniform = section(c, IBP_SEC_UNIFORM);
+    uniform[0] ^= 1u;   /* the root: uniform or not */
+    reseal(c, f->len);
+    expect_reject(c, f->len, "uniform bits disagree");
+
+    memcpy(c, f->buf, f->len);
+    uint32_t *node_class = section(c, IBP_SEC_NODE_CLASS);
+    node_class[0] ^= 1u;
+    reseal(c, f->len);
+    expect_reject(c, f->len, "node_class is not its leftmost class");
+
+    memcpy(c, f->buf, f->len);
+    const ibp_tbl_map_t *m = section(c, IBP_SEC_MAPS);
+    uint32_t *choices = section(c, IBP_SEC_CHOICES);
+    choices[m->choice_first + 3] = m->answer_count;
+    reseal(c, f->len);
+    expect_reject(c, f->len, "map 0: class 3 has no answer");
+
+    memcpy(c, f->buf, f->len);
+    ((ibp_tbl_policy_t *)section(c, IBP_SEC_POLICIES))->map = h->sections[IBP_SEC_MAPS].count;
+    reseal(c, f->len);
+    expect_reject(c, f->len, "policy 0 is malformed");
+    free(c);
 }
 
-/* Every trie of a valid table is a tree: its leaves number its nodes + 1. */
+typedef struct tiling {
+    unsigned __int128 covered;   /* wraps to 0 when the space is covered once */
+    size_t n;
+    bool whole;                  /* a single /0 */
+    uint8_t next[16];            /* where the next network must start */
+    bool in_order;
+} tiling_t;
+
+static void count_leaf(void *ctx, const uint8_t addr[16], unsigned len, uint32_t answer)
+{
+    (void)answer;
+    tiling_t *t = ctx;
+    assert_true(len <= 128);
+    t->in_order &= !memcmp(addr, t->next, 16);
+    t->n++;
+    if (len == 0) {
+        t->whole = true;
+        return;
+    }
+    unsigned __int128 size = (unsigned __int128)1 << (128 - len), start = 0;
+    for (int i = 0; i < 16; i++)
+        start = start << 8 | addr[i];
+    t->covered += size;
+    start += size;
+    for (int i = 15; i >= 0; i--, start >>= 8)
+        t->next[i] = (uint8_t)start;
+}
+
+/* Every policy's networks tile the address space once, in address order. */
 static void leaf_walk_covers_each_trie_once(void **state)
 {
     fix_t *f = *state;
     for (uint32_t i = 0; i < f->t.n[IBP_SEC_POLICIES]; i++) {
-        size_t leaves = 0;
-        ibp_table_foreach_leaf(&f->t, i, count_leaf, &leaves);
-        assert_int_equal(leaves, f->t.policies[i].node_count + 1);
+        tiling_t t = {.in_order = true};
+        ibp_table_foreach_leaf(&f->t, i, count_leaf, &t);
+        assert_true(t.in_order);
+        if (t.whole)
+            assert_int_equal(t.n, 1);
+        else
+            assert_true(t.covered == 0 && t.n > 1);
     }
 }
 
@@ -545,6 +598,7 @@ int main(void)
         cmocka_unit_test(trie_indexes_route_exactly_like_the_walk),
         cmocka_unit_test(a_trie_index_that_disagrees_is_rejected),
         cmocka_unit_test(tries_that_are_not_trees_are_rejected),
+        cmocka_unit_test(derived_parts_that_disagree_are_rejected),
         cmocka_unit_test(leaf_walk_covers_each_trie_once),
         cmocka_unit_test(written_file_reopens_and_missing_file_is_named),
         cmocka_unit_test(an_open_table_survives_its_file_being_rewritten),
