@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -37,7 +38,57 @@ typedef struct watcher {
     unsigned interval_ms;
     pid_t parent;
     const ibp_log_t *log;
+    /* Mapped (the default), the table is the file's page cache, shared by
+     * every coprocess. A private copy costs each coprocess the table's size
+     * but keeps answering from the old table whatever is done to its file. */
+    bool private_copy;
 } watcher_t;
+
+/* ---- SIGBUS from a truncated table -------------------------------------
+ * Tables are mapped from their file (ibp_table_map_fd), shared with every
+ * other coprocess. If the file is truncated under the mapping (an operator's
+ * `cp` or `truncate`), reading it raises SIGBUS: the handler maps zero pages
+ * over the whole table, so the read in progress finishes (a walk over zeros
+ * answers nothing) and the next request finds the table dropped. Two slots:
+ * the table in use and one being validated. */
+
+typedef struct guard_slot {
+    void *volatile base;
+    volatile size_t len;
+    volatile sig_atomic_t faulted;
+} guard_slot_t;
+
+static guard_slot_t guard[2];
+
+static void on_sigbus(int sig, siginfo_t *si, void *uctx)
+{
+    (void)uctx;
+    for (int i = 0; i < 2; i++) {
+        char *b = guard[i].base;
+        if (b && (char *)si->si_addr >= b && (char *)si->si_addr < b + guard[i].len &&
+            mmap(b, guard[i].len, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) !=
+                MAP_FAILED) {
+            guard[i].faulted = 1;
+            return;
+        }
+    }
+    signal(sig, SIG_DFL);   /* not ours: the fault happens again, fatally */
+}
+
+static void guard_install(void)
+{
+    struct sigaction sa = {.sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO | SA_NODEFER};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGBUS, &sa, NULL);
+}
+
+static void guard_set(int slot, const ibp_table_t *t)
+{
+    guard[slot].base = NULL;
+    guard[slot].len = t ? t->size : 0;
+    guard[slot].faulted = 0;
+    guard[slot].base = t ? (void *)t->base : NULL;
+}
 
 /* A file modified this recently may be mid-write (cp, a slow writer): if it
  * is refused, it is read again at the next check even if it looks the same. */
@@ -52,6 +103,7 @@ static struct timespec coarse_now(void)
 
 static void watcher_drop(watcher_t *w, pipe_state_t *st)
 {
+    guard_set(0, NULL);
     if (w->loaded)
         ibp_table_close(&w->table);
     w->loaded = false;
@@ -76,14 +128,43 @@ static void watcher_adopt(watcher_t *w, pipe_state_t *st, const ibp_table_t *fre
     w->loaded_fd = fd;
     w->loaded_id = *id;
     st->table = &w->table;
+    guard_set(0, w->table.shared ? &w->table : NULL);
     ibp_log(w->log, IBP_LOG_INFO, "table generation %llu loaded from %s",
             (unsigned long long)fresh->h->generation, w->path);
 }
 
+/* Validation reads every byte: a truncation meanwhile faults in slot 1,
+ * which covers the mapping before anything reads it, and refuses the file. */
+static bool map_guarded(int fd, const char *path, ibp_table_t *t, ibp_err_t *err)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0)
+        return ibp_err_set(err, "%s: not a regular, non-empty file", path);
+    size_t len = (size_t)st.st_size;
+    void *map = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+    if (map == MAP_FAILED)
+        return ibp_err_set(err, "%s: mmap of %zu bytes: %s", path, len, strerror(errno));
+    guard[1].len = len;
+    guard[1].faulted = 0;
+    guard[1].base = map;
+    bool ok = ibp_table_attach_shared(map, len, t, err) || ibp_err_prefix(err, "%s", path);
+    guard[1].base = NULL;
+    if (ok && guard[1].faulted) {
+        ibp_table_close(t);
+        ok = ibp_err_set(err, "%s: truncated while being read", path);
+    }
+    if (!ok) {
+        munmap(map, len);
+        return false;
+    }
+    t->mapped = true;   /* ibp_table_close unmaps it */
+    return true;
+}
+
 static void watcher_try(watcher_t *w, pipe_state_t *st, const struct stat *s)
 {
-    /* The loaded table is a private copy, so it stays good whatever happens
-     * to its file; a rewrite in place is still worth telling the operator. */
+    /* The loaded table maps its file: a rewrite in place changes answers
+     * (within bounds) until it is replaced, which the operator should know. */
     bool new_file = !w->tried_valid || !ibp_same_file(s, &w->tried);
     if (new_file && w->loaded && s->st_ino == w->loaded_id.st_ino &&
         s->st_dev == w->loaded_id.st_dev)
@@ -95,7 +176,9 @@ static void watcher_try(watcher_t *w, pipe_state_t *st, const struct stat *s)
     ibp_err_t err = {{0}};
     struct stat id;
     int fd = open(w->path, O_RDONLY | O_CLOEXEC);
-    bool ok = fd >= 0 ? fstat(fd, &id) == 0 && ibp_table_read_fd(fd, w->path, &fresh, &err)
+    bool ok = fd >= 0 ? fstat(fd, &id) == 0 &&
+                            (w->private_copy ? ibp_table_read_fd(fd, w->path, &fresh, &err)
+                                             : map_guarded(fd, w->path, &fresh, &err))
                       : ibp_err_set(&err, "%s: %s", w->path, strerror(errno));
     if (ok) {
         w->retry_tried = false;
@@ -228,6 +311,13 @@ static void serve(pipe_state_t *st, watcher_t *w)
         watcher_check(w, st, false);
         handle_lines(&rd, st, &out, w);
         flush_or_exit(&out);
+        if (guard[0].faulted) {
+            ibp_log(w->log, IBP_LOG_ERROR, "%s was truncated under the loaded table: dropped "
+                    "it; answers wait for a table that validates", w->path);
+            watcher_drop(w, st);
+            w->tried_valid = false;   /* read whatever is there again */
+            watcher_check(w, st, true);
+        }
     }
 }
 
@@ -245,6 +335,8 @@ static void close_inherited_fds(void)
 static int usage(void)
 {
     fputs("usage: ibpdns-pipe [--table PATH] [--check-interval MS] [--log-level LEVEL]\n"
+          "                   [--private-copy]   (a copy per process, immune to the file\n"
+          "                                       being rewritten in place; default: mapped)\n"
           "  PowerDNS: launch=pipe, pipe-command=/usr/sbin/ibpdns-pipe --table=PATH\n", stderr);
     return 2;
 }
@@ -257,16 +349,18 @@ int main(int argc, char **argv)
     if (getppid() != parent)
         return 0;
     signal(SIGPIPE, SIG_IGN);
+    guard_install();
     static const struct option longs[] = {
         {"table", required_argument, NULL, 't'}, {"check-interval", required_argument, NULL, 'i'},
-        {"log-level", required_argument, NULL, 'l'}, {"help", no_argument, NULL, 'h'},
+        {"log-level", required_argument, NULL, 'l'}, {"private-copy", no_argument, NULL, 'p'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     ibp_log_t log = {.level = IBP_LOG_INFO, .ident = "ibpdns-pipe", .fd = STDERR_FILENO};
     watcher_t w = {.path = DEFAULT_TABLE, .interval_ms = 250, .parent = parent, .log = &log,
                    .loaded_fd = -1};
     int ch;
-    while ((ch = getopt_long(argc, argv, "t:i:l:h", longs, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "t:i:l:ph", longs, NULL)) != -1) {
         char *end;
         if (ch == 't') {
             w.path = optarg;
@@ -277,6 +371,8 @@ int main(int argc, char **argv)
             w.interval_ms = (unsigned)ms;
         } else if (ch == 'l') {
             log.level = ibp_log_level_parse(optarg);
+        } else if (ch == 'p') {
+            w.private_copy = true;
         } else {
             return usage();
         }

@@ -64,7 +64,7 @@ atexit.register(_remove_rundirs)
 
 
 class Pdns:
-    def __init__(self, table, abi=3, settings=None, check_interval_ms=100):
+    def __init__(self, table, abi=3, settings=None, check_interval_ms=100, pipe_args=''):
         self.rundir = tempfile.mkdtemp(prefix='ibptest-pdns-')
         _RUNDIRS.append(self.rundir)
         self.table = table
@@ -74,7 +74,8 @@ class Pdns:
             'daemon': 'no', 'guardian': 'no', 'disable-syslog': 'yes', 'loglevel': '4',
             'write-pid': 'no', 'socket-dir': self.rundir, 'security-poll-suffix': '',
             'zone-cache-refresh-interval': '0',
-            'pipe-command': '%s --table=%s --check-interval=%d' % (PIPE, table, check_interval_ms),
+            'pipe-command': ('%s --table=%s --check-interval=%d %s'
+                             % (PIPE, table, check_interval_ms, pipe_args)).strip(),
             'pipe-abi-version': str(abi), 'pipe-timeout': '2000',
             'edns-subnet-processing': 'yes', 'proxy-protocol-from': PROXY_SOURCE + '/32',
             'allow-axfr-ips': '127.0.0.0/8', 'receiver-threads': '1', 'distributor-threads': '2',
