@@ -10,9 +10,11 @@ kept geo classes ("builds_health_only" grows, "builds_full" does not). The
 build time is the sidecar's own (`last_build_seconds` of /status: geo check,
 compile, validate, write and rename the table).
 
-usage: republish.py SIDECAR TABLE-TOOL WORK ROUNDS    (prints one JSON line)
-The first "offline" table is checked with `TABLE-TOOL lookup`: Amforc must be
-skipped as offline for a client at Amforc's own address.
+usage: republish.py SIDECAR TABLE-TOOL WORK ROUNDS [CONFIGS DOWN]   (prints one JSON line)
+CONFIGS: a directory with members.json, services.json and static.json (as
+bench/scale/gen.py writes them) instead of the IBP configs, DOWN the member
+key that goes down and up. The first "offline" table is checked with
+`TABLE-TOOL lookup`: the member must be skipped as offline.
 Only 127.0.0.1; the sidecar is stopped by its PID.
 """
 import http.server
@@ -31,11 +33,17 @@ EXAMPLES = os.path.join(SRC, 'examples')
 MMDB = os.path.join(SRC, 'var', 'geoip', 'GeoLite2-City.mmdb')
 
 
+CONFIGS = {'members': os.path.join(EXAMPLES, 'members_professional.json'),
+           'services': os.path.join(EXAMPLES, 'services_rpc.json'),
+           'static': os.path.join(EXAMPLES, 'geodns-static.json')}
+
+
 def snapshot(down):
-    with open(os.path.join(EXAMPLES, 'members_professional.json')) as f:
+    with open(CONFIGS['members']) as f:
         members = json.load(f)
-    res = [{'Status': k != down, 'MemberName': k, 'ErrorText': 'down' if k == down else '',
-            'Data': {}, 'IsIPv6': False, 'Checktime': '2026-04-18T10:00:00Z'} for k in members]
+    res = [{'Status': k != down, 'MemberName': m['Details']['Name'],
+            'ErrorText': 'down' if k == down else '', 'Data': {}, 'IsIPv6': False,
+            'Checktime': '2026-04-18T10:00:00Z'} for k, m in members.items()]
     return json.dumps({'SiteResults': [{'CheckName': 'ping', 'IsIPv6': False, 'Results': res}],
                        'DomainResults': [], 'EndpointResults': []}).encode()
 
@@ -66,6 +74,14 @@ def free_port():
 
 def main():
     sidecar, tool, work, rounds = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    down = 'Amforc'
+    if len(sys.argv) > 5:
+        for k, name in (('members', 'members.json'), ('services', 'services.json'),
+                        ('static', 'static.json')):
+            CONFIGS[k] = os.path.join(sys.argv[5], name)
+        down = sys.argv[6]
+    with open(CONFIGS['members']) as f:
+        down_name = json.load(f)[down]['Details']['Name']
     os.makedirs(os.path.join(work, 'maxmind'), exist_ok=True)
     link = os.path.join(work, 'maxmind', 'CityLite.mmdb')
     if not os.path.exists(link):
@@ -76,9 +92,9 @@ def main():
     api = free_port()
     config = {
         'System': {'LogLevel': 'Info', 'ConfigReloadTime': 3600,
-                   'ConfigUrls': {'MembersConfig': os.path.join(EXAMPLES, 'members_professional.json'),
-                                  'ServicesConfig': os.path.join(EXAMPLES, 'services_rpc.json'),
-                                  'StaticDNSConfig': os.path.join(EXAMPLES, 'geodns-static.json')}},
+                   'ConfigUrls': {'MembersConfig': CONFIGS['members'],
+                                  'ServicesConfig': CONFIGS['services'],
+                                  'StaticDNSConfig': CONFIGS['static']}},
         'Maxmind': {'MaxmindDBPath': os.path.join(work, 'maxmind')},
         'Nats': {'NodeID': 'BENCH-01', 'Url': 'nats://127.0.0.1:4222'},
         'DnsApi': {'ListenAddress': '127.0.0.1', 'ListenPort': str(api),
@@ -118,7 +134,7 @@ def main():
         times, gen, full = [], first['generation'], first['builds_full']
         health = first['builds_health_only']
         for i in range(rounds * 2):
-            Monitor.body = snapshot('Amforc' if i % 2 == 0 else None)
+            Monitor.body = snapshot(down if i % 2 == 0 else None)
             t = wait_generation(gen, 15)
             if t['builds_full'] != full or t['builds_health_only'] != health + 1:
                 raise SystemExit('republish: the build after a health change was not health-only: %r' % t)
@@ -126,15 +142,17 @@ def main():
             times.append(t['last_build_seconds'])
             if i == 0:
                 out = subprocess.run([tool, 'lookup', config['Routing']['TablePath'],
-                                      'polkadot.dotters.network', '91.90.166.200'],
+                                      'rpc.dotters.network', '91.90.166.200'],
                                      capture_output=True, text=True).stdout
-                if '"skipped": "offline"' not in out:
-                    raise SystemExit('republish: Amforc is not offline in the republished table')
+                cands = json.loads(out)['candidates']
+                if not any(c['member'] == down_name and c['skipped'] == 'offline' for c in cands):
+                    raise SystemExit('republish: %s is not offline in the republished table' % down)
         times.sort()
         print(json.dumps({'first_build_ms': round(first['last_build_seconds'] * 1000, 1),
                           'health_builds': len(times),
                           'median_ms': round((times[(len(times) - 1) // 2] + times[len(times) // 2]) * 500, 1),
-                          'min_ms': round(times[0] * 1000, 1), 'max_ms': round(times[-1] * 1000, 1)}))
+                          'min_ms': round(times[0] * 1000, 1), 'max_ms': round(times[-1] * 1000, 1),
+                          'table_bytes': t['bytes'], 'maps': t.get('maps')}))
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)

@@ -26,6 +26,7 @@
 #include "ibp_err.h"
 #include "ibp_log.h"
 #include "ibp_model.h"
+#include "table_cache.h"
 
 typedef struct sc_ref {
     atomic_int refs;       /* [atomic] */
@@ -71,6 +72,8 @@ typedef struct sc_publish {
     uint64_t builds_full, builds_health, build_failures;
     char last_error[IBP_ERR_MAX];
     size_t hosts, policies, nodes, bytes;
+    size_t maps, maps_reused, maps_updated, maps_computed;   /* of the last build */
+    bool coarse_trie;
 } sc_publish_t;
 
 typedef struct sc_state {
@@ -90,6 +93,7 @@ typedef struct sc_state {
     char mmdb_path[4096];     /* written by the config thread */
     ibp_log_t log;            /* level [atomic], the rest [init] */
     time_t started;           /* [init] */
+    sc_table_cache_t tables;  /* the API's readers' table; its own lock */
 } sc_state_t;
 
 bool sc_state_init(sc_state_t *s, const char *config_path, ibp_err_t *err);

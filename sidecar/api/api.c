@@ -111,21 +111,22 @@ static json_t *host_family_json(const ibp_table_t *t, const ibp_tbl_host_t *host
     return cands;
 }
 
-static json_t *hosts_json(const char *table_path)
+static json_t *hosts_json(sc_state_t *s, const char *table_path)
 {
-    ibp_table_t t;
     ibp_err_t err;
-    if (!table_path[0] || !ibp_table_open(table_path, &t, &err))
+    sc_cached_table_t *ct = table_path[0] ? sc_table_acquire(&s->tables, table_path, &err) : NULL;
+    if (!ct)
         return json_null();
+    const ibp_table_t *t = &ct->t;
     json_t *hosts = json_object();
-    for (uint32_t h = 0; h < t.n[IBP_SEC_HOSTS]; h++) {
-        const ibp_tbl_host_t *host = &t.hosts[h];
+    for (uint32_t h = 0; h < t->n[IBP_SEC_HOSTS]; h++) {
+        const ibp_tbl_host_t *host = &t->hosts[h];
         json_t *fams = json_object();
-        json_object_set_new(fams, "A", host_family_json(&t, host, 0));
-        json_object_set_new(fams, "AAAA", host_family_json(&t, host, 1));
-        set_key(hosts, ibp_table_str(&t, t.names[host->name].name), fams);
+        json_object_set_new(fams, "A", host_family_json(t, host, 0));
+        json_object_set_new(fams, "AAAA", host_family_json(t, host, 1));
+        set_key(hosts, ibp_table_str(t, t->names[host->name].name), fams);
     }
-    ibp_table_close(&t);
+    sc_table_release(&s->tables, ct);
     return hosts;
 }
 
@@ -140,6 +141,14 @@ static json_t *table_json(const sc_state_t *s, time_t now)
         "builds_health_only", (json_int_t)p->builds_health,
         "build_failures", (json_int_t)p->build_failures);
     json_object_set_new(table, "last_error", p->last_error[0] ? jstr(p->last_error) : json_null());
+    /* What the last build made and how much of it came from the one before. */
+    json_object_set_new(table, "bytes", json_integer((json_int_t)p->bytes));
+    json_object_set_new(table, "policies", json_integer((json_int_t)p->policies));
+    json_object_set_new(table, "trie_nodes", json_integer((json_int_t)p->nodes));
+    json_object_set_new(table, "maps", json_pack("{s:I, s:I, s:I, s:I, s:b}",
+        "count", (json_int_t)p->maps, "reused", (json_int_t)p->maps_reused,
+        "updated", (json_int_t)p->maps_updated, "computed", (json_int_t)p->maps_computed,
+        "coarse_trie", p->coarse_trie));
     return table;
 }
 
@@ -165,7 +174,7 @@ char *sc_status_json(sc_state_t *s)
     char path[sizeof s->table_path];
     memcpy(path, s->table_path, sizeof path);
     pthread_mutex_unlock(&s->lock);
-    json_object_set_new(out, "hosts", hosts_json(path)); /* no lock: it reads a file */
+    json_object_set_new(out, "hosts", hosts_json(s, path)); /* no lock: it reads a file */
     char *text = out ? json_dumps(out, JSON_INDENT(1) | JSON_PRESERVE_ORDER) : NULL;
     json_decref(out);
     return text;
@@ -353,18 +362,18 @@ static json_t *route_json(sc_state_t *s, const sc_api_request_t *rq, unsigned *s
     memcpy(path, s->table_path, sizeof path);
     memcpy(mmdb, s->mmdb_path, sizeof mmdb);
     pthread_mutex_unlock(&s->lock);
-    ibp_table_t t;
-    if (!ibp_table_open(path, &t, &err)) {
+    sc_cached_table_t *ct = sc_table_acquire(&s->tables, path, &err);
+    if (!ct) {
         *status = MHD_HTTP_SERVICE_UNAVAILABLE;
         return error_json(err.msg);
     }
     ibp_geo_locator_t *loc = NULL;
     if (mmdb[0] && !ibp_geo_locator_open(mmdb, &loc, &err))
         loc = NULL;   /* without it: no locations, the same answers */
-    json_t *out = ibp_explain_lookup(&t, a.name, a.family, a.ip, a.has_ecs ? a.ecs : NULL,
+    json_t *out = ibp_explain_lookup(&ct->t, a.name, a.family, a.ip, a.has_ecs ? a.ecs : NULL,
                                      &a.client, loc);
     ibp_geo_locator_close(loc);
-    ibp_table_close(&t);
+    sc_table_release(&s->tables, ct);
     *status = MHD_HTTP_OK;
     return out;
 }

@@ -41,6 +41,7 @@ void sc_builder_free(sc_builder_t *b)
 {
     if (b->have_geo)
         ibp_geo_classes_free(&b->geo);
+    free(b->last_buf);
     memset(b, 0, sizeof *b);
 }
 
@@ -195,6 +196,7 @@ static bool compile_and_publish(sc_builder_t *b, const snapshot_t *snap, const c
         .inputs = inputs, .n_inputs = describe_inputs(b, snap, inputs),
         .build_time = now > b->build_time ? now : b->build_time + 1,
         .generation = b->generation + 1,
+        .previous = b->last_buf ? &b->last : NULL,
     };
     if (!ibp_compile(&ci, co, err))
         return false;
@@ -205,6 +207,10 @@ static bool compile_and_publish(sc_builder_t *b, const snapshot_t *snap, const c
         return false;
     b->generation = ci.generation;
     b->build_time = ci.build_time;
+    free(b->last_buf);
+    b->last_buf = co->table;   /* check is attached to it */
+    b->last = check;
+    co->table = NULL;
     return true;
 }
 
@@ -229,6 +235,11 @@ static void record_build(sc_builder_t *b, bool ok, bool walked, double secs,
         }
         p->last_error[0] = '\0';
         p->policies = co->n_policies;
+        p->maps = co->n_maps;
+        p->maps_reused = co->maps.reused;
+        p->maps_updated = co->maps.updated;
+        p->maps_computed = co->maps.computed;
+        p->coarse_trie = co->maps.coarse;
         p->nodes = co->n_nodes;
         p->bytes = co->table_len;
         s->ready = true;

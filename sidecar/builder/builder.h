@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "ibp_mmdb.h"
+#include "ibp_table.h"
 #include "state.h"
 
 typedef struct sc_builder {
@@ -30,6 +31,10 @@ typedef struct sc_builder {
     unsigned retry_ms;             /* 0: the last build succeeded */
     char last_failure[IBP_ERR_MAX];/* "" after a success; logged when it changes */
     char cleaned_path[4096];       /* stale temporaries were removed beside it */
+    /* The table published last, attached: the next build updates its maps
+     * instead of computing them again (ibp_compile_in_t.previous). */
+    uint8_t *last_buf;
+    ibp_table_t last;
 } sc_builder_t;
 
 #define SC_RETRY_FIRST_MS 1000
