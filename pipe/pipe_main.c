@@ -135,7 +135,8 @@ static void watcher_adopt(watcher_t *w, pipe_state_t *st, const ibp_table_t *fre
 
 /* Validation reads every byte: a truncation meanwhile faults in slot 1,
  * which covers the mapping before anything reads it, and refuses the file. */
-static bool map_guarded(int fd, const char *path, ibp_table_t *t, ibp_err_t *err)
+static bool map_guarded(int fd, const char *path, const ibp_table_t *trusted, ibp_table_t *t,
+                        ibp_err_t *err)
 {
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0)
@@ -147,7 +148,8 @@ static bool map_guarded(int fd, const char *path, ibp_table_t *t, ibp_err_t *err
     guard[1].len = len;
     guard[1].faulted = 0;
     guard[1].base = map;
-    bool ok = ibp_table_attach_shared(map, len, t, err) || ibp_err_prefix(err, "%s", path);
+    bool ok = ibp_table_attach_shared(map, len, trusted, t, err) ||
+              ibp_err_prefix(err, "%s", path);
     guard[1].base = NULL;
     if (ok && guard[1].faulted) {
         ibp_table_close(t);
@@ -178,7 +180,7 @@ static void watcher_try(watcher_t *w, pipe_state_t *st, const struct stat *s)
     int fd = open(w->path, O_RDONLY | O_CLOEXEC);
     bool ok = fd >= 0 ? fstat(fd, &id) == 0 &&
                             (w->private_copy ? ibp_table_read_fd(fd, w->path, &fresh, &err)
-                                             : map_guarded(fd, w->path, &fresh, &err))
+                                             : map_guarded(fd, w->path, w->loaded ? &w->table : NULL, &fresh, &err))
                       : ibp_err_set(&err, "%s: %s", w->path, strerror(errno));
     if (ok) {
         w->retry_tried = false;

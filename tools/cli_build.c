@@ -168,12 +168,14 @@ static json_t *summary(const build_opts_t *o, const ibp_compile_out_t *co, const
                           "records", (json_int_t)geo->n_records,
                           "classes", (json_int_t)geo->n_cls,
                           "networks", (json_int_t)geo->list.n);
-    return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o}", "table", o->out,
+    json_t *maps = json_pack("{s:I, s:b}", "count", (json_int_t)co->n_maps, "coarse_trie",
+                             co->maps.coarse);
+    return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:o, s:I, s:I, s:o, s:o}", "table", o->out,
                      "generation", (json_int_t)t->h->generation,
                      "build_time", (json_int_t)t->h->build_time,
                      "zones", (json_int_t)t->n[IBP_SEC_ZONES],
                      "hosts", (json_int_t)t->n[IBP_SEC_HOSTS],
-                     "policies", (json_int_t)co->n_policies,
+                     "policies", (json_int_t)co->n_policies, "maps", maps,
                      "nodes", (json_int_t)co->n_nodes,
                      "bytes", (json_int_t)co->table_len, "geo", g, "warnings", warnings);
 }

@@ -640,11 +640,29 @@ static bool answers_grow(answers_t *a)
     a->cap = cap;
     for (size_t i = 0; i < a->n; i++) {
         size_t h = XXH3_64bits(&a->v[i], sizeof a->v[i]) & (2 * cap - 1);
-        while (slot[h])
+        while (slot[h] && memcmp(&a->v[slot[h] - 1], &a->v[i], sizeof a->v[i]))
             h = (h + 1) & (2 * cap - 1);
-        slot[h] = (uint32_t)i + 1;
+        if (!slot[h])
+            slot[h] = (uint32_t)i + 1;   /* a repeated answer: its first copy */
     }
     return true;
+}
+
+/* Appends ans at the next index whatever the others hold (a numbering taken
+ * over may repeat an answer); only its first copy is found by interning. */
+static uint32_t answer_seed(answers_t *a, const ibp_tbl_answer_t *ans)
+{
+    if (a->n == a->cap && !answers_grow(a))
+        return IBP_TBL_NONE;
+    size_t mask = 2 * a->cap - 1;
+    size_t h = XXH3_64bits(ans, sizeof *ans) & mask;
+    for (; a->slot[h]; h = (h + 1) & mask)
+        if (!memcmp(&a->v[a->slot[h] - 1], ans, sizeof *ans))
+            break;
+    a->v[a->n] = *ans;
+    if (!a->slot[h])
+        a->slot[h] = (uint32_t)a->n + 1;
+    return (uint32_t)a->n++;
 }
 
 static uint32_t answer_intern(answers_t *a, const ibp_tbl_answer_t *ans)
@@ -783,9 +801,19 @@ static bool settle_seeded(policy_build_t *b, uint32_t seeded)
     for (size_t i = 0; i < n; i++)
         n_used += used[i];
     bool keep = 2 * n_used >= n || n <= 16;
-    for (size_t i = 0; keep && i < seeded && i < n; i++)
-        if (!used[i])
-            b->answers.v[i] = (ibp_tbl_answer_t){.kind = IBP_ANS_NONE};
+    /* An unused answer keeps its place (the member may come back) if its
+     * targets exist in this table; lookups never reach it either way. */
+    size_t n_targets = b->c->tb.sec[IBP_SEC_TARGETS].n;
+    for (size_t i = 0; keep && i < seeded && i < n; i++) {
+        if (used[i])
+            continue;
+        ibp_tbl_answer_t *a = &b->answers.v[i];
+        bool valid = a->kind <= IBP_ANS_UNDEF && a->n <= IBP_TBL_MAX_ANSWERS;
+        for (unsigned j = 0; valid && j < a->n; j++)
+            valid = a->target[j] < n_targets;
+        if (!valid)
+            *a = (ibp_tbl_answer_t){.kind = IBP_ANS_NONE};
+    }
     free(used);
     return keep;
 }
@@ -809,10 +837,8 @@ static bool policy_begin(policy_build_t *b, bool seed)
         return false;
     const ibp_tbl_answer_t *seeds = seed ? previous_answers(b, &b->n_seed) : NULL;
     for (uint32_t i = 1; seeds && i < b->n_seed; i++)
-        if (answer_intern(&b->answers, &seeds[i]) != i) {
-            b->renumber = true;   /* not a numbering this can continue */
-            break;
-        }
+        if (answer_seed(&b->answers, &seeds[i]) != i)
+            return false;
     return true;
 }
 
@@ -837,22 +863,118 @@ static uint32_t memo_answer(policy_build_t *b, const ibp_tbl_answer_t *a)
     return idx;
 }
 
+static void record_class(policy_build_t *b, uint32_t id, uint32_t idx, bool unlocated)
+{
+    b->class_answer[id] = idx;
+    if (id == IBP_CLASS_UNDEF)
+        return;
+    if (unlocated && b->n_spread > 1)
+        b->varies = true;
+    if (b->only == IBP_TBL_NONE)
+        b->only = idx;
+    else if (b->only != idx)
+        b->varies = true;
+}
+
 static bool policy_class(policy_build_t *b, uint32_t id)
 {
     ibp_tbl_answer_t a = answer_for_class(b, id);
     uint32_t idx = memo_answer(b, &a);
     if (idx == IBP_TBL_NONE)
         return false;
-    b->class_answer[id] = idx;
-    if (id == IBP_CLASS_UNDEF)
-        return true;
-    if (a.kind == IBP_ANS_UNLOCATED && b->n_spread > 1)
-        b->varies = true;
-    if (b->only == IBP_TBL_NONE)
-        b->only = idx;
-    else if (b->only != idx)
-        b->varies = true;
+    record_class(b, id, idx, a.kind == IBP_ANS_UNLOCATED);
     return true;
+}
+
+/* The common case for many policies at once: one answer per family, a
+ * located class in no override country. healthy[m] has bit p set when
+ * member m is a healthy candidate of policy p; one walk down the class's
+ * member order settles every policy whose nearest healthy candidate it
+ * passes. The rest (all candidates down: fail open) go the general way. */
+typedef struct fast_scan {
+    uint64_t *healthy;     /* n_members x words */
+    size_t words;
+    uint64_t *open;        /* words: policies still to settle */
+    uint64_t *eligible;    /* words: policies that take part */
+} fast_scan_t;
+
+static bool fast_class(ctx_t *c, policy_build_t *bs, size_t n, const fast_scan_t *f, uint32_t id)
+{
+    const ibp_geo_classes_t *g = c->in->geo;
+    const uint16_t *order = &g->orders[g->cls[id].order];
+    size_t left = 0;
+    for (size_t w = 0; w < f->words; w++)
+        left += (size_t)__builtin_popcountll(f->open[w] = f->eligible[w]);
+    for (size_t i = 0; left && i < g->n_members; i++) {
+        const uint64_t *h = &f->healthy[(size_t)order[i] * f->words];
+        for (size_t w = 0; w < f->words; w++) {
+            uint64_t hit = f->open[w] & h[w];
+            f->open[w] &= ~hit;
+            for (; hit; hit &= hit - 1) {
+                policy_build_t *b = &bs[w * 64 + (size_t)__builtin_ctzll(hit)];
+                ibp_tbl_answer_t a = {.kind = IBP_ANS_TARGETS, .n = 1,
+                                      .target = {member_target(c, order[i], b->pv.family == 6)}};
+                uint32_t idx = memo_answer(b, &a);
+                if (idx == IBP_TBL_NONE)
+                    return false;
+                record_class(b, id, idx, false);
+                left--;
+            }
+        }
+    }
+    for (size_t w = 0; w < f->words; w++)
+        for (uint64_t rest = f->open[w]; rest; rest &= rest - 1) {
+            size_t p = w * 64 + (size_t)__builtin_ctzll(rest);
+            if (p < n && !policy_class(&bs[p], id))
+                return false;
+        }
+    return true;
+}
+
+static bool fast_scan_init(ctx_t *c, policy_build_t *bs, size_t n, fast_scan_t *f)
+{
+    size_t n_members = c->in->members->n;
+    f->words = (n + 63) / 64;
+    f->healthy = calloc((n_members ? n_members : 1) * f->words, sizeof *f->healthy);
+    f->open = calloc(f->words ? f->words : 1, sizeof *f->open);
+    f->eligible = calloc(f->words ? f->words : 1, sizeof *f->eligible);
+    if (!f->healthy || !f->open || !f->eligible)
+        return false;
+    for (size_t p = 0; p < n; p++) {
+        if (bs[p].renumber || bs[p].per_family != 1)
+            continue;
+        f->eligible[p / 64] |= 1ull << (p % 64);
+        for (size_t m = 0; m < n_members; m++)
+            if (bs[p].state[m] == 1)
+                f->healthy[m * f->words + p / 64] |= 1ull << (p % 64);
+    }
+    return true;
+}
+
+static void fast_scan_free(fast_scan_t *f)
+{
+    free(f->healthy);
+    free(f->open);
+    free(f->eligible);
+}
+
+/* Every class of every policy: the common case together, the rest one by one. */
+static bool map_all_classes(ctx_t *c, policy_build_t *bs, size_t n)
+{
+    const ibp_geo_classes_t *g = c->in->geo;
+    fast_scan_t f = {0};
+    bool ok = fast_scan_init(c, bs, n, &f);
+    for (uint32_t id = 0; ok && id < g->n_cls; id++) {
+        const ibp_geo_class_t *cls = &g->cls[id];
+        bool fast = id >= IBP_CLASS_FIRST && cls->located && !cls->cc[0];
+        if (fast)
+            ok = fast_class(c, bs, n, &f, id);
+        for (size_t p = 0; ok && p < n; p++)
+            if (!bs[p].renumber && (!fast || !(f.eligible[p / 64] >> (p % 64) & 1)))
+                ok = policy_class(&bs[p], id);
+    }
+    fast_scan_free(&f);
+    return ok;
 }
 
 /* The single answer every located or unlocated class gets, or NONE when the
@@ -996,11 +1118,7 @@ static bool compile_policies(ctx_t *c, const policy_set_t *set)
     size_t made = 0;
     for (; ok && made < set->n; made++)
         ok = policy_setup(c, &set->keys[made], set->hosts[made], &bs[made]);
-    size_t n_cls = c->in->geo->n_cls;
-    for (uint32_t id = 0; ok && id < n_cls; id++)
-        for (size_t i = 0; ok && i < set->n; i++)
-            if (!bs[i].renumber)
-                ok = policy_class(&bs[i], id);
+    ok = ok && map_all_classes(c, bs, set->n);
     for (size_t i = 0; ok && i < set->n; i++) {
         ok = policy_end(&bs[i]);
         if (ok && bs[i].renumber)
@@ -1179,8 +1297,11 @@ static bool compile_all(ctx_t *c)
     write_names(c);
     write_members(c);
     uint32_t min_nodes = c->in->index_min_nodes ? c->in->index_min_nodes : IBP_INDEX_MIN_NODES;
-    if (!ibp_map_set_new(c->in->geo, c->in->previous, min_nodes, &c->maps, c->err) ||
-        !write_hosts(c) || !ibp_map_set_write(c->maps, &c->tb, c->err))
+    if (!ibp_map_set_new(c->in->geo, c->in->previous, min_nodes, &c->maps, c->err))
+        return false;
+    if (c->in->geo_trie)
+        ibp_map_set_keep_geo_trie(c->maps);
+    if (!write_hosts(c) || !ibp_map_set_write(c->maps, &c->tb, c->err))
         return false;
     c->out->n_maps = ibp_map_set_count(c->maps);
     c->out->maps = ibp_map_set_stats(c->maps);

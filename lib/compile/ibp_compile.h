@@ -39,6 +39,8 @@ typedef struct ibp_compile_in {
                                           0: IBP_INDEX_MIN_NODES */
     const ibp_table_t *previous;       /* NULL, or the last table built from the same
                                           geo classes: maps are updated from it */
+    bool geo_trie;                     /* carry the geo trie even where a coarser one
+                                          would do (tests of the update path) */
 } ibp_compile_in_t;
 
 /* Below this a trie is small enough to stay in the cache: an index (256 KiB

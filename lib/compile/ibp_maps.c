@@ -33,6 +33,7 @@ struct ibp_map_set {
     const ibp_geo_classes_t *g;
     const ibp_table_t *prev;       /* same geo trie, or NULL */
     uint32_t index_min_nodes;
+    bool keep_geo_trie;
     map_ent_t *v;
     size_t n, cap;
     ibp_map_stats_t stats;
@@ -48,7 +49,7 @@ bool ibp_map_set_new(const ibp_geo_classes_t *g, const ibp_table_t *prev,
                      uint32_t index_min_nodes, ibp_map_set_t **out, ibp_err_t *err)
 {
     *out = NULL;
-    if (!g->node_class || !g->parent || !g->leaf_first)
+    if (!g->node_class && g->trie.node_count)
         return ibp_err_set(err, "geo classes have no trie: index them first");
     ibp_map_set_t *s = calloc(1, sizeof *s);
     if (!s)
@@ -56,7 +57,7 @@ bool ibp_map_set_new(const ibp_geo_classes_t *g, const ibp_table_t *prev,
     s->g = g;
     s->index_min_nodes = index_min_nodes;
     /* Only a table over this very trie can lend its maps. */
-    if (prev && prev->n[IBP_SEC_NODES] == g->trie.node_count &&
+    if (prev && g->parent && prev->n[IBP_SEC_NODES] == g->trie.node_count &&
         prev->geo->n_classes == g->n_cls && prev->geo->root == g->trie.root &&
         !memcmp(prev->nodes, g->trie.nodes, (size_t)g->trie.node_count * 8))
         s->prev = prev;
@@ -77,6 +78,11 @@ void ibp_map_set_free(ibp_map_set_t *s)
     free(s->rep);
     free(s->dirty);
     free(s);
+}
+
+void ibp_map_set_keep_geo_trie(ibp_map_set_t *s)
+{
+    s->keep_geo_trie = true;
 }
 
 size_t ibp_map_set_count(const ibp_map_set_t *s)
@@ -172,7 +178,7 @@ static bool number_rows(ibp_map_set_t *s, uint32_t *n_rows, ibp_err_t *err)
 
 /* Where few members tell the classes apart (the answer in every map is one
  * of a few), the geo trie is mostly splits that no map sees: carry a trie
- * over the rows instead when that halves it. A table over the geo trie
+ * over the rows instead when that saves a quarter of it or more. A table over the geo trie
  * itself keeps the same trie from health change to health change, so that
  * the next build can update its maps instead of computing them again. */
 static bool choose_trie(ibp_map_set_t *s, ibp_err_t *err)
@@ -183,14 +189,14 @@ static bool choose_trie(ibp_map_set_t *s, ibp_err_t *err)
     uint32_t n_rows = 0;
     if (!number_rows(s, &n_rows, err))
         return false;
-    if (n_rows == g->n_cls)
-        return true;
+    if (s->keep_geo_trie || 4 * (size_t)n_rows > 3 * g->n_cls)
+        return true;   /* a trie over that many rows would hardly be smaller */
     ibp_nlist_t l;
     ibp_nlist_init(&l);
     bool ok = true;
     for (size_t i = 0; ok && i < g->list.n; i++)
         ok = ibp_nlist_append(&l, g->list.len[i], s->table_class[g->list.val[i]], err);
-    if (ok && 2 * l.n > g->list.n) {
+    if (ok && 4 * l.n > 3 * g->list.n) {   /* less than a quarter saved: keep the geo trie */
         ibp_nlist_free(&l);
         return true;
     }
@@ -398,7 +404,7 @@ static bool write_choices(ibp_map_set_t *s, ibp_tb_t *tb, size_t i, bool *pendin
         return true;
     const uint32_t *old = s->prev->choices + pm->choice_first;
     size_t changed = changed_classes(ch, old, tr->n_classes);
-    if (changed > tr->n_classes / 8)
+    if (changed > tr->n_classes / 4)
         return true;   /* updating would touch most of the trie anyway */
     uint64_t *uni = ibp_tb_at(tb, IBP_SEC_UNIFORM, m.uniform_first);
     memcpy(uni, s->prev->uniform + pm->uniform_first, words * sizeof *uni);

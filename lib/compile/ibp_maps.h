@@ -31,6 +31,8 @@ typedef struct ibp_map_stats {
 IBP_MUST_CHECK
 bool ibp_map_set_new(const ibp_geo_classes_t *g, const ibp_table_t *prev,
                      uint32_t index_min_nodes, ibp_map_set_t **out, ibp_err_t *err);
+/* Carry the geo trie even where a coarser one would do. */
+void ibp_map_set_keep_geo_trie(ibp_map_set_t *s);
 void ibp_map_set_free(ibp_map_set_t *s);
 
 /* The map whose class -> answer vector is choices (g->n_cls entries, each

@@ -134,9 +134,14 @@ bool ibp_tb_finish(ibp_tb_t *b, const ibp_tbl_header_t *fields, uint8_t **out,
     uint8_t *buf = calloc(1, off);
     if (!buf)
         return ibp_err_set(err, "out of memory serialising the table (%zu bytes)", off);
-    for (int s = 0; s < IBP_SEC_COUNT; s++)
+    /* Each section is freed once copied: at network scale the sections and
+     * the file are each tens of megabytes, and need not all be alive. */
+    for (int s = 0; s < IBP_SEC_COUNT; s++) {
         if (h.sections[s].size)
             memcpy(buf + h.sections[s].offset, b->sec[s].data, h.sections[s].size);
+        free(b->sec[s].data);
+        b->sec[s] = (ibp_tb_section_t){.elem = b->sec[s].elem};
+    }
     h.checksum = 0;
     memcpy(buf, &h, sizeof h);
     h.checksum = ibp_table_checksum(buf, off);

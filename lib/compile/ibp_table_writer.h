@@ -35,7 +35,8 @@ __attribute__((format(printf, 2, 3)))
 uint32_t ibp_tb_strf(ibp_tb_t *b, const char *fmt, ...);
 
 /* Serialises: header fields not set here (magic, sizes, sections, checksum)
- * are filled in. The caller frees *out. */
+ * are filled in. The sections are freed as they are copied (b is left
+ * empty). The caller frees *out. */
 IBP_MUST_CHECK
 bool ibp_tb_finish(ibp_tb_t *b, const ibp_tbl_header_t *fields, uint8_t **out,
                    size_t *out_len, ibp_err_t *err);

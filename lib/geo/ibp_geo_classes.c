@@ -45,24 +45,39 @@ bool ibp_geo_classes_index(ibp_geo_classes_t *c, ibp_err_t *err)
             return ibp_err_set(err, "network list names class %u of %zu",
                                c->trie.nodes[k] & ~IBP_TBL_LEAF, c->n_cls);
     c->node_class = malloc((n ? n : 1) * sizeof *c->node_class);
-    c->parent = malloc((n ? n : 1) * sizeof *c->parent);
-    c->leaf_first = malloc((c->n_cls + 1) * sizeof *c->leaf_first);
-    c->leaf_parent = malloc(((size_t)n + 1) * sizeof *c->leaf_parent);
-    if (!c->node_class || !c->parent || !c->leaf_first || !c->leaf_parent) {
+    if (!c->node_class) {
         free_index(c);
         return ibp_err_set(err, "out of memory indexing the geo classes");
     }
     /* Children come after their parent, so a backward pass sees them first. */
+    for (uint32_t i = n; i-- > 0;) {
+        uint32_t left = c->trie.nodes[2 * i];
+        c->node_class[i] = (left & IBP_TBL_LEAF) ? left & ~IBP_TBL_LEAF : c->node_class[left];
+    }
+    return true;
+}
+
+bool ibp_geo_classes_index_updates(ibp_geo_classes_t *c, ibp_err_t *err)
+{
+    if (c->parent)
+        return true;
+    uint32_t n = c->trie.node_count;
+    c->parent = malloc((n ? n : 1) * sizeof *c->parent);
+    c->leaf_first = malloc((c->n_cls + 1) * sizeof *c->leaf_first);
+    c->leaf_parent = malloc(((size_t)n + 1) * sizeof *c->leaf_parent);
+    if (!c->parent || !c->leaf_first || !c->leaf_parent) {
+        free(c->parent);
+        free(c->leaf_first);
+        free(c->leaf_parent);
+        c->parent = c->leaf_first = c->leaf_parent = NULL;
+        return ibp_err_set(err, "out of memory indexing the geo classes");
+    }
     if (n)
         c->parent[0] = IBP_TBL_NONE;
-    for (uint32_t i = n; i-- > 0;) {
-        uint32_t left = c->trie.nodes[2 * i], right = c->trie.nodes[2 * i + 1];
-        c->node_class[i] = (left & IBP_TBL_LEAF) ? left & ~IBP_TBL_LEAF : c->node_class[left];
-        if (!(left & IBP_TBL_LEAF))
-            c->parent[left] = i;
-        if (!(right & IBP_TBL_LEAF))
-            c->parent[right] = i;
-    }
+    for (uint32_t i = 0; i < n; i++)
+        for (unsigned s = 0; s < 2; s++)
+            if (!(c->trie.nodes[2 * i + s] & IBP_TBL_LEAF))
+                c->parent[c->trie.nodes[2 * i + s]] = i;
     group_leaves(c);
     return true;
 }

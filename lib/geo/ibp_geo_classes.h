@@ -47,11 +47,15 @@ typedef struct ibp_geo_classes {
     uint64_t fingerprint;  /* of the sites and countries it was built for */
 } ibp_geo_classes_t;
 
-/* Builds trie, node_class, parent and the leaves by class from the complete
- * list: the geo trie every policy of a table shares (ibp_table_format.h),
- * and what updating a map when a few classes change answer needs. */
+/* Builds trie and node_class from the complete list: the geo trie every
+ * policy of a table shares (ibp_table_format.h). */
 IBP_MUST_CHECK
 bool ibp_geo_classes_index(ibp_geo_classes_t *c, ibp_err_t *err);
+/* Adds parent and the leaves by class: what updating a map when a few
+ * classes change answer needs (a builder that republishes; about 8 bytes
+ * per trie node). */
+IBP_MUST_CHECK
+bool ibp_geo_classes_index_updates(ibp_geo_classes_t *c, ibp_err_t *err);
 void ibp_geo_classes_free(ibp_geo_classes_t *c);
 
 #endif

@@ -69,10 +69,18 @@ bool ibp_table_map_fd(int fd, const char *path, ibp_table_t *t, ibp_err_t *err);
  * sets t->mapped to hand it over): for a caller that must know the
  * mapping's address before validation reads it. */
 IBP_MUST_CHECK
-bool ibp_table_attach_shared(const uint8_t *map, size_t len, ibp_table_t *t, ibp_err_t *err);
+bool ibp_table_attach_shared(const uint8_t *map, size_t len, const ibp_table_t *trusted,
+                             ibp_table_t *t, ibp_err_t *err);
 /* Validates a table held in memory (the buffer must outlive t). */
 IBP_MUST_CHECK
 bool ibp_table_attach(const uint8_t *buf, size_t len, ibp_table_t *t, ibp_err_t *err);
+/* The same, trusting the shape of a trie byte-identical to the one of
+ * trusted (a table attached before, or NULL): a republish after a health
+ * change keeps the trie, and proving it a tree again costs tens of
+ * milliseconds at network scale. Every reference is still range-checked. */
+IBP_MUST_CHECK
+bool ibp_table_attach_trusting(const uint8_t *buf, size_t len, const ibp_table_t *trusted,
+                               ibp_table_t *t, ibp_err_t *err);
 void ibp_table_close(ibp_table_t *t);
 
 /* Loading proves every reference a lookup may follow in range, so no byte

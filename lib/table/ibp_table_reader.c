@@ -204,20 +204,20 @@ static bool geo_ref_ok(const ibp_table_t *t, uint32_t ref)
                                 : ref < t->n[IBP_SEC_NODES];
 }
 
-/* Children point forward, so one pass in index order sees every parent
- * before its children: each node must be reached exactly once from the root
- * and lie above depth 128. That makes the trie a tree whose walks, dumps and
- * index builds are bounded by its size. */
-static bool check_geo_shape(const ibp_table_t *t, ibp_err_t *err)
+static bool same_trie(const ibp_table_t *t, const ibp_table_t *trusted)
+{
+    return trusted && trusted->n[IBP_SEC_NODES] == t->n[IBP_SEC_NODES] &&
+           trusted->geo->root == t->geo->root &&
+           !memcmp(trusted->nodes, t->nodes, (size_t)t->n[IBP_SEC_NODES] * 8);
+}
+
+/* Children point forward (checked first), so one pass in index order sees
+ * every parent before its children: each node must be reached exactly once
+ * from the root and lie above depth 128. That makes the trie a tree whose
+ * walks, dumps and index builds are bounded by its size. */
+static bool check_tree(const ibp_table_t *t, ibp_err_t *err)
 {
     uint32_t n = t->n[IBP_SEC_NODES];
-    CHECK(t->n[IBP_SEC_GEO] == 1 && t->geo->n_classes > 0 && geo_ref_ok(t, t->geo->root) &&
-          t->n[IBP_SEC_NODE_CLASS] == n && (n == 0) == !!(t->geo->root & IBP_TBL_LEAF) &&
-          (n == 0 || t->geo->root == 0),
-          "the geo trie's header is malformed");
-    for (uint32_t k = 0; k < 2 * n; k++)
-        CHECK(geo_ref_ok(t, t->nodes[k]) && ((t->nodes[k] & IBP_TBL_LEAF) || t->nodes[k] > k / 2),
-              "geo trie node %u points outside the trie or backwards", k / 2);
     enum { UNSEEN = 0xFF };
     uint8_t *depth = malloc(n ? n : 1);
     if (!depth)
@@ -241,10 +241,28 @@ static bool check_geo_shape(const ibp_table_t *t, ibp_err_t *err)
         }
     }
     free(depth);
-    for (uint32_t k = 0; ok && k < n; k++)
-        ok = t->node_class[k] < t->geo->n_classes ||
-             ibp_err_set(err, "geo trie node %u: node_class is not a class", k);
     return ok;
+}
+
+static bool check_geo_shape(const ibp_table_t *t, const ibp_table_t *trusted, ibp_err_t *err)
+{
+    uint32_t n = t->n[IBP_SEC_NODES];
+    CHECK(t->n[IBP_SEC_GEO] == 1 && t->geo->n_classes > 0 && geo_ref_ok(t, t->geo->root) &&
+          t->n[IBP_SEC_NODE_CLASS] == n && (n == 0) == !!(t->geo->root & IBP_TBL_LEAF) &&
+          (n == 0 || t->geo->root == 0),
+          "the geo trie's header is malformed");
+    /* A trie proven a tree when trusted was loaded need not be again; its
+     * leaves are classes if the class count is the same. */
+    bool known = same_trie(t, trusted) && trusted->geo->n_classes == t->geo->n_classes;
+    for (uint32_t k = 0; !known && k < 2 * n; k++)
+        CHECK(geo_ref_ok(t, t->nodes[k]) && ((t->nodes[k] & IBP_TBL_LEAF) || t->nodes[k] > k / 2),
+              "geo trie node %u points outside the trie or backwards", k / 2);
+    if (!known && !check_tree(t, err))
+        return false;
+    for (uint32_t k = 0; k < n; k++)
+        CHECK(t->node_class[k] < t->geo->n_classes,
+              "geo trie node %u: node_class is not a class", k);
+    return true;
 }
 
 ibp_map_view_t ibp_table_map_view(const ibp_table_t *t, uint32_t map)
@@ -502,7 +520,7 @@ static bool copy_small_sections(ibp_table_t *t, ibp_err_t *err)
     return true;
 }
 
-static bool validate(ibp_table_t *t, ibp_err_t *err)
+static bool validate(ibp_table_t *t, const ibp_table_t *trusted, ibp_err_t *err)
 {
     if (!check_header(t->base, t->size, err) || !map_sections(t, err))
         return false;
@@ -511,7 +529,7 @@ static bool validate(ibp_table_t *t, ibp_err_t *err)
     CHECK(t->strings_size > 0 && t->strings[t->strings_size - 1] == '\0',
           "string section is not terminated");
     t->hash_mask = t->n[IBP_SEC_NAME_HASH] - 1;
-    if (!check_names(t, err) || !check_geo_shape(t, err) || !check_maps(t, err))
+    if (!check_names(t, err) || !check_geo_shape(t, trusted, err) || !check_maps(t, err))
         return false;
     for (uint32_t i = 0; i < t->n[IBP_SEC_POLICIES]; i++)
         if (!check_policy(t, i, err))
@@ -521,11 +539,17 @@ static bool validate(ibp_table_t *t, ibp_err_t *err)
 
 bool ibp_table_attach(const uint8_t *buf, size_t len, ibp_table_t *t, ibp_err_t *err)
 {
+    return ibp_table_attach_trusting(buf, len, NULL, t, err);
+}
+
+bool ibp_table_attach_trusting(const uint8_t *buf, size_t len, const ibp_table_t *trusted,
+                               ibp_table_t *t, ibp_err_t *err)
+{
     memset(t, 0, sizeof *t);
     t->base = buf;
     t->size = len;
     t->h = (const ibp_tbl_header_t *)buf;
-    if (!validate(t, err)) {
+    if (!validate(t, trusted, err)) {
         memset(t, 0, sizeof *t);
         return false;
     }
@@ -614,7 +638,7 @@ bool ibp_table_map_fd(int fd, const char *path, ibp_table_t *t, ibp_err_t *err)
     void *map = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
     if (map == MAP_FAILED)
         return ibp_err_set(err, "%s: mmap of %zu bytes: %s", path, len, strerror(errno));
-    if (!ibp_table_attach_shared(map, len, t, err)) {
+    if (!ibp_table_attach_shared(map, len, NULL, t, err)) {
         munmap(map, len);
         return ibp_err_prefix(err, "%s", path);
     }
@@ -622,14 +646,15 @@ bool ibp_table_map_fd(int fd, const char *path, ibp_table_t *t, ibp_err_t *err)
     return true;
 }
 
-bool ibp_table_attach_shared(const uint8_t *map, size_t len, ibp_table_t *t, ibp_err_t *err)
+bool ibp_table_attach_shared(const uint8_t *map, size_t len, const ibp_table_t *trusted,
+                             ibp_table_t *t, ibp_err_t *err)
 {
     memset(t, 0, sizeof *t);
     t->base = map;
     t->size = len;
     t->h = (const ibp_tbl_header_t *)map;
     t->shared = true;
-    if (!validate(t, err)) {
+    if (!validate(t, trusted, err)) {
         free(t->priv);
         memset(t, 0, sizeof *t);
         return false;

@@ -119,6 +119,7 @@ static bool ensure_geo(sc_builder_t *b, const snapshot_t *snap, const struct sta
                               .n_ccs = needs.n_ccs, .fingerprint = needs.fingerprint};
         ibp_geo_classes_t fresh;
         ok = ibp_geo_classes_build(&gi, &fresh, err) &&
+             ibp_geo_classes_index_updates(&fresh, err) &&
              ibp_digest_file(snap->mmdb_path, &b->mmdb_hi, &b->mmdb_lo, &b->mmdb_size, err);
         if (ok) {
             if (b->have_geo)
@@ -202,7 +203,8 @@ static bool compile_and_publish(sc_builder_t *b, const snapshot_t *snap, const c
         return false;
     ibp_table_t check;   /* never publish what the coprocess would refuse */
     clean_up_once(b, path);
-    if (!ibp_table_attach(co->table, co->table_len, &check, err) ||
+    if (!ibp_table_attach_trusting(co->table, co->table_len, b->last_buf ? &b->last : NULL,
+                                   &check, err) ||
         !ibp_table_write_file(path, co->table, co->table_len, err))
         return false;
     b->generation = ci.generation;

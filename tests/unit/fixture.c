@@ -127,3 +127,85 @@ int fixture_table_free(void **state)
     free(f);
     return 0;
 }
+
+/* ---- repeated builds, as the sidecar makes them ---------------------------- */
+
+struct fixture_builder {
+    ibp_node_config_t cfg;
+    ibp_members_t members;
+    ibp_services_t services;
+    ibp_statics_t statics;
+    ibp_geo_needs_t needs;
+    ibp_geo_classes_t geo;
+    uint64_t generation;
+};
+
+fixture_builder_t *fixture_builder_new(void)
+{
+    fixture_builder_t *fb = calloc(1, sizeof *fb);
+    assert_non_null(fb);
+    ibp_err_t err;
+    size_t n;
+    const char *node = "{\"System\":{\"ConfigUrls\":{\"MembersConfig\":\"m\","
+                       "\"ServicesConfig\":\"s\",\"StaticDNSConfig\":\"x\"}}}";
+    if (!ibp_node_config_parse(node, strlen(node), "node.json", &fb->cfg, &err))
+        fail_msg("%s", err.msg);
+    char *m = read_shared("testdata/ibp-config/members_professional.json", &n);
+    bool ok = ibp_members_parse(m, n, "members.json", &fb->members, &err);
+    free(m);
+    char *s = read_shared("testdata/ibp-config/services_rpc.json", &n);
+    ok = ok && ibp_services_parse(s, n, "services_rpc.json", &fb->services, &err);
+    free(s);
+    char *x = read_shared("testdata/ibp-config/geodns-static.json", &n);
+    ok = ok && ibp_statics_parse(x, n, "static.json", &fb->statics, &err);
+    free(x);
+    ok = ok && ibp_geo_needs_from_model(&fb->members, &fb->cfg.overrides, &fb->needs, &err);
+    ibp_geo_input_t gi = {.mmdb_path = fixture_shared("testdata/maxmind/GeoIP2-City-Test.mmdb"),
+                          .sites = fb->needs.sites, .n_sites = fb->needs.n_sites,
+                          .ccs = (const char (*)[3])fb->needs.ccs, .n_ccs = fb->needs.n_ccs,
+                          .fingerprint = fb->needs.fingerprint};
+    ok = ok && ibp_geo_classes_build(&gi, &fb->geo, &err) &&
+         ibp_geo_classes_index_updates(&fb->geo, &err);
+    if (!ok)
+        fail_msg("%s", err.msg);
+    return fb;
+}
+
+void fixture_builder_build(fixture_builder_t *fb, const char *results_json,
+                           const ibp_table_t *previous, bool geo_trie, uint8_t **table,
+                           size_t *len, ibp_map_stats_t *stats)
+{
+    ibp_err_t err;
+    ibp_health_t health = {0};
+    if (results_json &&
+        !ibp_health_parse(results_json, strlen(results_json), "results", &health, &err))
+        fail_msg("%s", err.msg);
+    ibp_compile_in_t ci = {.config = &fb->cfg, .members = &fb->members,
+                           .services = &fb->services, .statics = &fb->statics,
+                           .overrides = &fb->cfg.overrides, .geo = &fb->geo,
+                           .health = results_json ? &health : NULL,
+                           .build_time = 1700000000 + fb->generation,
+                           .generation = ++fb->generation, .index_min_nodes = 1,
+                           .previous = previous, .geo_trie = geo_trie};
+    ibp_compile_out_t out;
+    if (!ibp_compile(&ci, &out, &err))
+        fail_msg("%s", err.msg);
+    *table = out.table;
+    *len = out.table_len;
+    *stats = out.maps;
+    out.table = NULL;
+    ibp_compile_out_free(&out);
+    if (results_json)
+        ibp_health_free(&health);
+}
+
+void fixture_builder_free(fixture_builder_t *fb)
+{
+    ibp_geo_classes_free(&fb->geo);
+    ibp_geo_needs_free(&fb->needs);
+    ibp_members_free(&fb->members);
+    ibp_services_free(&fb->services);
+    ibp_statics_free(&fb->statics);
+    ibp_node_config_free(&fb->cfg);
+    free(fb);
+}

@@ -6,6 +6,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <stdbool.h>
+
+#include "ibp_maps.h"
 #include "ibp_table.h"
 
 /* $IBP_SHARED/<rel>, in a static buffer. */
@@ -40,5 +43,16 @@ typedef struct fixture_table {
 
 void *fixture_table_new(size_t state_size, const char *statics_json);
 int fixture_table_free(void **state);
+
+/* Repeated builds of the real configs from one set of geo classes, as the
+ * sidecar makes them: with a health snapshot (NULL: everybody online), the
+ * previous table to update from (or NULL), trie indexes on every trie, and
+ * geo_trie to carry the geo trie even where a coarser one would do. */
+typedef struct fixture_builder fixture_builder_t;
+fixture_builder_t *fixture_builder_new(void);
+void fixture_builder_build(fixture_builder_t *fb, const char *results_json,
+                           const ibp_table_t *previous, bool geo_trie, uint8_t **table,
+                           size_t *len, ibp_map_stats_t *stats);
+void fixture_builder_free(fixture_builder_t *fb);
 
 #endif
