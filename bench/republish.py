@@ -130,7 +130,7 @@ def main():
                          % (above, timeout, work))
 
     try:
-        first = wait_generation(0, 60)
+        first = wait_generation(0, 300)
         times, gen, full = [], first['generation'], first['builds_full']
         health = first['builds_health_only']
         for i in range(rounds * 2):

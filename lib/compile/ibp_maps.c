@@ -178,9 +178,9 @@ static bool number_rows(ibp_map_set_t *s, uint32_t *n_rows, ibp_err_t *err)
 
 /* Where few members tell the classes apart (the answer in every map is one
  * of a few), the geo trie is mostly splits that no map sees: carry a trie
- * over the rows instead when that saves a quarter of it or more. A table over the geo trie
- * itself keeps the same trie from health change to health change, so that
- * the next build can update its maps instead of computing them again. */
+ * over the rows instead when that halves it. Not for less: a table over the
+ * geo trie keeps it from health change to health change, so the next build
+ * updates its maps instead of computing them again. */
 static bool choose_trie(ibp_map_set_t *s, ibp_err_t *err)
 {
     const ibp_geo_classes_t *g = s->g;
@@ -196,7 +196,7 @@ static bool choose_trie(ibp_map_set_t *s, ibp_err_t *err)
     bool ok = true;
     for (size_t i = 0; ok && i < g->list.n; i++)
         ok = ibp_nlist_append(&l, g->list.len[i], s->table_class[g->list.val[i]], err);
-    if (ok && 4 * l.n > 3 * g->list.n) {   /* less than a quarter saved: keep the geo trie */
+    if (ok && 2 * l.n > g->list.n) {   /* less than half saved: keep the geo trie */
         ibp_nlist_free(&l);
         return true;
     }

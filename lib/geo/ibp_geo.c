@@ -1,6 +1,7 @@
 #include "ibp_geo.h"
 
 #include <math.h>
+#include <stdlib.h>
 
 static double radians(double deg)
 {
@@ -31,21 +32,22 @@ double ibp_geo_distance_km(double lat1, double lon1, double lat2, double lon2)
     return 2.0 * IBP_EARTH_RADIUS_KM * atan2(sqrt(h), sqrt(1.0 - h));
 }
 
-void ibp_geo_order(const ibp_site_t *client, const ibp_site_t *sites, size_t n,
-                   uint16_t *order, double *term)
+/* Distance, then index: a total order, so an unstable sort is deterministic
+ * and ties go to the first key. */
+static int cmp_rank(const void *a, const void *b)
 {
-    for (size_t i = 0; i < n; i++) {
-        term[i] = ibp_geo_term(client, &sites[i]);
-        order[i] = (uint16_t)i;
-    }
-    /* Stable insertion sort: few members, and ties must keep key order. */
-    for (size_t i = 1; i < n; i++) {
-        uint16_t cur = order[i];
-        size_t j = i;
-        while (j > 0 && term[order[j - 1]] > term[cur]) {
-            order[j] = order[j - 1];
-            j--;
-        }
-        order[j] = cur;
-    }
+    const ibp_geo_rank_t *x = a, *y = b;
+    if (x->term != y->term)
+        return x->term < y->term ? -1 : 1;
+    return (x->site > y->site) - (x->site < y->site);
+}
+
+void ibp_geo_order(const ibp_site_t *client, const ibp_site_t *sites, size_t n,
+                   uint16_t *order, ibp_geo_rank_t *rank)
+{
+    for (size_t i = 0; i < n; i++)
+        rank[i] = (ibp_geo_rank_t){.term = ibp_geo_term(client, &sites[i]), .site = (uint32_t)i};
+    qsort(rank, n, sizeof *rank, cmp_rank);
+    for (size_t i = 0; i < n; i++)
+        order[i] = (uint16_t)rank[i].site;
 }

@@ -20,10 +20,17 @@ double ibp_geo_term(const ibp_site_t *a, const ibp_site_t *b);
 
 double ibp_geo_distance_km(double lat1, double lon1, double lat2, double lon2);
 
+/* Scratch for ibp_geo_order: one per site. */
+typedef struct ibp_geo_rank {
+    double term;
+    uint32_t site;
+} ibp_geo_rank_t;
+
 /* Fills order[0..n) with site indices nearest first; equal distances keep
  * index order (sites are sorted by member key, so ties go to the first key).
- * term is scratch space for n doubles. */
+ * rank is scratch space for n entries. O(n log n): networks of a thousand
+ * members sort half a million times per MaxMind walk. */
 void ibp_geo_order(const ibp_site_t *client, const ibp_site_t *sites, size_t n,
-                   uint16_t *order, double *term);
+                   uint16_t *order, ibp_geo_rank_t *rank);
 
 #endif

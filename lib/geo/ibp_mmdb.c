@@ -97,6 +97,13 @@ static struct offslot *offmap_slot(const offmap_t *m, uint32_t key)
 
 /* ---- the walk ----------------------------------------------------------- */
 
+struct place {
+    double lat, lon;
+    char cc[3];
+    bool used;
+    uint32_t id;
+};
+
 typedef struct walker {
     MMDB_s db;
     const ibp_geo_input_t *in;
@@ -104,7 +111,11 @@ typedef struct walker {
     offmap_t by_offset;    /* record offset -> class */
     u64map_t by_key;       /* class key hash -> class id + 1 (chained by probing on key bytes) */
     uint16_t *order_buf;
-    double *term_buf;
+    ibp_geo_rank_t *rank_buf;
+    /* Records at the same place and country are one class: a thousand members
+     * sort for each place once, not for each of the half million records. */
+    struct place *places;
+    size_t places_n, places_cap;
     size_t cls_cap, orders_cap;
     size_t node_budget;
     uint32_t last_offset;  /* neighbours in DFS order often share a record */
@@ -250,6 +261,53 @@ static bool record_location(walker_t *w, MMDB_entry_s *entry, bool *located,
     return true;
 }
 
+static size_t place_hash(double lat, double lon, const char cc[3])
+{
+    uint64_t k[3] = {0, 0, 0};
+    memcpy(&k[0], &lat, sizeof lat);
+    memcpy(&k[1], &lon, sizeof lon);
+    memcpy(&k[2], cc, 3);
+    return (size_t)XXH3_64bits(k, sizeof k);
+}
+
+/* The slot of (lat, lon, cc): its class if used, else where it goes. */
+static struct place *place_slot(walker_t *w, double lat, double lon, const char cc[3])
+{
+    size_t mask = w->places_cap - 1;
+    for (size_t h = place_hash(lat, lon, cc) & mask;; h = (h + 1) & mask) {
+        struct place *p = &w->places[h];
+        if (!p->used || (p->lat == lat && p->lon == lon && !memcmp(p->cc, cc, 3)))
+            return p;
+    }
+}
+
+static bool place_put(walker_t *w, struct place *p, double lat, double lon, const char cc[3],
+                      uint32_t id)
+{
+    *p = (struct place){.lat = lat, .lon = lon, .used = true, .id = id};
+    memcpy(p->cc, cc, 3);
+    w->places_n++;
+    if (2 * w->places_n < w->places_cap)
+        return true;
+    size_t cap = 2 * w->places_cap;
+    struct place *grown = calloc(cap, sizeof *grown);
+    if (!grown)
+        return ibp_err_set(w->err, "out of memory");
+    for (size_t i = 0; i < w->places_cap; i++) {
+        const struct place *q = &w->places[i];
+        if (!q->used)
+            continue;
+        size_t h = place_hash(q->lat, q->lon, q->cc) & (cap - 1);
+        while (grown[h].used)
+            h = (h + 1) & (cap - 1);
+        grown[h] = *q;
+    }
+    free(w->places);
+    w->places = grown;
+    w->places_cap = cap;
+    return true;
+}
+
 static bool record_class_lookup(walker_t *w, MMDB_entry_s *entry, uint32_t key, uint32_t *id);
 
 static bool record_class(walker_t *w, MMDB_entry_s *entry, uint32_t *id)
@@ -286,12 +344,17 @@ static bool record_class_lookup(walker_t *w, MMDB_entry_s *entry, uint32_t key, 
     if (!located && !cc[0]) {
         *id = IBP_CLASS_NODATA;
     } else {
-        if (located) {
-            ibp_site_t client = ibp_site_from_degrees(lat, lon);
-            ibp_geo_order(&client, w->in->sites, w->in->n_sites, w->order_buf, w->term_buf);
+        struct place *p = located ? place_slot(w, lat, lon, cc) : NULL;
+        if (p && p->used) {
+            *id = p->id;
+        } else {
+            if (located) {
+                ibp_site_t client = ibp_site_from_degrees(lat, lon);
+                ibp_geo_order(&client, w->in->sites, w->in->n_sites, w->order_buf, w->rank_buf);
+            }
+            if (!class_intern(w, located, cc, lat, lon, id) || (p && !place_put(w, p, lat, lon, cc, *id)))
+                return false;
         }
-        if (!class_intern(w, located, cc, lat, lon, id))
-            return false;
     }
     /* class_intern may have grown by_key, not by_offset: the slot is still valid. */
     *slot = (struct offslot){key, *id};
@@ -473,8 +536,10 @@ static bool walker_init(walker_t *w, const ibp_geo_input_t *in, ibp_geo_classes_
     out->n_members = in->n_sites;
     out->fingerprint = in->fingerprint;
     w->order_buf = calloc(in->n_sites + 1, sizeof *w->order_buf);
-    w->term_buf = calloc(in->n_sites + 1, sizeof *w->term_buf);
-    if (!w->order_buf || !w->term_buf || !offmap_grow(&w->by_offset) ||
+    w->rank_buf = calloc(in->n_sites + 1, sizeof *w->rank_buf);
+    w->places_cap = 1u << 16;
+    w->places = calloc(w->places_cap, sizeof *w->places);
+    if (!w->order_buf || !w->rank_buf || !w->places || !offmap_grow(&w->by_offset) ||
         !u64map_grow(&w->by_key))
         return ibp_err_set(err, "out of memory");
     uint32_t id;   /* classes 0 and 1 are fixed: NODATA and UNDEF */
@@ -502,7 +567,8 @@ bool ibp_geo_classes_build(const ibp_geo_input_t *in, ibp_geo_classes_t *out, ib
         MMDB_close(&w.db);
     }
     free(w.order_buf);
-    free(w.term_buf);
+    free(w.rank_buf);
+    free(w.places);
     free(w.by_offset.slots);
     u64map_free(&w.by_key);
     if (!ok)

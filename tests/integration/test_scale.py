@@ -26,6 +26,7 @@ import random
 import shutil
 import subprocess
 import sys
+import time
 
 import ibptest
 from ibptest import check, eq
@@ -363,3 +364,45 @@ def test_answers_and_scopes_match_the_oracle_at_scale():
 
 if __name__ == '__main__':
     ibptest.main(globals())
+
+
+def test_health_change_reaches_powerdns_within_a_second_of_the_snapshot():
+    """50 members with their own services, full GeoLite2-City, the sidecar
+    and a real pdns_server: the member answering London goes offline; the
+    answer changes within 2 s of the monitor's change, which is the 1 s poll
+    plus under a second from the snapshot (republish and the coprocess's
+    check), and back when it returns."""
+    import pdnsfix
+    from sidecarfix import Sidecar
+    ws = ibptest.Workspace()
+    net_dir = ws.path('net50')
+    subprocess.run([sys.executable, GEN, net_dir, '50', 'own', '50'], check=True)
+    sc = Sidecar(poll=1, mmdb=GEOLITE, start=False)
+    for name in ('members', 'services'):
+        with open(os.path.join(net_dir, name + '.json'), 'rb') as f:
+            sc.http.set('/%s.json' % name, f.read())
+    sc.start()
+    host, london = 'rpc.dotters.network', '81.2.69.142'
+    with sc, pdnsfix.Pdns(sc.table) as pdns:
+        def answer():
+            return pdnsfix.a_records(pdns.query(host, 'A', ecs=london + '/32'))
+        first = ibptest.lookup(sc.table, host, '127.0.0.1', 'A', london + '/32')
+        name, before = first['answers'][0]['member'], answer()
+        eq(before, [first['answers'][0]['address']], 'PowerDNS answers as the table')
+        body = json.dumps(health_snapshot_of(name)).encode()
+        sc.http.set('/results', body, headers={'X-IBP-Results-Source': 'official'})
+        t0 = time.monotonic()
+        ok = pdnsfix.wait_until(lambda: answer() != before, 5, interval=0.02)
+        elapsed = time.monotonic() - t0
+        check(ok, '%s went offline but PowerDNS still answers it' % name)
+        st = sc.status()['table']
+        print('  50 members: answer changed %.2f s after the monitor (poll 1 s); republish %.0f ms'
+              % (elapsed, st['last_build_seconds'] * 1000), flush=True)
+        check(elapsed < 2.0, 'health change took %.2f s to reach PowerDNS' % elapsed)
+        check(st['last_build_seconds'] < 0.9, 'republish took %.2f s' % st['last_build_seconds'])
+        sc.http.set('/results', b'{}', headers={'X-IBP-Results-Source': 'official'})
+        check(pdnsfix.wait_until(lambda: answer() == before, 5), '%s back online' % name)
+
+
+def health_snapshot_of(offline_name):
+    return ibptest.snapshot(site=[ibptest.site_group([ibptest.result(offline_name, False)])])

@@ -543,6 +543,48 @@ static bool exists_in(const char *dir, const char *name)
 /* A publish killed between create and rename left routing.tbl.tmp.<pid>
  * forever; on a small disk that blocked every later publish. A temporary
  * is stale when no writer holds its lock, whoever has its pid now. */
+/* A mapped table (the coprocess's way) shares its file's pages: bytes
+ * rewritten in place reach the lookups, which must then stay inside the
+ * table whatever they read. Junk of every kind over the whole file. */
+static void a_mapped_table_rewritten_in_place_never_reads_outside(void **state)
+{
+    fix_t *f = *state;
+    char path[] = "/tmp/ibpdns-test-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    ibp_err_t err;
+    assert_true(ibp_table_write_file(path, f->buf, f->len, &err));
+    int rfd = open(path, O_RDONLY);
+    assert_true(rfd >= 0);
+    ibp_table_t t;
+    assert_true(ibp_table_map_fd(rfd, path, &t, &err));
+    assert_true(t.shared);
+    uint8_t *junk = malloc(f->len);
+    uint64_t rng = 0x1234567u;
+    for (int pattern = 0; pattern < 4; pattern++) {
+        for (size_t i = 0; i < f->len; i++)
+            junk[i] = pattern == 0 ? 0x00 : pattern == 1 ? 0xFF : pattern == 2 ? 0xA5
+                                                                              : (uint8_t)next_random(&rng);
+        assert_int_equal(pwrite(fd, junk, f->len, 0), (ssize_t)f->len);
+        for (unsigned q = 0; q < 2000; q++) {
+            ibp_client_t c;
+            random_client(&rng, &c);
+            for (uint32_t h = 0; h < t.n[IBP_SEC_HOSTS]; h++) {
+                ibp_route_t r;
+                ibp_table_route(&t, &t.hosts[h], q & 1, &c, &r);
+                assert_true(r.n <= IBP_TBL_MAX_ANSWERS);
+                for (unsigned i = 0; i < r.n; i++)
+                    assert_true(r.target[i] < t.n[IBP_SEC_TARGETS]);
+            }
+        }
+    }
+    ibp_table_close(&t);
+    close(rfd);
+    close(fd);
+    unlink(path);
+    free(junk);
+}
+
 static void stale_temporaries_of_dead_writers_are_removed(void **state)
 {
     (void)state;
@@ -602,6 +644,7 @@ int main(void)
         cmocka_unit_test(leaf_walk_covers_each_trie_once),
         cmocka_unit_test(written_file_reopens_and_missing_file_is_named),
         cmocka_unit_test(an_open_table_survives_its_file_being_rewritten),
+        cmocka_unit_test(a_mapped_table_rewritten_in_place_never_reads_outside),
         cmocka_unit_test(stale_temporaries_of_dead_writers_are_removed),
     };
     return cmocka_run_group_tests(tests, setup, fixture_table_free);
