@@ -71,11 +71,12 @@ class Sidecar:
         os.rename(path + '.tmp', path)
         self.config_path = path
 
-    def start(self, wait=True):
+    def start(self, wait=True, ready_timeout=20):
         self.proc = subprocess.Popen([SIDECAR, '--config', self.config_path], stdout=self.log,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         if wait:
-            ibptest.check(pdnsfix.wait_until(lambda: self.proc.poll() is not None or self.ready(), 20),
+            ibptest.check(pdnsfix.wait_until(lambda: self.proc.poll() is not None or self.ready(),
+                                             ready_timeout),
                           'sidecar did not become ready:\n' + self.logtext()[-3000:])
             ibptest.check(self.proc.poll() is None, 'sidecar exited:\n' + self.logtext()[-3000:])
 

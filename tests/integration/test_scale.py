@@ -381,7 +381,7 @@ def test_health_change_reaches_powerdns_within_a_second_of_the_snapshot():
     for name in ('members', 'services'):
         with open(os.path.join(net_dir, name + '.json'), 'rb') as f:
             sc.http.set('/%s.json' % name, f.read())
-    sc.start()
+    sc.start(ready_timeout=600)   # a full build: minutes in a sanitizer build
     host, london = 'rpc.dotters.network', '81.2.69.142'
     with sc, pdnsfix.Pdns(sc.table) as pdns:
         def answer():
@@ -392,16 +392,22 @@ def test_health_change_reaches_powerdns_within_a_second_of_the_snapshot():
         body = json.dumps(health_snapshot_of(name)).encode()
         sc.http.set('/results', body, headers={'X-IBP-Results-Source': 'official'})
         t0 = time.monotonic()
-        ok = pdnsfix.wait_until(lambda: answer() != before, 5, interval=0.02)
+        ok = pdnsfix.wait_until(lambda: answer() != before, 120 if SANITIZED else 5,
+                                interval=0.02)
         elapsed = time.monotonic() - t0
         check(ok, '%s went offline but PowerDNS still answers it' % name)
         st = sc.status()['table']
         print('  50 members: answer changed %.2f s after the monitor (poll 1 s); republish %.0f ms'
               % (elapsed, st['last_build_seconds'] * 1000), flush=True)
-        check(elapsed < 2.0, 'health change took %.2f s to reach PowerDNS' % elapsed)
-        check(st['last_build_seconds'] < 0.9, 'republish took %.2f s' % st['last_build_seconds'])
+        if SANITIZED:
+            print('  sanitizer build: times not asserted', flush=True)
+        else:
+            check(elapsed < 2.0, 'health change took %.2f s to reach PowerDNS' % elapsed)
+            check(st['last_build_seconds'] < 0.9,
+                  'republish took %.2f s' % st['last_build_seconds'])
         sc.http.set('/results', b'{}', headers={'X-IBP-Results-Source': 'official'})
-        check(pdnsfix.wait_until(lambda: answer() == before, 5), '%s back online' % name)
+        check(pdnsfix.wait_until(lambda: answer() == before, 120 if SANITIZED else 5),
+              '%s back online' % name)
 
 
 def health_snapshot_of(offline_name):
