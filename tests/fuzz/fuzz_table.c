@@ -210,15 +210,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ibp_err_t err;
     if (ibp_table_attach(buf, size, &t, &err)) {
         /* The derived check on what passed the safety checks: it must not
-         * fault either, whatever its verdict. */
-        (void)!ibp_table_check_derived(&t, &err);
+         * fault either. Only a table that passes it routes as its leaves say
+         * (an index or uniform bit may otherwise disagree with the trie:
+         * wrong answers, which the checksum guards, never a fault). */
+        bool derived = ibp_table_check_derived(&t, &err);
         ibp_client_t extra;
         bool has_extra = input_client(data, size, &extra);
         find_names(&t, data, size);
         for (uint32_t i = 0; i < t.n[IBP_SEC_HOSTS] && i < MAX_HOSTS; i++)
             route_host(&t, i, has_extra ? &extra : NULL);
         pipe_answers(&t);
-        walk_policies(&t);
+        if (derived)
+            walk_policies(&t);
         ibp_table_close(&t);
     }
     /* The coprocess's way: small sections copied, big ones used in place.
