@@ -178,9 +178,10 @@ static void watcher_try(watcher_t *w, pipe_state_t *st, const struct stat *s)
     ibp_err_t err = {{0}};
     struct stat id;
     int fd = open(w->path, O_RDONLY | O_CLOEXEC);
+    const ibp_table_t *trusted = w->loaded ? &w->table : NULL;
     bool ok = fd >= 0 ? fstat(fd, &id) == 0 &&
                             (w->private_copy ? ibp_table_read_fd(fd, w->path, &fresh, &err)
-                                             : map_guarded(fd, w->path, w->loaded ? &w->table : NULL, &fresh, &err))
+                                             : map_guarded(fd, w->path, trusted, &fresh, &err))
                       : ibp_err_set(&err, "%s: %s", w->path, strerror(errno));
     if (ok) {
         w->retry_tried = false;

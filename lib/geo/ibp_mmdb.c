@@ -352,7 +352,8 @@ static bool record_class_lookup(walker_t *w, MMDB_entry_s *entry, uint32_t key, 
                 ibp_site_t client = ibp_site_from_degrees(lat, lon);
                 ibp_geo_order(&client, w->in->sites, w->in->n_sites, w->order_buf, w->rank_buf);
             }
-            if (!class_intern(w, located, cc, lat, lon, id) || (p && !place_put(w, p, lat, lon, cc, *id)))
+            if (!class_intern(w, located, cc, lat, lon, id) ||
+                (p && !place_put(w, p, lat, lon, cc, *id)))
                 return false;
         }
     }

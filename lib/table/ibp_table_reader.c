@@ -499,12 +499,14 @@ static bool copy_small_sections(ibp_table_t *t, ibp_err_t *err)
     size_t at = (sizeof *t->h + 7) & ~(size_t)7;
     const void **ptr[IBP_SEC_COUNT] = {
         [IBP_SEC_STRINGS] = (const void **)&t->strings, [IBP_SEC_ZONES] = (const void **)&t->zones,
-        [IBP_SEC_NAMES] = (const void **)&t->names, [IBP_SEC_NAME_HASH] = (const void **)&t->name_hash,
+        [IBP_SEC_NAMES] = (const void **)&t->names,
+        [IBP_SEC_NAME_HASH] = (const void **)&t->name_hash,
         [IBP_SEC_RRS] = (const void **)&t->rrs, [IBP_SEC_HOSTS] = (const void **)&t->hosts,
         [IBP_SEC_CANDS] = (const void **)&t->cands, [IBP_SEC_MEMBERS] = (const void **)&t->members,
         [IBP_SEC_TARGETS] = (const void **)&t->targets,
         [IBP_SEC_POLICIES] = (const void **)&t->policies,
-        [IBP_SEC_ANSWERS] = (const void **)&t->answers, [IBP_SEC_SPREAD] = (const void **)&t->spread,
+        [IBP_SEC_ANSWERS] = (const void **)&t->answers,
+        [IBP_SEC_SPREAD] = (const void **)&t->spread,
         [IBP_SEC_INPUTS] = (const void **)&t->inputs, [IBP_SEC_GEO] = (const void **)&t->geo,
         [IBP_SEC_MAPS] = (const void **)&t->maps,
     };
