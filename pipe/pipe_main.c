@@ -138,16 +138,13 @@ static void watcher_adopt(watcher_t *w, pipe_state_t *st, const ibp_table_t *fre
 static bool map_guarded(int fd, const char *path, const ibp_table_t *trusted, ibp_table_t *t,
                         ibp_err_t *err)
 {
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0)
-        return ibp_err_set(err, "%s: not a regular, non-empty file", path);
-    size_t len = (size_t)st.st_size;
-    void *map = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
-    if (map == MAP_FAILED)
-        return ibp_err_set(err, "%s: mmap of %zu bytes: %s", path, len, strerror(errno));
+    const uint8_t *map;
+    size_t len = 0;
+    if (!ibp_table_map_file(fd, path, &map, &len, err))
+        return false;
     guard[1].len = len;
     guard[1].faulted = 0;
-    guard[1].base = map;
+    guard[1].base = (void *)map;
     bool ok = ibp_table_attach_shared(map, len, trusted, t, err) ||
               ibp_err_prefix(err, "%s", path);
     guard[1].base = NULL;
@@ -156,7 +153,7 @@ static bool map_guarded(int fd, const char *path, const ibp_table_t *trusted, ib
         ok = ibp_err_set(err, "%s: truncated while being read", path);
     }
     if (!ok) {
-        munmap(map, len);
+        munmap((void *)map, len);
         return false;
     }
     t->mapped = true;   /* ibp_table_close unmaps it */

@@ -648,34 +648,41 @@ static bool answers_grow(answers_t *a)
     return true;
 }
 
+/* The slot of ans: the one of its first copy, or the empty one where it
+ * goes. Room for one more answer first; NULL when out of memory. */
+static uint32_t *answer_slot(answers_t *a, const ibp_tbl_answer_t *ans)
+{
+    if (a->n == a->cap && !answers_grow(a))
+        return NULL;
+    size_t mask = 2 * a->cap - 1;
+    size_t h = XXH3_64bits(ans, sizeof *ans) & mask;
+    while (a->slot[h] && memcmp(&a->v[a->slot[h] - 1], ans, sizeof *ans))
+        h = (h + 1) & mask;
+    return &a->slot[h];
+}
+
 /* Appends ans at the next index whatever the others hold (a numbering taken
  * over may repeat an answer); only its first copy is found by interning. */
 static uint32_t answer_seed(answers_t *a, const ibp_tbl_answer_t *ans)
 {
-    if (a->n == a->cap && !answers_grow(a))
+    uint32_t *slot = answer_slot(a, ans);
+    if (!slot)
         return IBP_TBL_NONE;
-    size_t mask = 2 * a->cap - 1;
-    size_t h = XXH3_64bits(ans, sizeof *ans) & mask;
-    for (; a->slot[h]; h = (h + 1) & mask)
-        if (!memcmp(&a->v[a->slot[h] - 1], ans, sizeof *ans))
-            break;
     a->v[a->n] = *ans;
-    if (!a->slot[h])
-        a->slot[h] = (uint32_t)a->n + 1;
+    if (!*slot)
+        *slot = (uint32_t)a->n + 1;
     return (uint32_t)a->n++;
 }
 
 static uint32_t answer_intern(answers_t *a, const ibp_tbl_answer_t *ans)
 {
-    if (a->n == a->cap && !answers_grow(a))
+    uint32_t *slot = answer_slot(a, ans);
+    if (!slot)
         return IBP_TBL_NONE;
-    size_t mask = 2 * a->cap - 1;
-    size_t h = XXH3_64bits(ans, sizeof *ans) & mask;
-    for (; a->slot[h]; h = (h + 1) & mask)
-        if (!memcmp(&a->v[a->slot[h] - 1], ans, sizeof *ans))
-            return a->slot[h] - 1;
+    if (*slot)
+        return *slot - 1;
     a->v[a->n] = *ans;
-    a->slot[h] = (uint32_t)a->n + 1;
+    *slot = (uint32_t)a->n + 1;
     return (uint32_t)a->n++;
 }
 

@@ -65,6 +65,11 @@ bool ibp_table_read_fd(int fd, const char *path, ibp_table_t *t, ibp_err_t *err)
  * drops it). fd stays open. */
 IBP_MUST_CHECK
 bool ibp_table_map_fd(int fd, const char *path, ibp_table_t *t, ibp_err_t *err);
+/* The mapping ibp_table_map_fd makes, for a caller that must know its
+ * address before anything reads it (to catch SIGBUS there). */
+IBP_MUST_CHECK
+bool ibp_table_map_file(int fd, const char *path, const uint8_t **map, size_t *len,
+                        ibp_err_t *err);
 /* The same over a mapping the caller made (and unmaps after closing t, or
  * sets t->mapped to hand it over): for a caller that must know the
  * mapping's address before validation reads it. */

@@ -607,13 +607,21 @@ static bool read_whole(int fd, uint8_t *buf, size_t len, const char *path, ibp_e
 /* A private copy, not a mapping of the file: a table rewritten in place
  * (cp, truncate) would otherwise change under validated pointers, and a
  * truncated mapping raises SIGBUS. The copy is read-only once validated. */
-bool ibp_table_read_fd(int fd, const char *path, ibp_table_t *t, ibp_err_t *err)
+static bool file_size(int fd, const char *path, size_t *len, ibp_err_t *err)
 {
-    memset(t, 0, sizeof *t);
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0)
         return ibp_err_set(err, "%s: not a regular, non-empty file", path);
-    size_t len = (size_t)st.st_size;
+    *len = (size_t)st.st_size;
+    return true;
+}
+
+bool ibp_table_read_fd(int fd, const char *path, ibp_table_t *t, ibp_err_t *err)
+{
+    memset(t, 0, sizeof *t);
+    size_t len = 0;
+    if (!file_size(fd, path, &len, err))
+        return false;
     void *copy = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (copy == MAP_FAILED)
         return ibp_err_set(err, "%s: %zu bytes: %s", path, len, strerror(errno));
@@ -630,18 +638,27 @@ bool ibp_table_read_fd(int fd, const char *path, ibp_table_t *t, ibp_err_t *err)
     return true;
 }
 
+bool ibp_table_map_file(int fd, const char *path, const uint8_t **map, size_t *len,
+                        ibp_err_t *err)
+{
+    if (!file_size(fd, path, len, err))
+        return false;
+    void *m = mmap(NULL, *len, PROT_READ, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED)
+        return ibp_err_set(err, "%s: mmap of %zu bytes: %s", path, *len, strerror(errno));
+    *map = m;
+    return true;
+}
+
 bool ibp_table_map_fd(int fd, const char *path, ibp_table_t *t, ibp_err_t *err)
 {
     memset(t, 0, sizeof *t);
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0)
-        return ibp_err_set(err, "%s: not a regular, non-empty file", path);
-    size_t len = (size_t)st.st_size;
-    void *map = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
-    if (map == MAP_FAILED)
-        return ibp_err_set(err, "%s: mmap of %zu bytes: %s", path, len, strerror(errno));
+    const uint8_t *map;
+    size_t len = 0;
+    if (!ibp_table_map_file(fd, path, &map, &len, err))
+        return false;
     if (!ibp_table_attach_shared(map, len, NULL, t, err)) {
-        munmap(map, len);
+        munmap((void *)map, len);
         return ibp_err_prefix(err, "%s", path);
     }
     t->mapped = true;
