@@ -131,7 +131,7 @@ def main():
 
     try:
         first = wait_generation(0, 300)
-        times, gen, full = [], first['generation'], first['builds_full']
+        times, phases, gen, full = [], [], first['generation'], first['builds_full']
         health = first['builds_health_only']
         for i in range(rounds * 2):
             Monitor.body = snapshot(down if i % 2 == 0 else None)
@@ -140,6 +140,7 @@ def main():
                 raise SystemExit('republish: the build after a health change was not health-only: %r' % t)
             gen, health = t['generation'], t['builds_health_only']
             times.append(t['last_build_seconds'])
+            phases.append(t['last_build_phases_seconds'])
             if i == 0:
                 out = subprocess.run([tool, 'lookup', config['Routing']['TablePath'],
                                       'rpc.dotters.network', '91.90.166.200'],
@@ -148,7 +149,12 @@ def main():
                 if not any(c['member'] == down_name and c['skipped'] == 'offline' for c in cands):
                     raise SystemExit('republish: %s is not offline in the republished table' % down)
         times.sort()
-        print(json.dumps({'first_build_ms': round(first['last_build_seconds'] * 1000, 1),
+
+        def median_ms(v):
+            v = sorted(v)
+            return round((v[(len(v) - 1) // 2] + v[len(v) // 2]) * 500, 1)
+        print(json.dumps({'phases_median_ms': {k: median_ms([p[k] for p in phases])
+                                               for k in phases[0]},'first_build_ms': round(first['last_build_seconds'] * 1000, 1),
                           'health_builds': len(times),
                           'median_ms': round((times[(len(times) - 1) // 2] + times[len(times) // 2]) * 500, 1),
                           'min_ms': round(times[0] * 1000, 1), 'max_ms': round(times[-1] * 1000, 1),

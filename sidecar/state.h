@@ -64,11 +64,19 @@ typedef struct sc_source {
     bool configured;       /* false: e.g. no monitor address */
 } sc_source_t;
 
+/* The steps of a build, timed for /status: checking or walking the geo
+ * classes, compiling, validating what would be published, and writing it
+ * (write, fsync, rename). */
+typedef enum sc_phase {
+    SC_PHASE_GEO, SC_PHASE_COMPILE, SC_PHASE_CHECK, SC_PHASE_WRITE, SC_PHASE_COUNT
+} sc_phase_t;
+
 typedef struct sc_publish {
     uint64_t generation, build_time;
     time_t published_at;
     double last_build_s;   /* wall time of the last build */
     double last_health_build_s;
+    double phase_s[SC_PHASE_COUNT];   /* of the last build: where its time went */
     uint64_t builds_full, builds_health, build_failures;
     char last_error[IBP_ERR_MAX];
     size_t hosts, policies, nodes, bytes;

@@ -919,11 +919,14 @@ static bool fast_class(ctx_t *c, policy_build_t *bs, size_t n, const fast_scan_t
             f->open[w] &= ~hit;
             for (; hit; hit &= hit - 1) {
                 policy_build_t *b = &bs[w * 64 + (size_t)__builtin_ctzll(hit)];
-                ibp_tbl_answer_t a = {.kind = IBP_ANS_TARGETS, .n = 1,
-                                      .target = {member_target(c, order[i], b->pv.family == 6)}};
-                uint32_t idx = memo_answer(b, &a);
-                if (idx == IBP_TBL_NONE)
-                    return false;
+                uint32_t idx = b->memo[2 * order[i]];   /* the member's answer, once known */
+                if (idx == IBP_TBL_NONE) {
+                    ibp_tbl_answer_t a = {.kind = IBP_ANS_TARGETS, .n = 1,
+                                          .target = {member_target(c, order[i],
+                                                                   b->pv.family == 6)}};
+                    if ((idx = memo_answer(b, &a)) == IBP_TBL_NONE)
+                        return false;
+                }
                 record_class(b, id, idx, false);
                 left--;
             }

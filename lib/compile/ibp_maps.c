@@ -186,10 +186,12 @@ static bool choose_trie(ibp_map_set_t *s, ibp_err_t *err)
     const ibp_geo_classes_t *g = s->g;
     s->tr = (carried_t){.trie = &g->trie, .node_class = g->node_class,
                         .n_classes = (uint32_t)g->n_cls};
+    if (s->keep_geo_trie || s->prev)
+        return true;   /* the previous table carries the geo trie: keep it, update its maps */
     uint32_t n_rows = 0;
     if (!number_rows(s, &n_rows, err))
         return false;
-    if (s->keep_geo_trie || 4 * (size_t)n_rows > 3 * g->n_cls)
+    if (4 * (size_t)n_rows > 3 * g->n_cls)
         return true;   /* a trie over that many rows would hardly be smaller */
     ibp_nlist_t l;
     ibp_nlist_init(&l);

@@ -141,6 +141,9 @@ static json_t *table_json(const sc_state_t *s, time_t now)
         "builds_health_only", (json_int_t)p->builds_health,
         "build_failures", (json_int_t)p->build_failures);
     json_object_set_new(table, "last_error", p->last_error[0] ? jstr(p->last_error) : json_null());
+    json_object_set_new(table, "last_build_phases_seconds", json_pack("{s:f, s:f, s:f, s:f}",
+        "geo", p->phase_s[SC_PHASE_GEO], "compile", p->phase_s[SC_PHASE_COMPILE],
+        "check", p->phase_s[SC_PHASE_CHECK], "write", p->phase_s[SC_PHASE_WRITE]));
     /* What the last build made and how much of it came from the one before. */
     json_object_set_new(table, "bytes", json_integer((json_int_t)p->bytes));
     json_object_set_new(table, "policies", json_integer((json_int_t)p->policies));

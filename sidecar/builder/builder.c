@@ -199,14 +199,21 @@ static bool compile_and_publish(sc_builder_t *b, const snapshot_t *snap, const c
         .generation = b->generation + 1,
         .previous = b->last_buf ? &b->last : NULL,
     };
+    double t0 = now_s();
     if (!ibp_compile(&ci, co, err))
         return false;
+    double t1 = now_s();
+    b->phase_s[SC_PHASE_COMPILE] = t1 - t0;
     ibp_table_t check;   /* never publish what the coprocess would refuse */
     clean_up_once(b, path);
     if (!ibp_table_attach_trusting(co->table, co->table_len, b->last_buf ? &b->last : NULL,
-                                   &check, err) ||
-        !ibp_table_write_file(path, co->table, co->table_len, err))
+                                   &check, err))
         return false;
+    double t2 = now_s();
+    b->phase_s[SC_PHASE_CHECK] = t2 - t1;
+    if (!ibp_table_write_file(path, co->table, co->table_len, err))
+        return false;
+    b->phase_s[SC_PHASE_WRITE] = now_s() - t2;
     b->generation = ci.generation;
     b->build_time = ci.build_time;
     free(b->last_buf);
@@ -229,6 +236,7 @@ static void record_build(sc_builder_t *b, bool ok, bool walked, double secs,
         p->build_time = b->build_time;
         p->published_at = time(NULL);
         p->last_build_s = secs;
+        memcpy(p->phase_s, b->phase_s, sizeof p->phase_s);
         if (walked)
             p->builds_full++;
         else {
@@ -331,8 +339,10 @@ bool sc_builder_run_once(sc_builder_t *b)
     double t0 = now_s();
     bool walked = false;
     ibp_compile_out_t co = {0};
-    ok = have_path && ensure_geo(b, &snap, &mmdb, &walked, &err) &&
-         compile_and_publish(b, &snap, path, &co, &err);
+    memset(b->phase_s, 0, sizeof b->phase_s);
+    ok = have_path && ensure_geo(b, &snap, &mmdb, &walked, &err);
+    b->phase_s[SC_PHASE_GEO] = now_s() - t0;
+    ok = ok && compile_and_publish(b, &snap, path, &co, &err);
     record_build(b, ok, walked, now_s() - t0, &co, err.msg);
     if (ok)
         log_warnings_once(b, &co);

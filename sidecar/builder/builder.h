@@ -35,6 +35,7 @@ typedef struct sc_builder {
      * instead of computing them again (ibp_compile_in_t.previous). */
     uint8_t *last_buf;
     ibp_table_t last;
+    double phase_s[SC_PHASE_COUNT];   /* of the build under way */
 } sc_builder_t;
 
 #define SC_RETRY_FIRST_MS 1000

@@ -43,6 +43,13 @@ def test_health_change_reaches_powerdns_within_2s():
         st = sc.status()
         check(st['table']['generation'] > gen, 'generation')
         eq(st['table']['builds_health_only'] >= 1, True, 'the republish reused the geo classes')
+        phases = st['table']['last_build_phases_seconds']
+        eq(sorted(phases), ['check', 'compile', 'geo', 'write'], 'build phases')
+        check(all(v >= 0 for v in phases.values()) and phases['compile'] > 0 and
+              phases['write'] > 0, 'phase times %r' % phases)
+        check(sum(phases.values()) <= st['table']['last_build_seconds'] + 1e-3,
+              'the phases (%r) are parts of the build (%r s)'
+              % (phases, st['table']['last_build_seconds']))
         states = {c['member']: c['state'] for c in st['hosts'][HOST]['A']}
         eq(states['Amforc'], 'offline', '/status member state')
         sc.http.set('/results', b'{}', headers={'X-IBP-Results-Source': 'official'})
