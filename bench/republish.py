@@ -153,8 +153,10 @@ def main():
         def median_ms(v):
             v = sorted(v)
             return round((v[(len(v) - 1) // 2] + v[len(v) // 2]) * 500, 1)
+        slowest = max(phases, key=lambda p: sum(p.values()))
         print(json.dumps({'phases_median_ms': {k: median_ms([p[k] for p in phases])
-                                               for k in phases[0]},'first_build_ms': round(first['last_build_seconds'] * 1000, 1),
+                                               for k in phases[0]},
+                          'slowest_phases_ms': {k: round(v * 1000, 1) for k, v in slowest.items()},'first_build_ms': round(first['last_build_seconds'] * 1000, 1),
                           'health_builds': len(times),
                           'median_ms': round((times[(len(times) - 1) // 2] + times[len(times) // 2]) * 500, 1),
                           'min_ms': round(times[0] * 1000, 1), 'max_ms': round(times[-1] * 1000, 1),

@@ -186,11 +186,17 @@ void ibp_format_utc(uint64_t t, char out[32])
     strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* At most this much per write(2): on ext4 with large folios (Linux 6.18
+ * here), 80 MB written in pieces of 2 MiB or more into new page cache took
+ * 0.5-1 s, in 1 MiB pieces 20 ms (BENCHMARKS.md, issue 12). */
+#define WRITE_PIECE (1u << 20)
+
 bool ibp_write_all(int fd, const void *buf, size_t n, int64_t off)
 {
     const char *p = buf;
     while (n) {
-        ssize_t w = off < 0 ? write(fd, p, n) : pwrite(fd, p, n, (off_t)off);
+        size_t piece = n < WRITE_PIECE ? n : WRITE_PIECE;
+        ssize_t w = off < 0 ? write(fd, p, piece) : pwrite(fd, p, piece, (off_t)off);
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0)

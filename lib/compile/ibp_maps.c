@@ -225,16 +225,14 @@ static bool write_geo(ibp_map_set_t *s, ibp_tb_t *tb, ibp_err_t *err)
     const carried_t *tr = &s->tr;
     uint32_t n = tr->trie->node_count;
     uint32_t geo = ibp_tb_push(tb, IBP_SEC_GEO, 1);
-    uint32_t nodes = ibp_tb_push(tb, IBP_SEC_NODES, n);
-    uint32_t cls = ibp_tb_push(tb, IBP_SEC_NODE_CLASS, n);
+    /* Both outlive the table's assembly: the geo classes are the caller's,
+     * the coarse trie is freed with the set, after ibp_tb_finish. */
+    ibp_tb_borrow(tb, IBP_SEC_NODES, tr->trie->nodes, n);
+    ibp_tb_borrow(tb, IBP_SEC_NODE_CLASS, tr->node_class, n);
     if (tb->oom)
         return ibp_err_set(err, "out of memory");
     *(ibp_tbl_geo_t *)ibp_tb_at(tb, IBP_SEC_GEO, geo) =
         (ibp_tbl_geo_t){.root = tr->trie->root, .n_classes = tr->n_classes};
-    if (n) {
-        memcpy(ibp_tb_at(tb, IBP_SEC_NODES, nodes), tr->trie->nodes, (size_t)n * 8);
-        memcpy(ibp_tb_at(tb, IBP_SEC_NODE_CLASS, cls), tr->node_class, (size_t)n * 4);
-    }
     return true;
 }
 
@@ -482,6 +480,14 @@ bool ibp_map_set_write(ibp_map_set_t *s, ibp_tb_t *tb, ibp_err_t *err)
     bool ok = pending && before && updated && s->dirty;
     if (!ok)
         ibp_err_set(err, "out of memory");
+    size_t n_cls = s->tr.n_classes, n_words = IBP_UNIFORM_WORDS(s->tr.trie->node_count);
+    ibp_tb_reserve(tb, IBP_SEC_MAPS, s->n);
+    ibp_tb_reserve(tb, IBP_SEC_CHOICES, s->n * n_cls);
+    ibp_tb_reserve(tb, IBP_SEC_UNIFORM, s->n * n_words);
+    if (s->tr.trie->node_count >= s->index_min_nodes)
+        ibp_tb_reserve(tb, IBP_SEC_INDEX, 2 * s->n * (size_t)IBP_TBL_INDEX_SIZE);
+    if (ok && tb->oom)
+        ok = ibp_err_set(err, "out of memory");
     /* Indexes are updated with the dirty marks of their own map: one map
      * at a time from its predecessor, then the rest computed together. */
     for (uint32_t i = 0; ok && i < s->n; i++) {

@@ -45,11 +45,49 @@ void ibp_tb_init(ibp_tb_t *b)
     ibp_tb_str(b, "", 0);
 }
 
+static void free_section(ibp_tb_section_t *sec)
+{
+    if (!sec->borrowed)
+        free(sec->data);
+    *sec = (ibp_tb_section_t){.elem = sec->elem};
+}
+
 void ibp_tb_free(ibp_tb_t *b)
 {
     for (int s = 0; s < IBP_SEC_COUNT; s++)
-        free(b->sec[s].data);
+        free_section(&b->sec[s]);
     memset(b, 0, sizeof *b);
+}
+
+static bool grow_to(ibp_tb_section_t *sec, size_t cap)
+{
+    uint8_t *data = realloc(sec->data, cap * sec->elem);
+    if (!data)
+        return false;
+    sec->data = data;
+    sec->cap = cap;
+    return true;
+}
+
+void ibp_tb_reserve(ibp_tb_t *b, enum ibp_tbl_section s, size_t count)
+{
+    ibp_tb_section_t *sec = &b->sec[s];
+    if (b->oom || sec->borrowed || sec->n + count >= IBP_TBL_NONE ||
+        (sec->n + count > sec->cap && !grow_to(sec, sec->n + count)))
+        b->oom = true;
+}
+
+void ibp_tb_borrow(ibp_tb_t *b, enum ibp_tbl_section s, const void *data, size_t count)
+{
+    ibp_tb_section_t *sec = &b->sec[s];
+    if (b->oom || sec->n || sec->borrowed || count >= IBP_TBL_NONE) {
+        b->oom = true;
+        return;
+    }
+    free(sec->data);
+    sec->data = (uint8_t *)(uintptr_t)data;   /* never written through: see push */
+    sec->n = sec->cap = count;
+    sec->borrowed = true;
 }
 
 uint32_t ibp_tb_push(ibp_tb_t *b, enum ibp_tbl_section s, size_t count)
@@ -57,17 +95,14 @@ uint32_t ibp_tb_push(ibp_tb_t *b, enum ibp_tbl_section s, size_t count)
     ibp_tb_section_t *sec = &b->sec[s];
     if (count == 0 && !b->oom)
         return (uint32_t)sec->n;   /* nothing to add (and maybe no buffer yet) */
-    if (b->oom || sec->n + count >= IBP_TBL_NONE)
+    if (b->oom || sec->borrowed || sec->n + count >= IBP_TBL_NONE)
         goto oom;
     if (sec->n + count > sec->cap) {
         size_t cap = sec->cap ? sec->cap : 64;
         while (cap < sec->n + count)
             cap *= 2;
-        uint8_t *data = realloc(sec->data, cap * sec->elem);
-        if (!data)
+        if (!grow_to(sec, cap))
             goto oom;
-        sec->data = data;
-        sec->cap = cap;
     }
     memset(sec->data + sec->n * sec->elem, 0, count * sec->elem);
     uint32_t first = (uint32_t)sec->n;
@@ -139,8 +174,7 @@ bool ibp_tb_finish(ibp_tb_t *b, const ibp_tbl_header_t *fields, uint8_t **out,
     for (int s = 0; s < IBP_SEC_COUNT; s++) {
         if (h.sections[s].size)
             memcpy(buf + h.sections[s].offset, b->sec[s].data, h.sections[s].size);
-        free(b->sec[s].data);
-        b->sec[s] = (ibp_tb_section_t){.elem = b->sec[s].elem};
+        free_section(&b->sec[s]);
     }
     h.checksum = 0;
     memcpy(buf, &h, sizeof h);

@@ -14,6 +14,7 @@ typedef struct ibp_tb_section {
     uint8_t *data;
     size_t n, cap;         /* elements */
     size_t elem;           /* bytes per element */
+    bool borrowed;         /* data is the caller's: read-only here, not freed */
 } ibp_tb_section_t;
 
 typedef struct ibp_tb {
@@ -28,6 +29,15 @@ void ibp_tb_free(ibp_tb_t *b);
  * IBP_TBL_NONE (and sets oom) when out of memory. */
 uint32_t ibp_tb_push(ibp_tb_t *b, enum ibp_tbl_section s, size_t count);
 void *ibp_tb_at(ibp_tb_t *b, enum ibp_tbl_section s, uint32_t index);
+/* Room for count more elements of s without moving it again: a section
+ * whose final size is known grows once instead of doubling into fresh
+ * memory. Sets oom on failure. */
+void ibp_tb_reserve(ibp_tb_t *b, enum ibp_tbl_section s, size_t count);
+/* Section s (empty so far) is count elements at data, which the caller
+ * keeps alive and unchanged until ibp_tb_finish: a large section that
+ * exists already (the geo trie) is copied once, into the table, not twice.
+ * Pushing to it afterwards sets oom. */
+void ibp_tb_borrow(ibp_tb_t *b, enum ibp_tbl_section s, const void *data, size_t count);
 
 /* Interns nothing: appends s (len bytes) and a NUL; returns its offset. */
 uint32_t ibp_tb_str(ibp_tb_t *b, const char *s, size_t len);
@@ -36,7 +46,7 @@ uint32_t ibp_tb_strf(ibp_tb_t *b, const char *fmt, ...);
 
 /* Serialises: header fields not set here (magic, sizes, sections, checksum)
  * are filled in. The sections are freed as they are copied (b is left
- * empty). The caller frees *out. */
+ * empty; borrowed ones are the caller's). The caller frees *out. */
 IBP_MUST_CHECK
 bool ibp_tb_finish(ibp_tb_t *b, const ibp_tbl_header_t *fields, uint8_t **out,
                    size_t *out_len, ibp_err_t *err);
