@@ -50,6 +50,7 @@ typedef struct ctx {
     size_t n_hosts;
     uint8_t *skip[2];      /* [family][host * n_members + member]: enum ibp_skip */
     ibp_map_set_t *maps;
+    uint8_t *reuse;        /* in->reuse until the table is written into it */
     ibp_compile_out_t *out;
     ibp_err_t *err;
 } ctx_t;
@@ -1279,6 +1280,7 @@ static void ctx_free(ctx_t *c)
     free(c->skip[1]);
     ibp_map_set_free(c->maps);
     ibp_tb_free(&c->tb);
+    free(c->reuse);
 }
 
 static bool check_geo(const ibp_compile_in_t *in, ibp_err_t *err)
@@ -1322,7 +1324,10 @@ static bool compile_all(ctx_t *c)
         .spread_v4_bits = SPREAD_V4_BITS, .spread_v6_bits = SPREAD_V6_BITS,
         .flags = c->rc->apex_soa_in_any ? 0 : IBP_HDR_NO_APEX_SOA_IN_ANY,
     };
-    return ibp_tb_finish(&c->tb, &fields, &c->out->table, &c->out->table_len, c->err);
+    uint8_t *reuse = c->reuse;
+    c->reuse = NULL;
+    return ibp_tb_finish_into(&c->tb, &fields, reuse, c->in->reuse_cap, &c->out->table,
+                              &c->out->table_len, &c->out->table_cap, c->err);
 }
 
 bool ibp_compile(const ibp_compile_in_t *in, ibp_compile_out_t *out, ibp_err_t *err)
@@ -1332,12 +1337,15 @@ bool ibp_compile(const ibp_compile_in_t *in, ibp_compile_out_t *out, ibp_err_t *
         err = &local;
     err->msg[0] = '\0';
     memset(out, 0, sizeof *out);
-    if (in->members->n > IBP_GEO_MAX_MEMBERS)
-        return ibp_err_set(err, "%zu members: at most %d are supported", in->members->n,
-                           IBP_GEO_MAX_MEMBERS);
-    if (!check_geo(in, err))
+    ctx_t c = {.in = in, .rc = &in->config->routing, .reuse = in->reuse, .out = out, .err = err};
+    bool usable = in->members->n <= IBP_GEO_MAX_MEMBERS
+                      ? check_geo(in, err)
+                      : ibp_err_set(err, "%zu members: at most %d are supported",
+                                    in->members->n, IBP_GEO_MAX_MEMBERS);
+    if (!usable) {
+        free(c.reuse);
         return false;
-    ctx_t c = {.in = in, .rc = &in->config->routing, .out = out, .err = err};
+    }
     ibp_tb_init(&c.tb);
     bool ok = compile_all(&c);
     ctx_free(&c);

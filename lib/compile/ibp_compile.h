@@ -41,6 +41,10 @@ typedef struct ibp_compile_in {
                                           geo classes: maps are updated from it */
     bool geo_trie;                     /* carry the geo trie even where a coarser one
                                           would do (tests of the update path) */
+    uint8_t *reuse;                    /* NULL, or a buffer of reuse_cap bytes nothing
+                                          reads any more (the table before previous):
+                                          taken over, it becomes out.table or is freed */
+    size_t reuse_cap;
 } ibp_compile_in_t;
 
 /* Below this a trie is small enough to stay in the cache: an index (256 KiB
@@ -49,7 +53,7 @@ typedef struct ibp_compile_in {
 
 typedef struct ibp_compile_out {
     uint8_t *table;
-    size_t table_len;
+    size_t table_len, table_cap;   /* table_cap: bytes allocated at table */
     char **warnings;       /* inputs that were valid but will not be served */
     size_t n_warnings;
     size_t n_policies, n_maps, n_nodes;   /* n_nodes: of the trie the table carries */

@@ -145,12 +145,37 @@ static size_t align8(size_t n)
     return (n + 7) & ~(size_t)7;
 }
 
-bool ibp_tb_finish(ibp_tb_t *b, const ibp_tbl_header_t *fields, uint8_t **out,
-                   size_t *out_len, ibp_err_t *err)
+/* The buffer the table goes into: reuse when it fits without wasting more
+ * than the table (its bytes between sections are zeroed, as calloc's would
+ * be), else fresh. */
+static uint8_t *table_buffer(const ibp_tbl_header_t *h, uint8_t *reuse, size_t reuse_cap,
+                             size_t *cap)
+{
+    size_t len = h->file_size;
+    if (!reuse || reuse_cap < len || reuse_cap / 2 > len) {
+        free(reuse);
+        *cap = len;
+        return calloc(1, len);
+    }
+    *cap = reuse_cap;
+    size_t end = 0;
+    for (int s = 0; s < IBP_SEC_COUNT; s++) {
+        memset(reuse + end, 0, h->sections[s].offset - end);
+        end = h->sections[s].offset + h->sections[s].size;
+    }
+    memset(reuse + end, 0, len - end);
+    return reuse;
+}
+
+bool ibp_tb_finish_into(ibp_tb_t *b, const ibp_tbl_header_t *fields, uint8_t *reuse,
+                        size_t reuse_cap, uint8_t **out, size_t *out_len, size_t *out_cap,
+                        ibp_err_t *err)
 {
     *out = NULL;
-    if (b->oom)
+    if (b->oom) {
+        free(reuse);
         return ibp_err_set(err, "out of memory while building the table");
+    }
     ibp_tbl_header_t h = *fields;
     memcpy(h.magic, IBP_TBL_MAGIC, 8);
     h.version = IBP_TBL_VERSION;
@@ -166,7 +191,7 @@ bool ibp_tb_finish(ibp_tb_t *b, const ibp_tbl_header_t *fields, uint8_t **out,
         off = align8(off + h.sections[s].size);
     }
     h.file_size = off;
-    uint8_t *buf = calloc(1, off);
+    uint8_t *buf = table_buffer(&h, reuse, reuse_cap, out_cap);
     if (!buf)
         return ibp_err_set(err, "out of memory serialising the table (%zu bytes)", off);
     /* Each section is freed once copied: at network scale the sections and
@@ -183,6 +208,13 @@ bool ibp_tb_finish(ibp_tb_t *b, const ibp_tbl_header_t *fields, uint8_t **out,
     *out = buf;
     *out_len = off;
     return true;
+}
+
+bool ibp_tb_finish(ibp_tb_t *b, const ibp_tbl_header_t *fields, uint8_t **out,
+                   size_t *out_len, ibp_err_t *err)
+{
+    size_t cap;
+    return ibp_tb_finish_into(b, fields, NULL, 0, out, out_len, &cap, err);
 }
 
 /* A writer holds a lock on its temporary while it writes: a pid in the name

@@ -42,6 +42,7 @@ void sc_builder_free(sc_builder_t *b)
     if (b->have_geo)
         ibp_geo_classes_free(&b->geo);
     free(b->last_buf);
+    free(b->spare_buf);
     memset(b, 0, sizeof *b);
 }
 
@@ -198,7 +199,10 @@ static bool compile_and_publish(sc_builder_t *b, const snapshot_t *snap, const c
         .build_time = now > b->build_time ? now : b->build_time + 1,
         .generation = b->generation + 1,
         .previous = b->last_buf ? &b->last : NULL,
+        .reuse = b->spare_buf, .reuse_cap = b->spare_cap,
     };
+    b->spare_buf = NULL;   /* the compiler's now */
+    b->spare_cap = 0;
     double t0 = now_s();
     if (!ibp_compile(&ci, co, err))
         return false;
@@ -216,8 +220,10 @@ static bool compile_and_publish(sc_builder_t *b, const snapshot_t *snap, const c
     b->phase_s[SC_PHASE_WRITE] = now_s() - t2;
     b->generation = ci.generation;
     b->build_time = ci.build_time;
-    free(b->last_buf);
+    b->spare_buf = b->last_buf;
+    b->spare_cap = b->last_cap;
     b->last_buf = co->table;   /* check is attached to it */
+    b->last_cap = co->table_cap;
     b->last = check;
     co->table = NULL;
     return true;

@@ -34,7 +34,12 @@ typedef struct sc_builder {
     /* The table published last, attached: the next build updates its maps
      * instead of computing them again (ibp_compile_in_t.previous). */
     uint8_t *last_buf;
+    size_t last_cap;
     ibp_table_t last;
+    /* The table before that, which nothing reads any more: the next table
+     * is written into it (fresh memory at this size costs page faults). */
+    uint8_t *spare_buf;
+    size_t spare_cap;
     double phase_s[SC_PHASE_COUNT];   /* of the build under way */
 } sc_builder_t;
 

@@ -86,6 +86,46 @@ static void a_reserved_section_does_not_move(void **state)
     ibp_tb_free(&tb);
 }
 
+static void fill_some_sections(ibp_tb_t *tb)
+{
+    ibp_tb_init(tb);
+    ibp_tb_str(tb, "abc", 3);   /* 5 bytes of strings: padding follows */
+    uint32_t i = ibp_tb_push(tb, IBP_SEC_CHOICES, 3);
+    memcpy(ibp_tb_at(tb, IBP_SEC_CHOICES, i), (uint32_t[]){7, 8, 9}, 12);
+    ibp_tb_push(tb, IBP_SEC_GEO, 1);
+}
+
+/* A reused buffer full of old bytes gives the very table a fresh one does:
+ * padding zeroed, checksum equal. Too small or far too large: fresh. */
+static void a_reused_buffer_gives_the_same_table(void **state)
+{
+    (void)state;
+    ibp_tb_t tb;
+    ibp_err_t err;
+    uint8_t *fresh, *out;
+    size_t fresh_len, len, cap;
+    fill_some_sections(&tb);
+    assert_true(ibp_tb_finish(&tb, &no_fields, &fresh, &fresh_len, &err));
+    static const size_t caps[] = {0, 1, 2, 4};   /* x fresh_len: 0 = too small */
+    for (size_t k = 0; k < sizeof caps / sizeof caps[0]; k++) {
+        size_t reuse_cap = caps[k] ? caps[k] * fresh_len : fresh_len - 8;
+        uint8_t *reuse = malloc(reuse_cap);
+        assert_non_null(reuse);
+        memset(reuse, 0xAA, reuse_cap);
+        fill_some_sections(&tb);
+        assert_true(ibp_tb_finish_into(&tb, &no_fields, reuse, reuse_cap, &out, &len, &cap,
+                                       &err));
+        assert_int_equal(len, fresh_len);
+        assert_memory_equal(out, fresh, len);
+        bool reused = caps[k] == 1 || caps[k] == 2;
+        assert_int_equal(cap, reused ? reuse_cap : fresh_len);
+        if (reused)
+            assert_ptr_equal(out, reuse);   /* else freed (ASan: no leak) */
+        free(out);
+    }
+    free(fresh);
+}
+
 /* ibp_write_all writes in pieces of 1 MiB: every byte of a table of several
  * pieces and a partial one must arrive, in order. */
 static void a_table_of_many_write_pieces_arrives_whole(void **state)
@@ -121,6 +161,7 @@ int main(void)
         cmocka_unit_test(a_borrowed_section_is_copied_and_left_to_its_owner),
         cmocka_unit_test(a_borrowed_section_takes_no_more),
         cmocka_unit_test(a_reserved_section_does_not_move),
+        cmocka_unit_test(a_reused_buffer_gives_the_same_table),
         cmocka_unit_test(a_table_of_many_write_pieces_arrives_whole),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
