@@ -42,6 +42,7 @@ typedef struct watcher {
      * every coprocess. A private copy costs each coprocess the table's size
      * but keeps answering from the old table whatever is done to its file. */
     bool private_copy;
+    pipe_usage_t *usage;   /* its counts name this table's indices */
 } watcher_t;
 
 /* ---- SIGBUS from a truncated table -------------------------------------
@@ -104,6 +105,7 @@ static struct timespec coarse_now(void)
 static void watcher_drop(watcher_t *w, pipe_state_t *st)
 {
     guard_set(0, NULL);
+    pipe_usage_table_changed(w->usage);
     if (w->loaded)
         ibp_table_close(&w->table);
     w->loaded = false;
@@ -337,6 +339,9 @@ static int usage(void)
     fputs("usage: ibpdns-pipe [--table PATH] [--check-interval MS] [--log-level LEVEL]\n"
           "                   [--private-copy]   (a copy per process, immune to the file\n"
           "                                       being rewritten in place; default: mapped)\n"
+          "                   [--usage-dir DIR]  (count usage into counter files there,\n"
+          "                                       which ibpdns-sidecar harvests; default: off)\n"
+          "                   [--clock-offset S] (tests: seconds added to the usage clock)\n"
           "  PowerDNS: launch=pipe, pipe-command=/usr/sbin/ibpdns-pipe --table=PATH\n", stderr);
     return 2;
 }
@@ -353,14 +358,17 @@ int main(int argc, char **argv)
     static const struct option longs[] = {
         {"table", required_argument, NULL, 't'}, {"check-interval", required_argument, NULL, 'i'},
         {"log-level", required_argument, NULL, 'l'}, {"private-copy", no_argument, NULL, 'p'},
-        {"help", no_argument, NULL, 'h'},
+        {"usage-dir", required_argument, NULL, 'u'},
+        {"clock-offset", required_argument, NULL, 'o'}, {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     ibp_log_t log = {.level = IBP_LOG_INFO, .ident = "ibpdns-pipe", .fd = STDERR_FILENO};
+    static pipe_usage_t counting = {.file = {.fd = -1}};
+    counting.log = &log;
     watcher_t w = {.path = DEFAULT_TABLE, .interval_ms = 250, .parent = parent, .log = &log,
-                   .loaded_fd = -1};
+                   .loaded_fd = -1, .usage = &counting};
     int ch;
-    while ((ch = getopt_long(argc, argv, "t:i:l:ph", longs, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "t:i:l:pu:o:h", longs, NULL)) != -1) {
         char *end;
         if (ch == 't') {
             w.path = optarg;
@@ -373,15 +381,23 @@ int main(int argc, char **argv)
             log.level = ibp_log_level_parse(optarg);
         } else if (ch == 'p') {
             w.private_copy = true;
+        } else if (ch == 'u') {
+            counting.dir = optarg;
+        } else if (ch == 'o') {
+            long long off = strtoll(optarg, &end, 10);
+            if (*end || off < -(1LL << 40) || off > (1LL << 40))
+                return usage();
+            counting.clock_offset_s = off;
         } else {
             return usage();
         }
     }
     if (optind != argc)
         return usage();
-    pipe_state_t st = {.table_path = w.path};
+    pipe_state_t st = {.table_path = w.path, .usage = counting.dir ? &counting : NULL};
     watcher_check(&w, &st, true);
     serve(&st, &w);
     watcher_drop(&w, &st);
+    pipe_usage_close(&counting);
     return 0;
 }

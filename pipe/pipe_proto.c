@@ -272,6 +272,7 @@ static void out_route(const pipe_state_t *st, pipe_out_t *out, const ibp_tbl_hos
 static void out_dynamic(pipe_state_t *st, pipe_out_t *out, const ibp_tbl_host_t *h,
                         unsigned qtype, const ibp_client_t *c, const char *owner, size_t owner_len)
 {
+    uint32_t client_class = IBP_TBL_NONE;
     for (unsigned fam = 0; fam < 2; fam++) {
         unsigned want = fam ? IBP_T_AAAA : IBP_T_A;
         if ((qtype != IBP_T_ANY && qtype != want) || h->policy[fam] == IBP_TBL_NONE)
@@ -279,6 +280,12 @@ static void out_dynamic(pipe_state_t *st, pipe_out_t *out, const ibp_tbl_host_t 
         ibp_route_t r;
         ibp_table_route(st->table, h, fam, c, &r);
         out_route(st, out, h, fam, &r, owner, owner_len);
+        if (st->usage && r.n) {
+            if (client_class == IBP_TBL_NONE)
+                client_class = ibp_table_client_class(st->table, c);
+            pipe_usage_hits(st->usage, st->table, (uint32_t)(h - st->table->hosts), fam,
+                            r.target, r.n, client_class);
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 /* The PowerDNS pipe protocol (ABI 1-5), answered from a routing table.
  * Pure: a line in, bytes appended to an output buffer; no I/O, no
- * allocation. See spec PDNS-PIPE.md for what PowerDNS sends and expects. */
+ * allocation (but for usage counting's memory writes, pipe_usage.h). See spec PDNS-PIPE.md for what PowerDNS sends and expects. */
 #ifndef IBPDNS_PIPE_PROTO_H
 #define IBPDNS_PIPE_PROTO_H
 
@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "ibp_table.h"
+#include "pipe_usage.h"
 
 #define PIPE_OUT_CAP (64 * 1024)
 
@@ -31,6 +32,7 @@ typedef struct pipe_state {
     const ibp_table_t *table;   /* NULL or a table with no zones: nothing to answer */
     const char *table_path;
     pipe_stats_t stats;
+    pipe_usage_t *usage;   /* NULL: no counting */
 } pipe_state_t;
 
 typedef enum pipe_result {

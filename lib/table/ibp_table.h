@@ -189,6 +189,13 @@ typedef struct ibp_route {
 void ibp_table_route(const ibp_table_t *t, const ibp_tbl_host_t *host, unsigned family,
                      const ibp_client_t *client, ibp_route_t *out);
 
+/* Usage accounting's client classes: who asked, as the aggregated
+ * dimensions usage is stored by ("<CC>\t<country>\t<AS<n>|>\t<organisation>"),
+ * never the address. Class 0 is "unknown"; there is always one class. */
+uint32_t ibp_table_client_classes(const ibp_table_t *t);
+uint32_t ibp_table_client_class(const ibp_table_t *t, const ibp_client_t *client);
+const char *ibp_table_client_text(const ibp_table_t *t, uint32_t cls, uint32_t *len);
+
 const char *ibp_route_how_name(enum ibp_route_how how);
 const char *ibp_skip_name(unsigned skip);
 const char *ibp_rrtype_name(unsigned type);

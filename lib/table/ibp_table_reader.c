@@ -977,6 +977,29 @@ void ibp_table_route(const ibp_table_t *t, const ibp_tbl_host_t *host, unsigned 
         out->scope = 1;
 }
 
+#define UNKNOWN_CLIENT "?" "?\tUnknown\t\t"
+
+uint32_t ibp_table_client_classes(const ibp_table_t *t)
+{
+    (void)t;
+    return 1;
+}
+
+uint32_t ibp_table_client_class(const ibp_table_t *t, const ibp_client_t *client)
+{
+    (void)t;
+    (void)client;
+    return 0;
+}
+
+const char *ibp_table_client_text(const ibp_table_t *t, uint32_t cls, uint32_t *len)
+{
+    (void)t;
+    (void)cls;
+    *len = sizeof UNKNOWN_CLIENT - 1;
+    return UNKNOWN_CLIENT;
+}
+
 const char *ibp_route_how_name(enum ibp_route_how how)
 {
     static const char *const names[] = {"none", "nearest", "fail-open", "override",

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The coprocess's link boundary, checked against the real build:
   1. every compile command of ibpdns-pipe's sources (meson introspection)
-     has only lib/base and lib/table (and pipe/) on its include path, and
+     has only lib/base, lib/table and lib/usage (and pipe/) on its include path, and
      with exactly those flags a header of input/, geo/ or compile/ does not
      even compile;
   2. each lib/ folder's include directory holds only its own headers;
@@ -10,7 +10,7 @@
 import json, os, re, shlex, subprocess, sys, tempfile
 
 SRC, BUILD = os.environ['IBP_SRC'], os.environ['IBP_BUILD']
-ALLOWED = {os.path.join(SRC, d) for d in ('lib/base', 'lib/table', 'pipe')}
+ALLOWED = {os.path.join(SRC, d) for d in ('lib/base', 'lib/table', 'lib/usage', 'pipe')}
 FORBIDDEN_HEADERS = ['ibp_json.h', 'ibp_model.h', 'ibp_mmdb.h', 'ibp_geo_classes.h',
                      'ibp_compile.h', 'ibp_explain.h', 'ibp_table_writer.h']
 FORBIDDEN_LIBS = re.compile(r'jansson|maxminddb|curl|sqlite|mariadb|mysql|nats|archive|microhttpd')
@@ -60,12 +60,12 @@ def check_include_paths():
             os.unlink(f.name)
             if r.returncode == 0:
                 fail('%s can include %s' % (name, header))
-    print('pipe include path: lib/base, lib/table, pipe only; %d forbidden headers unreachable'
+    print('pipe include path: lib/base, lib/table, lib/usage, pipe only; %d forbidden headers unreachable'
           % len(FORBIDDEN_HEADERS))
 
 
 def check_folders_hold_own_headers():
-    layers = ['base', 'table', 'input', 'geo', 'compile']
+    layers = ['base', 'table', 'usage', 'input', 'geo', 'compile']
     seen = {}
     for layer in layers:
         for h in os.listdir(os.path.join(SRC, 'lib', layer)):

@@ -1,0 +1,172 @@
+/* Usage counting in the coprocess: see pipe_usage.h. */
+#include "pipe_usage.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static void free_refs(pipe_usage_t *u)
+{
+    free(u->ref_of_host);
+    free(u->ref_of_target);
+    free(u->ref_of_client);
+    u->ref_of_host = u->ref_of_target = u->ref_of_client = NULL;
+    u->n_hosts = u->n_targets = u->n_clients = 0;
+}
+
+void pipe_usage_close(pipe_usage_t *u)
+{
+    if (u->file.base)
+        ibp_counter_close(&u->file);
+    free_refs(u);
+    u->table = NULL;
+}
+
+void pipe_usage_table_changed(pipe_usage_t *u)
+{
+    pipe_usage_close(u);
+}
+
+static int64_t monotonic_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return ts.tv_sec;
+}
+
+static void report_fault(pipe_usage_t *u, const char *why)
+{
+    int64_t now = monotonic_s();
+    if (u->last_fault_log && now - u->last_fault_log < 60)
+        return;
+    u->last_fault_log = now;
+    ibp_log(u->log, IBP_LOG_ERROR, "usage counting: %s; %llu hits uncounted so far", why,
+            (unsigned long long)u->uncounted);
+}
+
+/* A new file for table t: the refs start empty (sized by the table once). */
+static bool open_file(pipe_usage_t *u, const ibp_table_t *t, uint64_t now)
+{
+    if (u->file.base)
+        ibp_counter_close(&u->file);
+    if (u->table != t) {
+        free_refs(u);
+        u->n_hosts = t->n[IBP_SEC_HOSTS];
+        u->n_targets = t->n[IBP_SEC_TARGETS];
+        u->n_clients = ibp_table_client_classes(t);
+        u->ref_of_host = calloc(u->n_hosts + 1, sizeof *u->ref_of_host);
+        u->ref_of_target = calloc(u->n_targets + 1, sizeof *u->ref_of_target);
+        u->ref_of_client = calloc(u->n_clients + 1, sizeof *u->ref_of_client);
+        u->table = t;
+        if (!u->ref_of_host || !u->ref_of_target || !u->ref_of_client) {
+            free_refs(u);
+            u->table = NULL;
+            report_fault(u, "out of memory");
+            return false;
+        }
+    } else {
+        memset(u->ref_of_host, 0, u->n_hosts * sizeof *u->ref_of_host);
+        memset(u->ref_of_target, 0, u->n_targets * sizeof *u->ref_of_target);
+        memset(u->ref_of_client, 0, u->n_clients * sizeof *u->ref_of_client);
+    }
+    ibp_err_t err = {{0}};
+    if (monotonic_s() < u->retry_at)
+        return false;   /* a failing directory costs a system call a second, not one a hit */
+    if (!ibp_counter_create(u->dir, PIPE_USAGE_SLOTS, PIPE_USAGE_ARENA, t->h->generation, now,
+                            &u->file, &err)) {
+        u->retry_at = monotonic_s() + 1;
+        report_fault(u, err.msg);
+        return false;
+    }
+    return true;
+}
+
+/* Strings are short by construction (names, MaxMind texts); a longer one is
+ * cut rather than let it make every file too small for it. */
+static uint32_t put(pipe_usage_t *u, const char *s, size_t len)
+{
+    return ibp_counter_put_string(&u->file, s, len < IBP_UC_MAX_STRING ? len : IBP_UC_MAX_STRING);
+}
+
+static uint32_t host_ref(pipe_usage_t *u, const ibp_table_t *t, uint32_t host)
+{
+    if (!u->ref_of_host[host]) {
+        const ibp_tbl_name_t *nm = &t->names[t->hosts[host].name];
+        u->ref_of_host[host] =
+            put(u, ibp_table_str(t, nm->name), nm->name_len);
+    }
+    return u->ref_of_host[host];
+}
+
+/* IBP's member column: Details.Name, "override:<CC>" for an override address. */
+static uint32_t target_ref(pipe_usage_t *u, const ibp_table_t *t, uint32_t target)
+{
+    if (!u->ref_of_target[target]) {
+        const ibp_tbl_target_t *tg = &t->targets[target];
+        char text[64];
+        const char *s = text;
+        size_t len;
+        if (tg->member != IBP_TBL_NONE) {
+            s = ibp_table_str(t, t->members[tg->member].name);
+            len = strlen(s);
+        } else {
+            len = (size_t)snprintf(text, sizeof text, "override:%.2s", tg->cc);
+        }
+        u->ref_of_target[target] = put(u, s, len);
+    }
+    return u->ref_of_target[target];
+}
+
+static uint32_t client_ref(pipe_usage_t *u, const ibp_table_t *t, uint32_t cls)
+{
+    if (!u->ref_of_client[cls]) {
+        uint32_t len;
+        const char *s = ibp_table_client_text(t, cls, &len);
+        u->ref_of_client[cls] = put(u, s, len);
+    }
+    return u->ref_of_client[cls];
+}
+
+/* Builds the key in the current file; 0 in a ref means the arena is full. */
+static bool make_key(pipe_usage_t *u, const ibp_table_t *t, uint32_t host, unsigned fam,
+                     uint32_t target, uint32_t cls, uint32_t day, ibp_uc_key_t *k)
+{
+    *k = (ibp_uc_key_t){.day = day, .family = fam, .domain = host_ref(u, t, host),
+                        .member = target_ref(u, t, target), .client = client_ref(u, t, cls)};
+    return k->domain && k->member && k->client;
+}
+
+static bool count_one(pipe_usage_t *u, const ibp_table_t *t, uint32_t host, unsigned fam,
+                      uint32_t target, uint32_t cls, uint64_t now)
+{
+    uint32_t day = (uint32_t)(now / 86400);
+    ibp_uc_key_t k;
+    if (u->file.base && make_key(u, t, host, fam, target, cls, day, &k) &&
+        ibp_counter_add(&u->file, &k, 1))
+        return true;
+    /* This file is full (or there is none): the next one takes the hit. */
+    return open_file(u, t, now) && make_key(u, t, host, fam, target, cls, day, &k) &&
+           ibp_counter_add(&u->file, &k, 1);
+}
+
+void pipe_usage_hits(pipe_usage_t *u, const ibp_table_t *t, uint32_t host, unsigned fam,
+                     const uint32_t *targets, unsigned n, uint32_t client_class)
+{
+    if (!u->dir || !n)
+        return;
+    if (u->table != t && u->file.base)
+        pipe_usage_close(u);
+    if (host >= t->n[IBP_SEC_HOSTS] || client_class >= ibp_table_client_classes(t))
+        return;   /* only a shared mapping rewritten under us */
+    struct timespec ts;   /* the coarse clock comes from the vDSO: no system call */
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    uint64_t now = (uint64_t)(ts.tv_sec + u->clock_offset_s);
+    for (unsigned i = 0; i < n; i++) {
+        if (targets[i] < t->n[IBP_SEC_TARGETS] &&
+            count_one(u, t, host, fam, targets[i], client_class, now))
+            u->counted++;
+        else
+            u->uncounted++;
+    }
+}

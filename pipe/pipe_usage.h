@@ -1,0 +1,44 @@
+/* Usage counting in the coprocess: one hit per answered dynamic A/AAAA
+ * record, by (UTC day, domain, member, client class, family), into a
+ * counter file (lib/usage) that outlives the process. Each table's indices
+ * are turned into the file's own strings once per file, so counting a hit
+ * is a clock read from the vDSO, a few loads and a hash probe. */
+#ifndef IBPDNS_PIPE_USAGE_H
+#define IBPDNS_PIPE_USAGE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ibp_counter.h"
+#include "ibp_log.h"
+#include "ibp_table.h"
+
+#define PIPE_USAGE_SLOTS 8192u
+#define PIPE_USAGE_ARENA (512u * 1024u)
+
+typedef struct pipe_usage {
+    const char *dir;          /* NULL: counting is off */
+    const ibp_log_t *log;
+    int64_t clock_offset_s;   /* tests: seconds added to the clock */
+    ibp_counter_t file;       /* fd < 0: none open */
+    const ibp_table_t *table; /* the table the refs below index */
+    uint64_t table_generation;
+    uint32_t *ref_of_host, *ref_of_target, *ref_of_client;   /* 0: not yet in this file */
+    uint32_t n_hosts, n_targets, n_clients;
+    uint64_t counted;         /* hits counted by this process */
+    uint64_t uncounted;       /* hits no file could take (reported in the log) */
+    int64_t last_fault_log;   /* monotonic seconds */
+    int64_t retry_at;         /* monotonic seconds: no new file before (after a failure) */
+} pipe_usage_t;
+
+/* Counts one hit per target for host (an index) in family fam (0: A),
+ * for a client of class client_class. */
+void pipe_usage_hits(pipe_usage_t *u, const ibp_table_t *t, uint32_t host, unsigned fam,
+                     const uint32_t *targets, unsigned n, uint32_t client_class);
+
+/* The table changed (or went away): the next hit opens a new file. */
+void pipe_usage_table_changed(pipe_usage_t *u);
+
+void pipe_usage_close(pipe_usage_t *u);
+
+#endif
