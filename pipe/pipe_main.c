@@ -223,16 +223,17 @@ static void watcher_check(watcher_t *w, pipe_state_t *st, bool force)
 
 static bool write_out(pipe_out_t *out, void *ctx)
 {
-    (void)ctx;
     if (!ibp_write_all(STDOUT_FILENO, out->buf, out->len, -1))
         return false;
     out->len = 0;
+    if (ctx)
+        pipe_usage_commit(ctx);   /* the answers are PowerDNS's now: count them */
     return true;
 }
 
 static void flush_or_exit(pipe_out_t *out)
 {
-    if (out->failed || (out->len && !write_out(out, NULL)))
+    if (out->failed || (out->len && !write_out(out, out->flush_ctx)))
         exit(0);   /* PowerDNS closed the pipe */
 }
 
@@ -301,6 +302,7 @@ static void serve(pipe_state_t *st, watcher_t *w)
 {
     static reader_t rd;
     static pipe_out_t out = {.flush = write_out};
+    out.flush_ctx = st->usage;
     for (;;) {
         ssize_t r = read(STDIN_FILENO, rd.buf + rd.have, IN_CAP - rd.have);
         if (r < 0 && errno == EINTR)

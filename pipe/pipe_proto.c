@@ -283,7 +283,7 @@ static void out_dynamic(pipe_state_t *st, pipe_out_t *out, const ibp_tbl_host_t 
         if (st->usage && r.n) {
             if (client_class == IBP_TBL_NONE)
                 client_class = ibp_table_client_class(st->table, c);
-            pipe_usage_hits(st->usage, st->table, (uint32_t)(h - st->table->hosts), fam,
+            pipe_usage_stage(st->usage, st->table, (uint32_t)(h - st->table->hosts), fam,
                             r.target, r.n, client_class);
         }
     }

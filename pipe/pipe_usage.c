@@ -25,6 +25,7 @@ void pipe_usage_close(pipe_usage_t *u)
 
 void pipe_usage_table_changed(pipe_usage_t *u)
 {
+    pipe_usage_commit(u);   /* the staged lookups name the old table's indices */
     pipe_usage_close(u);
 }
 
@@ -169,4 +170,27 @@ void pipe_usage_hits(pipe_usage_t *u, const ibp_table_t *t, uint32_t host, unsig
         else
             u->uncounted++;
     }
+}
+
+void pipe_usage_commit(pipe_usage_t *u)
+{
+    for (unsigned i = 0; i < u->n_staged; i++) {
+        const pipe_usage_lookup_t *l = &u->staged[i];
+        pipe_usage_hits(u, u->staged_table, l->host, l->fam, l->target, l->n, l->client_class);
+    }
+    u->n_staged = 0;
+}
+
+void pipe_usage_stage(pipe_usage_t *u, const ibp_table_t *t, uint32_t host, unsigned fam,
+                      const uint32_t *targets, unsigned n, uint32_t client_class)
+{
+    if (!u->dir || !n)
+        return;
+    if (u->n_staged == PIPE_USAGE_STAGED || (u->n_staged && u->staged_table != t))
+        pipe_usage_commit(u);   /* a long batch of lines: counted before its write */
+    pipe_usage_lookup_t *l = &u->staged[u->n_staged++];
+    *l = (pipe_usage_lookup_t){.host = host, .fam = fam, .client_class = client_class,
+                               .n = n < IBP_TBL_MAX_ANSWERS ? n : IBP_TBL_MAX_ANSWERS};
+    memcpy(l->target, targets, l->n * sizeof *targets);
+    u->staged_table = t;
 }

@@ -13,6 +13,7 @@
 #include "api.h"
 #include "builder.h"
 #include "fetch.h"
+#include "harvest.h"
 #include "ibp_file.h"
 #include "ibp_table.h"
 #include "state.h"
@@ -47,6 +48,26 @@ static bool resolve_paths(sc_state_t *s, const ibp_node_config_t *cfg, ibp_err_t
         ibp_table_close(&t);
     }
     return true;
+}
+
+/* Usage accounting: the store and the coprocesses' counter directory. */
+static bool usage_start(sc_state_t *s, sc_usage_t *u, ibp_err_t *err)
+{
+    sc_ref_t *ref = sc_current_config(s);
+    const ibp_node_config_t *cfg = ref->model;
+    char db[4096], dir[4096];
+    bool ok = (ibp_local_path(cfg->storage_path, s->config_dir, db, sizeof db, err) ||
+               ibp_err_prefix(err, "Storage.Path")) &&
+              (ibp_local_path(cfg->storage_counter_dir, s->config_dir, dir, sizeof dir, err) ||
+               ibp_err_prefix(err, "Storage.CounterDir")) &&
+              sc_usage_init(u, dir, db, cfg->nats_node_id, cfg->storage_flush_s, &s->log, err);
+    sc_ref_put(ref);
+    if (ok) {
+        ibp_log(&s->log, IBP_LOG_INFO, "usage: counter files in %s, stored in SQLite %s every "
+                "%d s", u->dir, u->db_path, u->flush_s);
+        sc_usage_flush(u);   /* what the last run left, and the directory the coprocesses need */
+    }
+    return ok;
 }
 
 static bool first_round(sc_state_t *s, ibp_err_t *err)
@@ -107,6 +128,12 @@ static int run(sc_state_t *s, const sigset_t *signals)
         ibp_log(&s->log, IBP_LOG_FATAL, "%s", err.msg);
         return 1;
     }
+    static sc_usage_t usage;
+    if (!usage_start(s, &usage, &err)) {
+        ibp_log(&s->log, IBP_LOG_FATAL, "%s", err.msg);
+        return 1;
+    }
+    s->usage = &usage;
     sc_ref_t *ref = sc_current_config(s);
     const ibp_node_config_t *cfg = ref->model;
     sc_api_t *api = NULL;
@@ -120,10 +147,11 @@ static int run(sc_state_t *s, const sigset_t *signals)
     sc_builder_t builder;
     sc_builder_init(&builder, s);
     sc_builder_run_once(&builder);
-    pthread_t threads[3];
+    pthread_t threads[3], usage_thread;
     pthread_create(&threads[0], NULL, sc_builder_thread, &builder);
     pthread_create(&threads[1], NULL, sc_config_thread, s);
     pthread_create(&threads[2], NULL, sc_monitor_thread, s);
+    pthread_create(&usage_thread, NULL, sc_usage_thread, &usage);
     wait_for_signals(s, signals);
     pthread_mutex_lock(&s->lock);
     s->stopping = true;
@@ -131,7 +159,11 @@ static int run(sc_state_t *s, const sigset_t *signals)
     pthread_mutex_unlock(&s->lock);
     for (int i = 0; i < 3; i++)
         pthread_join(threads[i], NULL);
+    sc_usage_stop(&usage);   /* after its last flush: counted hits are stored */
+    pthread_join(usage_thread, NULL);
     sc_api_stop(api);
+    s->usage = NULL;
+    sc_usage_free(&usage);
     sc_builder_free(&builder);
     return 0;
 }

@@ -28,6 +28,8 @@
 #include "ibp_model.h"
 #include "table_cache.h"
 
+struct sc_usage;
+
 typedef struct sc_ref {
     atomic_int refs;       /* [atomic] */
     void *model;
@@ -102,6 +104,7 @@ typedef struct sc_state {
     ibp_log_t log;            /* level [atomic], the rest [init] */
     time_t started;           /* [init] */
     sc_table_cache_t tables;  /* the API's readers' table; its own lock */
+    struct sc_usage *usage;   /* [init] usage accounting (harvest.h); NULL: none */
 } sc_state_t;
 
 bool sc_state_init(sc_state_t *s, const char *config_path, ibp_err_t *err);

@@ -16,6 +16,7 @@
  * polling for years. */
 #define IBP_PERIOD_MAX_S 86400
 #define IBP_PERIOD_DEFAULT_S 30      /* IBP's value for <= 0 or absent */
+#define IBP_FLUSH_DEFAULT_S 300      /* Storage.FlushSeconds: IBP flushes usage every 5 min */
 #define IBP_MAXMIND_REFRESH_MAX_S (30 * 86400)
 
 /* Fetches */

@@ -105,6 +105,8 @@ typedef struct ibp_node_config {
     char *monitor_address, *monitor_port;
     int monitor_refresh_s;      /* <= 0 in the file => 30; at most IBP_PERIOD_MAX_S */
     char *storage_path;         /* Storage.Path: SQLite file */
+    char *storage_counter_dir;  /* Storage.CounterDir: the coprocesses' counter files */
+    int storage_flush_s;        /* Storage.FlushSeconds, default 300 */
     ibp_routing_cfg_t routing;
     ibp_overrides_t overrides;  /* GeoDNSOverrides */
     char **warnings;            /* unknown keys, one message each */

@@ -185,7 +185,8 @@ static const str_field_t dnsapi_strs[] = {
     CFG_STR("MonitorAddress", monitor_address), CFG_NUM("MonitorPort", monitor_port),
     CFG_STR("BearerToken", api_token), {0}};
 static const str_field_t routing_strs[] = {CFG_STR("TablePath", routing.table_path), {0}};
-static const str_field_t storage_strs[] = {CFG_STR("Path", storage_path), {0}};
+static const str_field_t storage_strs[] = {CFG_STR("Path", storage_path),
+                                           CFG_STR("CounterDir", storage_counter_dir), {0}};
 
 /* Every char * of the config except path, for defaults and freeing. */
 static const size_t cfg_str_offs[] = {
@@ -201,6 +202,7 @@ static const size_t cfg_str_offs[] = {
     offsetof(ibp_node_config_t, api_listen_port),
     offsetof(ibp_node_config_t, monitor_address), offsetof(ibp_node_config_t, monitor_port),
     offsetof(ibp_node_config_t, storage_path), offsetof(ibp_node_config_t, routing.table_path),
+    offsetof(ibp_node_config_t, storage_counter_dir),
     offsetof(ibp_node_config_t, maxmind_download_url), offsetof(ibp_node_config_t, ca_file),
     offsetof(ibp_node_config_t, api_token),
 };
@@ -229,7 +231,7 @@ static const char *const dnsapi_keys[] = {
 static const char *const routing_keys[] = {
     "TablePath", "AnswersPerFamily", "AllDownPolicy", "Ttl", "SoaRefresh", "SoaRetry",
     "SoaExpire", "SoaMinimum", "SoaTtl", "ApexSoaInAny", NULL};
-static const char *const storage_keys[] = {"Path", NULL};
+static const char *const storage_keys[] = {"Path", "CounterDir", "FlushSeconds", NULL};
 
 static void cfg_warn(cfg_ctx_t *x, const char *path, const char *msg)
 {
@@ -432,6 +434,8 @@ static bool cfg_defaults(cfg_ctx_t *x)
         cfg->routing.table_path = strdup("/var/lib/ibpdns/routing.tbl");
     if (!cfg->storage_path)
         cfg->storage_path = strdup("/var/lib/ibpdns/usage.sqlite");
+    if (!cfg->storage_counter_dir)
+        cfg->storage_counter_dir = strdup("/var/lib/ibpdns/usage");
     for (size_t i = 0; i < sizeof cfg_str_offs / sizeof cfg_str_offs[0]; i++) {
         char **s = cfg_str(cfg, cfg_str_offs[i]);
         if (!*s && !(*s = strdup("")))
@@ -452,6 +456,18 @@ static bool cfg_maxmind(cfg_ctx_t *x, const json_t *root)
     return true;
 }
 
+static bool cfg_storage(cfg_ctx_t *x, const json_t *root)
+{
+    json_t *st = NULL;
+    long long flush = IBP_FLUSH_DEFAULT_S;
+    if (!cfg_section(x, root, "", "Storage", storage_keys, storage_strs, &st) ||
+        !cfg_int(x, st, ".Storage", "FlushSeconds", 1, IBP_PERIOD_MAX_S, IBP_FLUSH_DEFAULT_S,
+                 &flush))
+        return false;
+    x->cfg->storage_flush_s = (int)flush;
+    return true;
+}
+
 static bool cfg_from(cfg_ctx_t *x, const json_t *root)
 {
     if (!json_is_object(root))
@@ -463,7 +479,7 @@ static bool cfg_from(cfg_ctx_t *x, const json_t *root)
            cfg_section(x, root, "", "Nats", nats_keys, nats_strs, NULL) &&
            cfg_section(x, root, "", "Mysql", mysql_keys, mysql_strs, NULL) &&
            cfg_dnsapi(x, root) && cfg_routing(x, root) &&
-           cfg_section(x, root, "", "Storage", storage_keys, storage_strs, NULL) &&
+           cfg_storage(x, root) &&
            cfg_required_urls(x) && cfg_overrides(x->c, root, &x->cfg->overrides) &&
            cfg_defaults(x);
 }

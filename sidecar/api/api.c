@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "harvest.h"
 #include "ibp_explain.h"
 #include "ibp_table.h"
 
@@ -163,6 +164,30 @@ static json_t *health_json(const sc_state_t *s, time_t now)
                      "last_poll_age_seconds", age_or_null(now, res->last_success));
 }
 
+static json_t *usage_json(sc_usage_t *u, time_t now)
+{
+    if (!u)
+        return json_null();
+    pthread_mutex_lock(&u->lock);
+    const sc_usage_stats_t *st = &u->stats;
+    json_t *j = json_pack(
+        "{s:s, s:o, s:o, s:b, s:o, s:o, s:o, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
+        " s:f}",
+        "store", "sqlite", "path", jstr(u->db_path), "counter_dir", jstr(u->dir),
+        "ok", st->flushes == 0 || st->last_ok, "last_flush", time_or_null(st->last_flush),
+        "last_success", time_or_null(st->last_success),
+        "failing_since", time_or_null(st->failing_since),
+        "last_error", st->failing_since ? jstr(st->last_error) : json_null(),
+        "flushes", (json_int_t)st->flushes, "flush_failures", (json_int_t)st->flush_failures,
+        "hits_stored", (json_int_t)st->hits_stored, "rows_stored", (json_int_t)st->rows_stored,
+        "hits_in_files", (json_int_t)st->hits_seen, "backlog_hits", (json_int_t)st->backlog,
+        "files", (json_int_t)st->files, "files_bad", (json_int_t)st->files_bad,
+        "files_removed", (json_int_t)st->files_removed, "last_flush_seconds", st->last_flush_s);
+    (void)now;
+    pthread_mutex_unlock(&u->lock);
+    return j;
+}
+
 char *sc_status_json(sc_state_t *s)
 {
     time_t now = time(NULL);
@@ -178,6 +203,7 @@ char *sc_status_json(sc_state_t *s)
     memcpy(path, s->table_path, sizeof path);
     pthread_mutex_unlock(&s->lock);
     json_object_set_new(out, "hosts", hosts_json(s, path)); /* no lock: it reads a file */
+    json_object_set_new(out, "usage", usage_json(s->usage, now));
     char *text = out ? json_dumps(out, JSON_INDENT(1) | JSON_PRESERVE_ORDER) : NULL;
     json_decref(out);
     return text;
@@ -241,6 +267,26 @@ static void source_metrics(text_t *t, const sc_state_t *s, time_t now)
                 sc_src_names[i], (long long)(now - s->src[i].last_success));
 }
 
+static void usage_metrics(text_t *t, sc_usage_t *u)
+{
+    if (!u)
+        return;
+    pthread_mutex_lock(&u->lock);
+    const sc_usage_stats_t *st = &u->stats;
+    metric(t, "ibpdns_usage_store_up", "gauge", "1 when the last usage flush stored everything");
+    add(t, "ibpdns_usage_store_up %d\n", st->flushes == 0 || st->last_ok);
+    metric(t, "ibpdns_usage_hits_stored_total", "counter", "Hits stored since the sidecar started");
+    add(t, "ibpdns_usage_hits_stored_total %llu\n", (unsigned long long)st->hits_stored);
+    metric(t, "ibpdns_usage_backlog_hits", "gauge", "Hits counted but not yet stored (last flush)");
+    add(t, "ibpdns_usage_backlog_hits %llu\n", (unsigned long long)st->backlog);
+    metric(t, "ibpdns_usage_flush_failures_total", "counter", "Usage flushes that stored nothing");
+    add(t, "ibpdns_usage_flush_failures_total %llu\n", (unsigned long long)st->flush_failures);
+    metric(t, "ibpdns_usage_counter_files", "gauge", "Counter files, by state (last flush)");
+    add(t, "ibpdns_usage_counter_files{state=\"all\"} %llu\n", (unsigned long long)st->files);
+    add(t, "ibpdns_usage_counter_files{state=\"bad\"} %llu\n", (unsigned long long)st->files_bad);
+    pthread_mutex_unlock(&u->lock);
+}
+
 char *sc_metrics_text(sc_state_t *s)
 {
     text_t t = {0};
@@ -268,6 +314,7 @@ char *sc_metrics_text(sc_state_t *s)
     metric(&t, "ibpdns_ready", "gauge", "1 once a table is in place");
     add(&t, "ibpdns_ready %d\n", s->ready);
     pthread_mutex_unlock(&s->lock);
+    usage_metrics(&t, s->usage);
     if (t.oom) {
         free(t.buf);
         return NULL;
@@ -426,14 +473,132 @@ static void get_route(sc_state_t *s, const sc_api_request_t *rq, sc_api_response
     set_json(out, status, j);
 }
 
+/* ---- /process and /usage ---------------------------------------------------- */
+
+static void today_utc(char out[11])
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(out, 11, "%Y-%m-%d", &tm);
+}
+
+/* IBP-NODE §7.4: a synchronous flush, then IBP's body, whose date is only
+ * echoed (every buffered date is flushed). */
+static void get_process(sc_state_t *s, const sc_api_request_t *rq, sc_api_response_t *out)
+{
+    char date[65], msg[128];
+    bool present;
+    ibp_err_t err;
+    if (!arg_text(rq, "date", date, sizeof date, &present, &err)) {
+        set_json(out, MHD_HTTP_BAD_REQUEST, error_json(err.msg));
+        return;
+    }
+    if (!present)
+        today_utc(date);
+    if (!s->usage) {
+        set_json(out, MHD_HTTP_SERVICE_UNAVAILABLE,
+                 error_json("usage accounting is not running"));
+        return;
+    }
+    bool stored = sc_usage_flush_now(s->usage, SC_API_FLUSH_WAIT_S);
+    snprintf(msg, sizeof msg, "Usage processing triggered for %s", date);
+    json_t *j = json_pack("{s:o, s:s}", "message", jstr(msg), "status", "success");
+    /* IBP answers success whatever the store did; the truth is in /status. */
+    if (j && !stored)
+        json_object_set_new(j, "stored", json_false());
+    set_json(out, MHD_HTTP_OK, j);
+}
+
+static bool is_date(const char *d)
+{
+    static const char shape[] = "dddd-dd-dd";
+    for (int i = 0; i < 10; i++)
+        if (shape[i] == 'd' ? !isdigit((unsigned char)d[i]) : d[i] != '-')
+            return false;
+    return d[10] == '\0';
+}
+
+typedef struct usage_out {
+    json_t *records;
+    size_t n;
+} usage_out_t;
+
+static bool usage_record(void *ctx, const sc_usage_row_t *r)
+{
+    usage_out_t *o = ctx;
+    if (o->n++ >= SC_API_USAGE_MAX_RECORDS)
+        return false;
+    char date[32];
+    snprintf(date, sizeof date, "%sT00:00:00Z", r->date);   /* IBP's driver's format */
+    json_t *rec = json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:b}",
+                            "nodeid", "", "date", date, "domain", jstr(r->domain),
+                            "memberName", jstr(r->member), "countryCode", jstr(r->country_code),
+                            "asn", jstr(r->asn), "networkName", jstr(r->network_name),
+                            "countryName", jstr(r->country_name), "hits", (json_int_t)r->hits,
+                            "isIPv6", r->is_ipv6);
+    return rec && json_array_append_new(o->records, rec) == 0;
+}
+
+static bool usage_args(const sc_api_request_t *rq, char args[5][SC_API_NAME_MAX + 1],
+                       ibp_err_t *err)
+{
+    static const char *const keys[] = {"start", "end", "domain", "member", "country"};
+    for (int i = 0; i < 5; i++) {
+        bool present;
+        if (!arg_text(rq, keys[i], args[i], SC_API_NAME_MAX + 1, &present, err))
+            return false;
+        if (!present && i < 2)
+            today_utc(args[i]);   /* ours: no dates means today */
+    }
+    return true;
+}
+
+/* getUsage's records (IBP-NODE §8.2) from the store, with its rules: start
+ * after end is an error, a date not YYYY-MM-DD an empty list. */
+static void get_usage(sc_state_t *s, const sc_api_request_t *rq, sc_api_response_t *out)
+{
+    char a[5][SC_API_NAME_MAX + 1];
+    ibp_err_t err = {{0}};
+    if (!usage_args(rq, a, &err)) {
+        set_json(out, MHD_HTTP_BAD_REQUEST, error_json(err.msg));
+        return;
+    }
+    if (!s->usage) {
+        set_json(out, MHD_HTTP_SERVICE_UNAVAILABLE,
+                 error_json("usage accounting is not running"));
+        return;
+    }
+    usage_out_t o = {.records = json_array()};
+    unsigned status = MHD_HTTP_OK;
+    const char *error = NULL;
+    if (strcmp(a[0], a[1]) > 0) {
+        error = "StartDate must be before or equal to EndDate";
+    } else if (is_date(a[0]) && is_date(a[1])) {
+        sc_usage_query_t q = {a[0], a[1], a[2], a[3], a[4]};
+        if (!sc_usage_query(s->usage, &q, usage_record, &o, &err)) {
+            bool cut = o.n > SC_API_USAGE_MAX_RECORDS;
+            error = cut ? "more records than one answer holds: narrow the query" : err.msg;
+            status = cut ? MHD_HTTP_OK : MHD_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+    json_t *j = json_pack("{s:o, s:o}", "nodeID", jstr(s->usage->node_id), "usageRecords",
+                          o.records);
+    if (j && error)
+        json_object_set_new(j, "error", jstr(error));
+    set_json(out, status, j);
+}
+
 typedef void (*get_fn)(sc_state_t *, const sc_api_request_t *, sc_api_response_t *);
 
 static const struct endpoint {
     const char *path;
     get_fn get;            /* NULL: not implemented yet (any method) */
+    bool post;             /* POST as well as GET */
 } endpoints[] = {
-    {"/status", get_status}, {"/metrics", get_metrics}, {"/route", get_route},
-    {"/process", NULL}, {"/events", NULL},
+    {"/status", get_status, false}, {"/metrics", get_metrics, false},
+    {"/route", get_route, false}, {"/process", get_process, true}, {"/usage", get_usage, false},
+    {"/events", NULL, false},
 };
 
 static const struct endpoint *endpoint_of(const char *path, size_t len)
@@ -471,9 +636,11 @@ void sc_api_handle(sc_state_t *s, const char *token, const sc_api_request_t *rq,
         set_json(out, MHD_HTTP_NOT_FOUND, error_json("no such endpoint"));
     else if (!e->get)
         set_json(out, MHD_HTTP_NOT_IMPLEMENTED,
-                 error_json("usage accounting and member events are not implemented yet"));
-    else if (strcmp(rq->method, "GET") && strcmp(rq->method, "HEAD"))
-        set_json(out, MHD_HTTP_METHOD_NOT_ALLOWED, error_json("use GET"));
+                 error_json("member events are not implemented yet"));
+    else if (strcmp(rq->method, "GET") && strcmp(rq->method, "HEAD") &&
+             !(e->post && !strcmp(rq->method, "POST")))
+        set_json(out, MHD_HTTP_METHOD_NOT_ALLOWED, error_json(e->post ? "use GET or POST"
+                                                                     : "use GET"));
     else
         e->get(s, rq, out);
 }

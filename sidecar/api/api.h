@@ -1,5 +1,5 @@
-/* The sidecar's local HTTP API (BEHAVIOR §7): GET /status, /metrics and
- * /route. Loopback by default; any other address needs a bearer token. */
+/* The sidecar's local HTTP API (BEHAVIOR §7): GET /status, /metrics,
+ * /route and /usage, GET or POST /process. Loopback by default; any other address needs a bearer token. */
 #ifndef IBPDNS_SIDECAR_API_H
 #define IBPDNS_SIDECAR_API_H
 
@@ -56,5 +56,7 @@ void sc_api_response_free(sc_api_response_t *r);
 /* Bounds on /route's arguments (bytes, after %-decoding). */
 #define SC_API_NAME_MAX (IBP_NAME_MAX + 1)   /* a DNS name plus the root dot */
 #define SC_API_ADDR_MAX 64     /* an IPv6 address with a /128 takes 49 */
+#define SC_API_FLUSH_WAIT_S 60 /* /process waits this long for its flush */
+#define SC_API_USAGE_MAX_RECORDS 200000   /* /usage: one answer's records */
 
 #endif

@@ -52,6 +52,7 @@ class Sidecar:
             'DnsApi': {'ListenAddress': listen, 'ListenPort': str(self.api_port),
                        'MonitorAddress': host, 'MonitorPort': port, 'RefreshIntervalSeconds': poll},
             'Routing': {'TablePath': 'routing.tbl'},
+            'Storage': {'Path': 'usage.sqlite', 'CounterDir': 'usage'},
         }
         if token:
             self.config['DnsApi']['BearerToken'] = token

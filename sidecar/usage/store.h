@@ -1,0 +1,63 @@
+/* The usage store: IBP's `requests` table (IBP-NODE §7.3) and, in the same
+ * database, the harvest sequence of every counter file, so that counts and
+ * the note of having stored them commit together (exactly once).
+ *
+ * One interface, two back-ends: SQLite (store_sqlite.c, the embedded
+ * default) and MySQL/MariaDB. A store handle belongs to one thread. */
+#ifndef IBPDNS_SIDECAR_STORE_H
+#define IBPDNS_SIDECAR_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ibp_err.h"
+
+/* IBP's column widths (characters): longer values are cut to them. */
+#define SC_COL_DOMAIN 128
+#define SC_COL_MEMBER 64
+#define SC_COL_ASN 32
+#define SC_COL_NETNAME 96
+#define SC_COL_COUNTRY 64
+#define SC_COL_NODE 32
+
+typedef struct sc_usage_row {
+    char date[11];         /* YYYY-MM-DD */
+    const char *node_id, *domain, *member, *country_code, *country_name, *asn, *network_name;
+    bool is_ipv6;
+    uint64_t hits;
+} sc_usage_row_t;
+
+/* getUsage's filters (IBP-NODE §8.2): dates YYYY-MM-DD, the rest "" = any. */
+typedef struct sc_usage_query {
+    const char *start, *end, *domain, *member, *country;
+} sc_usage_query_t;
+
+typedef bool (*sc_usage_row_fn)(void *ctx, const sc_usage_row_t *row);
+
+typedef struct sc_store sc_store_t;
+
+typedef struct sc_store_ops {
+    bool (*begin)(sc_store_t *s, ibp_err_t *err);
+    bool (*add)(sc_store_t *s, const sc_usage_row_t *row, ibp_err_t *err);
+    /* The harvests of a counter file committed so far (0 if never seen). */
+    bool (*get_seq)(sc_store_t *s, const char *file, uint64_t *seq, ibp_err_t *err);
+    bool (*set_seq)(sc_store_t *s, const char *file, uint64_t seq, ibp_err_t *err);
+    bool (*forget)(sc_store_t *s, const char *file, ibp_err_t *err);
+    bool (*commit)(sc_store_t *s, ibp_err_t *err);
+    void (*rollback)(sc_store_t *s);
+    /* SUM(hits) grouped as getUsage groups, in date order. */
+    bool (*query)(sc_store_t *s, const sc_usage_query_t *q, sc_usage_row_fn fn, void *ctx,
+                  ibp_err_t *err);
+    void (*close)(sc_store_t *s);
+} sc_store_ops_t;
+
+struct sc_store {
+    const sc_store_ops_t *ops;
+    const char *kind;      /* "sqlite", "mysql" */
+};
+
+/* Opens (creating the schema if missing) the SQLite store at path. */
+IBP_MUST_CHECK
+bool sc_store_sqlite_open(const char *path, bool read_only, sc_store_t **out, ibp_err_t *err);
+
+#endif

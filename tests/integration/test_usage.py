@@ -1,0 +1,281 @@
+#!/usr/bin/python3
+"""Usage accounting (issue 13) through a real pdns_server with caches off:
+every answered dynamic A/AAAA record is stored once in SQLite, whatever is
+killed when; hits go to the UTC date they were answered on; /process and
+/usage speak IBP's shapes; no client address lands in any file. The expected
+counts come from the answers the test received, never from the counting code."""
+import collections
+import glob
+import json
+import os
+import random
+import signal
+import sqlite3
+import threading
+import time
+
+import ibptest
+import pdnsfix
+from ibptest import check, eq
+from sidecarfix import Sidecar, real
+
+HOST = 'polkadot.dotters.network'
+LOOKUPS_PER_QUERY = 2
+CLIENTS = ['81.2.69.142/32', '216.160.83.56/32', '89.160.20.112/28', '175.16.199.0/24',
+           '2.125.160.216/32', '67.43.156.0/24', '2a02:cf40::/32', '2001:218::/32']
+
+
+V6 = {'Amforc': '2001:db8::a', 'Stake Plus': '2001:db8::5'}
+
+
+def members_with_ipv6():
+    members = json.loads(real('members_professional.json'))
+    for m in members.values():
+        if m['Details']['Name'] in V6:
+            m['Service']['ServiceIPv6'] = V6[m['Details']['Name']]
+    return members
+
+
+def member_of_ip():
+    members = members_with_ipv6()
+    out = {}
+    for m in members.values():
+        for key in ('ServiceIPv4', 'ServiceIPv6'):
+            if m['Service'].get(key):
+                out[m['Service'][key]] = m['Details']['Name']
+    return out
+
+
+MEMBER = member_of_ip()
+
+
+def answered(resp, rdtype):
+    """(member, is_ipv6) per dynamic record of the answer."""
+    out = []
+    for ip in pdnsfix.a_records(resp, rdtype):
+        out.append((MEMBER[ip], rdtype == 'AAAA'))
+    return out
+
+
+def stored_rows(sc):
+    db = sqlite3.connect('file:%s?mode=ro' % os.path.join(sc.dir, 'usage.sqlite'), uri=True)
+    rows = db.execute('SELECT date, node_id, domain_name, member_name, network_asn, network_name,'
+                      ' country_code, country_name, is_ipv6, hits FROM requests').fetchall()
+    db.close()
+    return rows
+
+
+def totals(rows):
+    t = collections.Counter()
+    for r in rows:
+        t[(r[2], r[3], bool(r[8]))] += r[9]
+    return t
+
+
+def process(sc):
+    code, _, body = sc.api('/process', method='POST')
+    eq(code, 200, '/process status')
+    return json.loads(body)
+
+
+def usage_pdns(sc, **kw):
+    args = ' --usage-dir=%s %s' % (os.path.join(sc.dir, 'usage'), kw.pop('extra', ''))
+    return pdnsfix.Pdns(sc.table, pipe_args=args.strip(), **kw)
+
+
+def test_answers_are_stored_exactly_and_read_back_as_ibp_does():
+    with Sidecar(extra={'Storage': {'FlushSeconds': 3600}}) as sc, usage_pdns(sc) as pdns:
+        gen = sc.generation()
+        sc.http.set('/members.json', json.dumps(members_with_ipv6()).encode())
+        sc.wait_generation_above(gen, 10)
+        check(pdnsfix.wait_until(lambda: pdnsfix.a_records(pdns.query(HOST, 'AAAA', ecs=CLIENTS[0]), 'AAAA'), 5),
+              'AAAA answers')
+        # PowerDNS asks the backend ANY twice per query of a host (the
+        # referral check, then the answer: PDNS-PIPE.md §5), and IBP counts
+        # every A and AAAA record of every such lookup (IBP-NODE §7.1).
+        per_client = {}
+        for ecs in CLIENTS:
+            per_client[ecs] = [(MEMBER[ip], False) for ip in pdnsfix.a_records(pdns.query(HOST, 'A', ecs=ecs), 'A')] + \
+                              [(MEMBER[ip], True) for ip in pdnsfix.a_records(pdns.query(HOST, 'AAAA', ecs=ecs), 'AAAA')]
+        process(sc)
+        base = totals(stored_rows(sc))   # the queries above
+        expected = collections.Counter()
+        for i in range(120):
+            ecs = CLIENTS[i % len(CLIENTS)]
+            rdtype = ('A', 'AAAA', 'ANY')[i % 3]
+            resp = pdns.query(HOST, rdtype, ecs=ecs, tcp=rdtype == 'ANY')   # ANY over UDP: TC
+            seen = [r for t in (('A', 'AAAA') if rdtype == 'ANY' else (rdtype,))
+                    for r in answered(resp, t)]
+            eq(sorted(seen), sorted(r for r in per_client[ecs] if rdtype == 'ANY' or r[1] == (rdtype == 'AAAA')),
+               'answer %d (%s %s)' % (i, rdtype, ecs))
+            for member, v6 in per_client[ecs]:
+                expected[(HOST, member, v6)] += LOOKUPS_PER_QUERY
+        check(sum(expected.values()) > 150 and any(k[2] for k in expected),
+              'the queries were answered: %r' % expected)
+        eq(totals(stored_rows(sc)), base, 'nothing stored before a flush')
+        expected.update(base)
+        body = process(sc)
+        eq(body, {'message': 'Usage processing triggered for %s' % time.strftime('%Y-%m-%d', time.gmtime()),
+                  'status': 'success'}, "/process answers IBP's body")
+        rows = stored_rows(sc)
+        eq(totals(rows), expected, 'stored totals = answered records')
+        today = time.strftime('%Y-%m-%d', time.gmtime())
+        for r in rows:
+            eq((r[0], r[1], r[4], r[5], r[6], r[7]), (today, 'TEST-01', '', '', '??', 'Unknown'),
+               'row dimensions %r' % (r,))
+        # A second flush adds nothing; new answers add exactly themselves.
+        process(sc)
+        eq(totals(stored_rows(sc)), expected, 'a second flush adds nothing')
+        pdns.query(HOST, 'A', ecs=CLIENTS[0])
+        for member, v6 in per_client[CLIENTS[0]]:
+            expected[(HOST, member, v6)] += LOOKUPS_PER_QUERY
+        process(sc)
+        eq(totals(stored_rows(sc)), expected, 'one more answer, one more hit')
+        # /usage: getUsage's records and rules.
+        code, _, body = sc.api('/usage?start=%s&end=%s' % (today, today))
+        eq(code, 200, '/usage')
+        u = json.loads(body)
+        eq(u['nodeID'], 'TEST-01', 'nodeID')
+        got = collections.Counter()
+        for rec in u['usageRecords']:
+            eq(rec['date'], today + 'T00:00:00Z', 'date format')
+            eq(rec['nodeid'], '', 'nodeid is empty, as IBP')
+            got[(rec['domain'], rec['memberName'], rec['isIPv6'])] += rec['hits']
+        eq(got, expected, '/usage totals')
+        some = next(iter(expected))[1]
+        u = json.loads(sc.api('/usage?start=%s&end=%s&domain=%s&member=%s' % (today, today, HOST, some.replace(' ', '%20')))[2])
+        check(u['usageRecords'] and all(r['memberName'] == some for r in u['usageRecords']),
+              'member filter')
+        u = json.loads(sc.api('/usage?start=%s&end=%s&country=%%3f%%3f' % (today, today))[2])
+        eq(sum(r['hits'] for r in u['usageRecords']), sum(expected.values()), 'country ?? any case')
+        u = json.loads(sc.api('/usage?start=%s&end=%s&country=de' % (today, today))[2])
+        eq(u['usageRecords'], [], 'country filter')
+        u = json.loads(sc.api('/usage?start=2026-02-02&end=2026-01-01')[2])
+        eq(u.get('error'), 'StartDate must be before or equal to EndDate', 'start after end')
+        u = json.loads(sc.api('/usage?start=yesterday&end=z')[2])
+        eq((u['usageRecords'], 'error' in u), ([], False), 'a bad date: an empty list, no error')
+        st = sc.status()['usage']
+        eq((st['ok'], st['backlog_hits'], st['hits_stored']), (True, 0, sum(expected.values())),
+           '/status usage')
+        metrics = sc.api('/metrics')[2]
+        check('ibpdns_usage_hits_stored_total %d' % sum(expected.values()) in metrics, 'metrics')
+        # Privacy: no client address in any file of ours.
+        pdns.stop()
+        files = glob.glob(os.path.join(sc.dir, '**'), recursive=True)
+        for path in files:
+            if os.path.isfile(path):
+                data = open(path, 'rb').read()
+                for c in CLIENTS:
+                    check(c.split('/')[0].encode() not in data, '%s holds %s' % (path, c))
+
+
+def load(pdns, stop, expected, errors, per_client):
+    """Queries until stopped; expected gets the hits of every answered query."""
+    rnd = random.Random(7)
+    while not stop.is_set():
+        ecs = rnd.choice(CLIENTS)
+        try:
+            resp = pdns.query(HOST, 'A', ecs=ecs, timeout=2)
+        except Exception as e:   # noqa: BLE001 - a timeout while a coprocess is killed
+            errors.append(repr(e))
+            continue
+        if resp.rcode() != 0:
+            errors.append('rcode %d' % resp.rcode())
+            continue
+        eq(sorted(answered(resp, 'A')), per_client[ecs], 'answer under load')
+        for member, v6 in per_client[ecs]:
+            expected[(HOST, member, v6)] += LOOKUPS_PER_QUERY
+
+
+def learn_answers(pdns):
+    return {ecs: sorted(answered(pdns.query(HOST, 'A', ecs=ecs), 'A')) for ecs in CLIENTS}
+
+
+def under_load(sc, pdns, each_round, rounds):
+    per_client = learn_answers(pdns)
+    process(sc)
+    base = totals(stored_rows(sc))
+    expected, errors, stop = collections.Counter(base), [], threading.Event()
+    worker = threading.Thread(target=load, args=(pdns, stop, expected, errors, per_client))
+    worker.start()
+    try:
+        for round_ in range(rounds):
+            each_round(round_)
+    finally:
+        stop.set()
+        worker.join()
+    return expected, errors
+
+
+def test_sidecar_kills_double_and_lose_nothing():
+    """SIGKILL at random moments of flushes that run every second and on
+    /process: the store ends with exactly the answered hits."""
+    with Sidecar(extra={'Storage': {'FlushSeconds': 1}}) as sc, usage_pdns(sc) as pdns:
+        rnd = random.Random(11)
+
+        def kill_sidecar(round_):
+            if round_ % 2:
+                threading.Thread(target=lambda: sc.api('/process', method='POST')).start()
+            time.sleep(rnd.uniform(0, 1.2))
+            sc.proc.send_signal(signal.SIGKILL)
+            sc.proc.wait()
+            sc.start(wait=False)
+            time.sleep(rnd.uniform(0.05, 0.5))
+        expected, errors = under_load(sc, pdns, kill_sidecar, 12)
+        eq(errors, [], 'queries failed while the sidecar was killed')
+        check(pdnsfix.wait_until(sc.ready, 20), 'the sidecar came back')
+        process(sc)
+        eq(totals(stored_rows(sc)), expected, 'stored = answered after 12 sidecar kills')
+        check(sum(expected.values()) > 300, 'load: %r' % expected)
+
+
+def test_coprocess_kills_lose_nothing():
+    """60 coprocesses SIGKILLed under load: a coprocess counts a lookup once
+    its answer is written to PowerDNS, so the store ends with exactly the hits
+    of the answered queries."""
+    with Sidecar(extra={'Storage': {'FlushSeconds': 1}}) as sc, usage_pdns(sc) as pdns:
+        rnd = random.Random(13)
+        kills = []
+
+        def kill_coprocess(round_):
+            time.sleep(rnd.uniform(0.02, 0.12))
+            pids = pdns.coprocess_pids()
+            if pids:
+                os.kill(rnd.choice(pids), signal.SIGKILL)
+                kills.append(1)
+        expected, errors = under_load(sc, pdns, kill_coprocess, 60)
+        check(len(kills) >= 50, '%d kills' % len(kills))
+        time.sleep(0.5)
+        process(sc)
+        eq(totals(stored_rows(sc)), expected, 'stored = answered after %d coprocess kills '
+           '(%d queries failed: %r)' % (len(kills), len(errors), errors[:3]))
+        check(sum(expected.values()) > 300, 'load: %r' % expected)
+        pdns.stop()
+        process(sc)
+        left = glob.glob(os.path.join(sc.dir, 'usage', '*.ibpc'))
+        eq(left, [], 'the files of dead coprocesses are removed once stored')
+
+
+def test_hits_go_to_the_date_they_were_answered_on():
+    now = time.time()
+    midnight = (int(now) // 86400 + 1) * 86400
+    offset = int(midnight - 3 - now)   # the coprocesses' clock: 3 s before 00:00 UTC
+    with Sidecar(extra={'Storage': {'FlushSeconds': 3600}}) as sc, \
+            usage_pdns(sc, extra='--clock-offset=%d' % offset) as pdns:
+        t0 = time.time()
+        before = LOOKUPS_PER_QUERY * sum(len(answered(pdns.query(HOST, 'A', ecs=CLIENTS[0]), 'A'))
+                                         for _ in range(5))
+        check(time.time() - t0 < 2, 'queries before midnight took too long')
+        time.sleep(max(0, 4 - (time.time() - t0)))
+        after = LOOKUPS_PER_QUERY * sum(len(answered(pdns.query(HOST, 'A', ecs=CLIENTS[0]), 'A'))
+                                        for _ in range(7))
+        process(sc)
+        by_date = collections.Counter()
+        for r in stored_rows(sc):
+            by_date[r[0]] += r[9]
+        day = lambda t: time.strftime('%Y-%m-%d', time.gmtime(t))
+        eq(dict(by_date), {day(midnight - 1): before, day(midnight): after}, 'hits by date')
+
+
+if __name__ == '__main__':
+    ibptest.main(globals())
