@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import struct
+import glob
 import subprocess
 import time
 
@@ -46,6 +47,8 @@ def leave_an_older_format_table():
 def test_run_shows_two_answers_and_stops_clean():
     check(not leftovers(), 'something of a previous run is still running: %r' % leftovers())
     leave_an_older_format_table()
+    for old in glob.glob(os.path.join(VAR, 'usage.sqlite*')) + glob.glob(os.path.join(VAR, 'usage', '*')):
+        os.unlink(old)   # earlier runs' hits
     proc = subprocess.Popen(['bash', RUN], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)
     out = []
@@ -63,6 +66,11 @@ def test_run_shows_two_answers_and_stops_clean():
         eq(len(answers), 2, 'two dig answers in:\n' + text)
         check(answers[0] != answers[1], 'the answers differ: %r' % answers)
         check(all(re.match(r'^\d+\.\d+\.\d+\.\d+$', a) for a in answers), 'addresses: %r' % answers)
+        check('"message":"Usageprocessingtriggeredfor' in text, '/process in:\n' + text)
+        hits = dict(re.findall(r'(\w[\w ]*): (\d+) hits', text))
+        # With examples/pdns.conf's caches on, PowerDNS asks the backend once
+        # per query here (twice with its caches off: test_usage.py).
+        eq(hits, {'Amforc': '1', 'Gatotech': '1'}, 'usage of the two digs')
         info = ibptest.table_json('info', os.path.join(VAR, 'routing.tbl'))
         check(info['generation'] >= 42, 'generation %d of the table that replaced the old one '
               '(41): the numbering did not continue' % info['generation'])
