@@ -641,6 +641,8 @@ void sc_api_handle(sc_state_t *s, const char *token, const sc_api_request_t *rq,
              !(e->post && !strcmp(rq->method, "POST")))
         set_json(out, MHD_HTTP_METHOD_NOT_ALLOWED, error_json(e->post ? "use GET or POST"
                                                                      : "use GET"));
+    else if (rq->has_body)
+        set_json(out, MHD_HTTP_CONTENT_TOO_LARGE, error_json("no endpoint takes a body"));
     else
         e->get(s, rq, out);
 }
@@ -879,7 +881,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     if (k && k->path_len > path_len)
         path_len = k->path_len;
     sc_api_request_t rq = {.method = method, .path = url, .path_len = path_len,
-                           .arg = mhd_arg, .arg_ctx = c};
+                           .arg = mhd_arg, .arg_ctx = c, .has_body = has_body(c)};
     if (MHD_lookup_connection_value_n(c, MHD_HEADER_KIND, auth, sizeof auth - 1, &rq.auth,
                                       &rq.auth_len) != MHD_YES)
         rq.auth = NULL;

@@ -36,6 +36,7 @@ typedef struct sc_api_request {
     void *arg_ctx;
     const char *auth;          /* the Authorization header, or NULL */
     size_t auth_len;
+    bool has_body;             /* a body was announced (no endpoint takes one) */
 } sc_api_request_t;
 
 typedef struct sc_api_response {

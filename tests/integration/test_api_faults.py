@@ -101,7 +101,8 @@ def test_invalid_utf8_and_nul_are_400_naming_the_argument():
         eq([a['address'] for a in json.loads(body)['answers']], [AMFORC], 'answer')
         # Every other error is JSON too.
         for method, target, want in [('GET', '/nothing', 404), ('DELETE', '/status', 405),
-                                     ('POST', '/route', 405), ('GET', '/process', 501),
+                                     ('POST', '/route', 405), ('GET', '/events', 501),
+                                     ('DELETE', '/process', 405),
                                      ('GET', '/%FF', 404), ('GET', '/status%FF', 404)]:
             code, ctype, body = get(p, target, method=method)
             eq(code, want, '%s %s' % (method, target))
