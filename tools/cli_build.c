@@ -1,5 +1,6 @@
 /* ibpdns-table build: local inputs -> routing table, written atomically. */
 #include <getopt.h>
+#include <unistd.h>
 #include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
@@ -18,7 +19,7 @@
 #include "ibp_table_writer.h"
 
 typedef struct build_opts {
-    const char *config, *results, *results_source, *mmdb, *out;
+    const char *config, *results, *results_source, *mmdb, *asn_mmdb, *out;
 } build_opts_t;
 
 typedef struct inputs {
@@ -39,16 +40,18 @@ static bool parse_args(int argc, char **argv, build_opts_t *o)
     static const struct option longs[] = {
         {"config", required_argument, NULL, 'c'}, {"results", required_argument, NULL, 'r'},
         {"results-source", required_argument, NULL, 's'}, {"mmdb", required_argument, NULL, 'm'},
-        {"output", required_argument, NULL, 'o'}, {NULL, 0, NULL, 0},
+        {"output", required_argument, NULL, 'o'}, {"asn-mmdb", required_argument, NULL, 'a'},
+        {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof *o);
     int ch;
-    while ((ch = getopt_long(argc, argv, "c:r:s:m:o:", longs, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "c:r:s:m:o:a:", longs, NULL)) != -1) {
         switch (ch) {
         case 'c': o->config = optarg; break;
         case 'r': o->results = optarg; break;
         case 's': o->results_source = optarg; break;
         case 'm': o->mmdb = optarg; break;
+        case 'a': o->asn_mmdb = optarg; break;
         case 'o': o->out = optarg; break;
         default: return false;
         }
@@ -181,12 +184,12 @@ static json_t *summary(const build_opts_t *o, const ibp_compile_out_t *co, const
 }
 
 static bool compile_and_write(const build_opts_t *o, inputs_t *in, const ibp_geo_classes_t *geo,
-                              ibp_err_t *err)
+                              const ibp_client_classes_t *clients, ibp_err_t *err)
 {
     ibp_compile_in_t ci = {
         .config = &in->cfg, .members = &in->members, .services = &in->services,
         .statics = &in->statics, .overrides = &in->cfg.overrides,
-        .health = in->health.loaded ? &in->health : NULL, .geo = geo,
+        .health = in->health.loaded ? &in->health : NULL, .geo = geo, .clients = clients,
         .inputs = in->desc, .n_inputs = in->n_desc,
     };
     next_identity(o->out, &ci.build_time, &ci.generation);
@@ -216,20 +219,28 @@ int cli_build(int argc, char **argv)
     char mmdb[PATH_MAX];
     ibp_geo_needs_t needs = {0};
     ibp_geo_classes_t geo = {0};
+    ibp_client_classes_t clients = {0};
     bool ok = load_all(&o, in, &err) && mmdb_input(&o, in, mmdb, sizeof mmdb, &err) &&
               ibp_geo_needs_from_model(&in->members, &in->cfg.overrides, &needs, &err);
     if (ok) {
         ibp_geo_input_t gi = {.mmdb_path = mmdb, .sites = needs.sites, .n_sites = needs.n_sites,
                               .ccs = (const char (*)[3])needs.ccs, .n_ccs = needs.n_ccs,
                               .fingerprint = needs.fingerprint};
-        ok = ibp_geo_classes_build(&gi, &geo, &err);
+        char asn[PATH_MAX];   /* IBP's ASN file beside the City one, unless given */
+        const char *slash = strrchr(mmdb, '/');
+        snprintf(asn, sizeof asn, "%.*s/AsnLite.mmdb", slash ? (int)(slash - mmdb) : 1,
+                 slash ? mmdb : ".");
+        const char *asn_path = o.asn_mmdb ? o.asn_mmdb : access(asn, R_OK) == 0 ? asn : NULL;
+        ok = ibp_geo_classes_build(&gi, &geo, &err) &&
+             ibp_client_classes_build(mmdb, asn_path, &clients, &err);
     }
     if (ok) {
         char date[32];
         ibp_format_utc(geo.build_epoch, date);
         snprintf(in->mmdb_detail, sizeof in->mmdb_detail, "%s built %s", geo.db_type, date);
-        ok = compile_and_write(&o, in, &geo, &err);
+        ok = compile_and_write(&o, in, &geo, &clients, &err);
     }
+    ibp_client_classes_free(&clients);
     ibp_geo_classes_free(&geo);
     ibp_geo_needs_free(&needs);
     free_inputs(in);

@@ -21,7 +21,8 @@ int cli_fail(const char *fmt, ...)
 int cli_usage(void)
 {
     fputs("usage: ibpdns-table build --config NODE.json [--results RESULTS.json]\n"
-          "                          [--results-source SOURCE] [--mmdb CITY.mmdb] -o TABLE\n"
+          "                          [--results-source SOURCE] [--mmdb CITY.mmdb]\n"
+          "                          [--asn-mmdb ASN.mmdb] -o TABLE\n"
           "       ibpdns-table info TABLE\n"
           "       ibpdns-table lookup TABLE NAME IP [--type A|AAAA] [--ecs PREFIX] [--mmdb CITY.mmdb]\n"
           "       ibpdns-table lookup TABLE NAME --batch [--type A|AAAA] [--mmdb CITY.mmdb] < \"IP [PREFIX]\" lines\n"

@@ -10,6 +10,7 @@
 
 /* Answers */
 #define IBP_MAX_ANSWERS 8            /* Routing.AnswersPerFamily upper bound, per table answer */
+#define IBP_USAGE_TEXT_MAX 1024      /* a usage dimension's text: client classes, counter-file strings */
 
 /* Polling periods (ConfigReloadTime, RefreshIntervalSeconds): a day at most,
  * so that periods in milliseconds never overflow and a typo cannot stop

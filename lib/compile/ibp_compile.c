@@ -1296,6 +1296,22 @@ static bool check_geo(const ibp_compile_in_t *in, ibp_err_t *err)
     return true;
 }
 
+/* Borrowed, as the geo trie is: a republish copies them, never rebuilds them. */
+static void write_clients(ctx_t *c)
+{
+    const ibp_client_classes_t *cl = c->in->clients;
+    if (!cl || !cl->n)
+        return;
+    uint32_t at = ibp_tb_push(&c->tb, IBP_SEC_CLIENT, 1);
+    if (at == IBP_TBL_NONE)
+        return;   /* tb.oom: ibp_tb_finish says so */
+    *(ibp_tbl_client_t *)ibp_tb_at(&c->tb, IBP_SEC_CLIENT, at) =
+        (ibp_tbl_client_t){.root = cl->trie.root, .n_classes = (uint32_t)cl->n};
+    ibp_tb_borrow(&c->tb, IBP_SEC_CLIENT_NODES, cl->trie.nodes, cl->trie.node_count);
+    ibp_tb_borrow(&c->tb, IBP_SEC_CLIENT_TEXT, cl->text, cl->text_off[cl->n]);
+    ibp_tb_borrow(&c->tb, IBP_SEC_CLIENT_OFFS, cl->text_off, cl->n + 1);
+}
+
 static bool compile_all(ctx_t *c)
 {
     const char **hosts = NULL;
@@ -1318,6 +1334,7 @@ static bool compile_all(ctx_t *c)
     c->out->n_maps = ibp_map_set_count(c->maps);
     c->out->maps = ibp_map_set_stats(c->maps);
     c->out->n_nodes = c->tb.sec[IBP_SEC_NODES].n;
+    write_clients(c);
     write_inputs(c);
     ibp_tbl_header_t fields = {
         .generation = c->in->generation, .build_time = c->in->build_time, .ttl = c->rc->ttl,

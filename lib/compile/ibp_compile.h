@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "ibp_err.h"
+#include "ibp_client_classes.h"
 #include "ibp_health.h"
 #include "ibp_maps.h"
 #include "ibp_mmdb.h"
@@ -31,6 +32,7 @@ typedef struct ibp_compile_in {
     const ibp_overrides_t *overrides;  /* the file's, possibly changed over NATS */
     const ibp_health_t *health;        /* NULL or not loaded: everybody online */
     const ibp_geo_classes_t *geo;      /* built from ibp_compile_geo_input() */
+    const ibp_client_classes_t *clients;   /* NULL: usage has no country or ASN */
     const ibp_input_desc_t *inputs;
     size_t n_inputs;
     uint64_t build_time;               /* UTC seconds: the SOA serial */

@@ -34,6 +34,10 @@ static const size_t elem_sizes[IBP_SEC_COUNT] = {
     [IBP_SEC_MAPS] = sizeof(ibp_tbl_map_t),
     [IBP_SEC_CHOICES] = sizeof(uint32_t),
     [IBP_SEC_UNIFORM] = sizeof(uint64_t),
+    [IBP_SEC_CLIENT] = sizeof(ibp_tbl_client_t),
+    [IBP_SEC_CLIENT_NODES] = 2 * sizeof(uint32_t),
+    [IBP_SEC_CLIENT_TEXT] = 1,
+    [IBP_SEC_CLIENT_OFFS] = sizeof(uint32_t),
 };
 
 void ibp_tb_init(ibp_tb_t *b)

@@ -1,4 +1,5 @@
 #include "ibp_mmdb.h"
+#include "ibp_mmdb_walk.h"
 
 #include <errno.h>
 #include <maxminddb.h>
@@ -117,7 +118,6 @@ typedef struct walker {
     struct place *places;
     size_t places_n, places_cap;
     size_t cls_cap, orders_cap;
-    size_t node_budget;
     uint32_t last_offset;  /* neighbours in DFS order often share a record */
     uint32_t last_class;
     ibp_err_t *err;
@@ -207,15 +207,7 @@ static bool class_intern(walker_t *w, bool located, const char cc[3], double lat
 static bool get_value(walker_t *w, MMDB_entry_s *entry, MMDB_entry_data_s *data,
                       const char *const *path)
 {
-    int status = MMDB_aget_value(entry, data, path);
-    if (status == MMDB_LOOKUP_PATH_DOES_NOT_MATCH_DATA_ERROR) {
-        data->has_data = false;
-        return true;
-    }
-    if (status != MMDB_SUCCESS)
-        return ibp_err_set(w->err, "corrupt data record at offset %u: %s",
-                           entry->offset, MMDB_strerror(status));
-    return true;
+    return ibp_mmdb_get_value(entry, data, path, w->err);
 }
 
 static bool get_double(walker_t *w, MMDB_entry_s *entry, const char *const *path,
@@ -363,164 +355,18 @@ static bool record_class_lookup(walker_t *w, MMDB_entry_s *entry, uint32_t key, 
     return true;
 }
 
-/* IPv6 ranges that carry IPv4 addresses. Clients there are looked up as
- * IPv4, so their space is filled with placeholders that never merge with
- * real networks (gdnsd does the same), keeping neighbouring scopes honest. */
-typedef struct alias_range {
-    ibp_u128_t prefix;
-    unsigned len;
-} alias_range_t;
-
-#define U128(hi, lo) (((ibp_u128_t)(hi) << 64) | (ibp_u128_t)(lo))
-static const alias_range_t v4_aliases[] = {
-    {U128(0x0064ff9b00000000ULL, 0), 96},              /* NAT64 well-known prefix */
-    {U128(0, 0x0000ffff00000000ULL), 96},              /* v4-mapped */
-    {U128(0, 0xffff000000000000ULL), 96},              /* SIIT */
-    {U128(0x2001000000000000ULL, 0), 32},              /* Teredo */
-    {U128(0x2002000000000000ULL, 0), 16},              /* 6to4 */
-};
-
-/* Every alias range lies in one of these /16s: a cheap first test. */
-static bool may_touch_alias(ibp_u128_t p, unsigned len)
+static bool record_value(void *ctx, MMDB_entry_s *entry, uint32_t *id)
 {
-    unsigned top = (unsigned)(p >> 112);
-    return len < 16 || top == 0x0000 || top == 0x0064 || top == 0x2001 || top == 0x2002;
-}
-
-static bool prefix_within(ibp_u128_t p, unsigned len, const alias_range_t *a)
-{
-    if (len < a->len)
-        return false;
-    ibp_u128_t mask = ~(ibp_u128_t)0 << (128 - a->len);
-    return (p & mask) == a->prefix;
-}
-
-static bool prefix_contains(ibp_u128_t p, unsigned len, const alias_range_t *a)
-{
-    if (len >= a->len)
-        return false;
-    ibp_u128_t mask = len ? ~(ibp_u128_t)0 << (128 - len) : 0;
-    return (a->prefix & mask) == p;
-}
-
-/* Appends p/len with class id, carving out the v4 alias ranges. */
-static bool emit(walker_t *w, ibp_u128_t p, unsigned len, uint32_t id)
-{
-    if (!may_touch_alias(p, len))
-        return ibp_nlist_append(&w->out->list, len, id, w->err);
-    for (size_t i = 0; i < sizeof v4_aliases / sizeof v4_aliases[0]; i++) {
-        if (prefix_within(p, len, &v4_aliases[i]))
-            return ibp_nlist_append(&w->out->list, len, IBP_CLASS_UNDEF, w->err);
-        if (prefix_contains(p, len, &v4_aliases[i]))
-            return emit(w, p, len + 1, id) &&
-                   emit(w, p | ((ibp_u128_t)1 << (127 - len)), len + 1, id);
-    }
-    return ibp_nlist_append(&w->out->list, len, id, w->err);
-}
-
-typedef struct pending {
-    uint64_t record;
-    uint8_t type;
-    MMDB_entry_s entry;
-    ibp_u128_t prefix;
-    unsigned len;          /* in the 128-bit space */
-} pending_t;
-
-static bool read_children(walker_t *w, const pending_t *at, pending_t kids[2])
-{
-    if (w->out->n_nodes++ > w->node_budget)
-        return ibp_err_set(w->err, "search tree visits more nodes than it has: corrupt tree");
-    if (at->record > UINT32_MAX)
-        return ibp_err_set(w->err, "search tree node %llu out of range",
-                           (unsigned long long)at->record);
-    MMDB_search_node_s node;
-    int status = MMDB_read_node(&w->db, (uint32_t)at->record, &node);
-    if (status != MMDB_SUCCESS)
-        return ibp_err_set(w->err, "corrupt search tree at node %llu: %s",
-                           (unsigned long long)at->record, MMDB_strerror(status));
-    ibp_u128_t bit = (ibp_u128_t)1 << (127 - at->len);
-    kids[0] = (pending_t){node.left_record, node.left_record_type, node.left_record_entry,
-                          at->prefix, at->len + 1};
-    kids[1] = (pending_t){node.right_record, node.right_record_type, node.right_record_entry,
-                          at->prefix | bit, at->len + 1};
-    return true;
-}
-
-static bool visit_leaf(walker_t *w, pending_t *p)
-{
-    uint32_t id = IBP_CLASS_NODATA;
-    if (p->type == MMDB_RECORD_TYPE_DATA) {
-        if (!record_class(w, &p->entry, &id))
-            return false;
-    } else if (p->type != MMDB_RECORD_TYPE_EMPTY) {
-        return ibp_err_set(w->err, "corrupt search tree: invalid record below /%u", p->len);
-    }
-    return emit(w, p->prefix, p->len, id);
-}
-
-/* Depth-first, left before right, so networks come out in address order. */
-static bool walk_tree(walker_t *w, ibp_u128_t base, unsigned base_len)
-{
-    pending_t stack[130];
-    size_t top = 0;
-    stack[top++] = (pending_t){0, MMDB_RECORD_TYPE_SEARCH_NODE, {0}, base, base_len};
-    while (top) {
-        pending_t p = stack[--top];
-        bool alias = false;
-        for (size_t i = 0; may_touch_alias(p.prefix, p.len) && i < sizeof v4_aliases / sizeof v4_aliases[0]; i++)
-            alias |= prefix_within(p.prefix, p.len, &v4_aliases[i]);
-        if (alias) {
-            if (!ibp_nlist_append(&w->out->list, p.len, IBP_CLASS_UNDEF, w->err))
-                return false;
-            continue;
-        }
-        if (p.type != MMDB_RECORD_TYPE_SEARCH_NODE) {
-            if (!visit_leaf(w, &p))
-                return false;
-            continue;
-        }
-        if (p.len >= 128)
-            return ibp_err_set(w->err, "corrupt search tree: deeper than 128 bits");
-        pending_t kids[2];
-        if (!read_children(w, &p, kids))
-            return false;
-        stack[top++] = kids[1];
-        stack[top++] = kids[0];
-    }
-    return true;
-}
-
-/* An IPv4-only database covers ::/96; the rest of the IPv6 space has no data. */
-static bool fill_after_v4(walker_t *w)
-{
-    for (unsigned len = 96; len >= 1; len--)
-        if (!emit(w, (ibp_u128_t)1 << (128 - len), len, IBP_CLASS_NODATA))
-            return false;
-    return true;
+    return record_class(ctx, entry, id);
 }
 
 static bool open_city_db(walker_t *w, const char *path)
 {
-    int status = MMDB_open(path, MMDB_MODE_MMAP, &w->db);
-    if (status != MMDB_SUCCESS) {
-        const char *why = status == MMDB_IO_ERROR ? strerror(errno) : MMDB_strerror(status);
-        return ibp_err_set(w->err, "%s: cannot open MaxMind database: %s", path, why);
-    }
-    const char *type = w->db.metadata.database_type ? w->db.metadata.database_type : "";
-    snprintf(w->out->db_type, sizeof w->out->db_type, "%s", type);
+    if (!ibp_mmdb_open(path, "City", " (routing needs location coordinates)", &w->db, w->err))
+        return false;
+    const char *type = w->db.metadata.database_type;
+    snprintf(w->out->db_type, sizeof w->out->db_type, "%s", type ? type : "");
     w->out->build_epoch = w->db.metadata.build_epoch;
-    /* Format before closing: the metadata lives in the mapping. */
-    if (!strstr(w->out->db_type, "City")) {
-        ibp_err_set(w->err, "%s: database type '%s' is not a City database "
-                    "(routing needs location coordinates)", path, w->out->db_type);
-        MMDB_close(&w->db);
-        return false;
-    }
-    if (w->db.metadata.ip_version != 4 && w->db.metadata.ip_version != 6) {
-        ibp_err_set(w->err, "%s: unsupported ip_version %u", path, w->db.metadata.ip_version);
-        MMDB_close(&w->db);
-        return false;
-    }
     return true;
 }
 
@@ -555,13 +401,10 @@ bool ibp_geo_classes_build(const ibp_geo_input_t *in, ibp_geo_classes_t *out, ib
     walker_t w;
     bool ok = walker_init(&w, in, out, err) && open_city_db(&w, in->mmdb_path);
     if (ok) {
-        w.node_budget = 2 * (size_t)w.db.metadata.node_count + 256;
-        if (w.db.metadata.ip_version == 6)
-            ok = walk_tree(&w, 0, 0);
-        else
-            ok = walk_tree(&w, 0, 96) && fill_after_v4(&w);
-        if (ok && !out->list.full)
-            ok = ibp_err_set(err, "search tree does not cover the address space");
+        ibp_mmdb_walk_t walk = {.db = &w.db, .list = &out->list, .value = record_value, .ctx = &w,
+                                .nodata = IBP_CLASS_NODATA, .undef = IBP_CLASS_UNDEF, .err = err};
+        ok = ibp_mmdb_walk(&walk);
+        out->n_nodes = walk.n_nodes;
         ok = ok && ibp_geo_classes_index(out, err);
         if (!ok)
             ibp_err_prefix(err, "%s", in->mmdb_path);

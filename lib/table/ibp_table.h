@@ -42,6 +42,10 @@ typedef struct ibp_table {
     const uint32_t *spread;
     const ibp_tbl_input_t *inputs;
     const uint32_t *index;
+    const ibp_tbl_client_t *client;   /* NULL: no client classes (one, unknown) */
+    const uint32_t *client_nodes;
+    const char *client_text;
+    const uint32_t *client_offs;
     uint32_t n[IBP_SEC_COUNT];   /* element counts */
 } ibp_table_t;
 

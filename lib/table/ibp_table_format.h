@@ -14,7 +14,8 @@
 #include "ibp_limits.h"
 
 #define IBP_TBL_MAGIC "IBPDNSTB"
-#define IBP_TBL_VERSION 4u          /* 3: trie indexes; 4: one geo trie shared by all policies */
+#define IBP_TBL_VERSION 5u          /* 3: trie indexes; 4: one geo trie shared by all policies;
+                                       5: client classes for usage accounting */
 #define IBP_TBL_ENDIAN 0x01020304u
 #define IBP_TBL_NONE 0xFFFFFFFFu      /* "no index" */
 #define IBP_TBL_LEAF 0x80000000u      /* tree ref: top bit set => class (geo trie) or answer */
@@ -58,6 +59,10 @@ enum ibp_tbl_section {
     IBP_SEC_MAPS,          /* ibp_tbl_map_t: class -> answer, shared by equal policies */
     IBP_SEC_CHOICES,       /* uint32_t answer index per class, n_classes per map */
     IBP_SEC_UNIFORM,       /* uint64_t bitmap words, one bit per node per map */
+    IBP_SEC_CLIENT,        /* none, or one ibp_tbl_client_t: the client-class trie's root */
+    IBP_SEC_CLIENT_NODES,  /* uint32_t[2] per node of the client-class trie (leaves: classes) */
+    IBP_SEC_CLIENT_TEXT,   /* the classes' texts, back to back, not terminated */
+    IBP_SEC_CLIENT_OFFS,   /* uint32_t per class, then one more: its text in CLIENT_TEXT */
     IBP_SEC_COUNT
 };
 
@@ -201,6 +206,14 @@ typedef struct ibp_tbl_policy {
 
 /* The geo trie: one binary trie over the whole IPv6 space (IPv4 at ::/96)
  * whose leaves are geo classes, shared by every policy. */
+/* Usage accounting's client classes (country, ASN): a trie from client
+ * network to class whose text is "<CC>\t<country>\t<AS<n>|>\t<organisation>",
+ * the dimensions usage is stored by. No client address is in a class. */
+typedef struct ibp_tbl_client {
+    uint32_t root;         /* node 0, or IBP_TBL_LEAF | class */
+    uint32_t n_classes;
+} ibp_tbl_client_t;
+
 typedef struct ibp_tbl_geo {
     uint32_t root;         /* node 0, or IBP_TBL_LEAF | class */
     uint32_t n_classes;

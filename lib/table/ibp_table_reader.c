@@ -30,6 +30,7 @@ static const uint32_t expected_elem[IBP_SEC_COUNT] = {
     sizeof(ibp_tbl_host_t), sizeof(ibp_tbl_cand_t), sizeof(ibp_tbl_member_t),
     sizeof(ibp_tbl_target_t), sizeof(ibp_tbl_policy_t), 8, sizeof(ibp_tbl_answer_t), 4,
     sizeof(ibp_tbl_input_t), 4, sizeof(ibp_tbl_geo_t), 4, sizeof(ibp_tbl_map_t), 4, 8,
+    sizeof(ibp_tbl_client_t), 8, 1, 4,
 };
 
 static bool check_header(const uint8_t *buf, size_t len, ibp_err_t *err)
@@ -104,6 +105,10 @@ static bool map_sections(ibp_table_t *t, ibp_err_t *err)
     t->maps = at[IBP_SEC_MAPS];
     t->choices = at[IBP_SEC_CHOICES];
     t->uniform = at[IBP_SEC_UNIFORM];
+    t->client = t->n[IBP_SEC_CLIENT] ? at[IBP_SEC_CLIENT] : NULL;
+    t->client_nodes = at[IBP_SEC_CLIENT_NODES];
+    t->client_text = at[IBP_SEC_CLIENT_TEXT];
+    t->client_offs = at[IBP_SEC_CLIENT_OFFS];
     return true;
 }
 
@@ -215,28 +220,27 @@ static bool same_trie(const ibp_table_t *t, const ibp_table_t *trusted)
  * every parent before its children: each node must be reached exactly once
  * from the root and lie above depth 128. That makes the trie a tree whose
  * walks, dumps and index builds are bounded by its size. */
-static bool check_tree(const ibp_table_t *t, ibp_err_t *err)
+static bool check_tree(const uint32_t *nodes, uint32_t n, const char *what, ibp_err_t *err)
 {
-    uint32_t n = t->n[IBP_SEC_NODES];
     enum { UNSEEN = 0xFF };
     uint8_t *depth = malloc(n ? n : 1);
     if (!depth)
-        return ibp_err_set(err, "out of memory checking the geo trie");
+        return ibp_err_set(err, "out of memory checking the %s", what);
     memset(depth, UNSEEN, n);
     if (n)
         depth[0] = 0;
     bool ok = true;
     for (uint32_t k = 0; ok && k < n; k++) {
-        ok = depth[k] != UNSEEN ||
-             ibp_err_set(err, "geo trie node %u is not reached from the root", k);
+        ok = depth[k] != UNSEEN || ibp_err_set(err, "%s node %u is not reached from the root",
+                                               what, k);
         for (unsigned c = 0; ok && c < 2; c++) {
-            uint32_t child = t->nodes[2 * k + c];
+            uint32_t child = nodes[2 * k + c];
             if (child & IBP_TBL_LEAF)
                 continue;
             ok = (depth[child] == UNSEEN ||
-                  ibp_err_set(err, "geo trie node %u is reached twice (not a tree)", child)) &&
+                  ibp_err_set(err, "%s node %u is reached twice (not a tree)", what, child)) &&
                  (depth[k] + 1 < 128 ||
-                  ibp_err_set(err, "geo trie deeper than 128 bits at node %u", child));
+                  ibp_err_set(err, "%s deeper than 128 bits at node %u", what, child));
             depth[child] = (uint8_t)(depth[k] + 1);
         }
     }
@@ -257,11 +261,50 @@ static bool check_geo_shape(const ibp_table_t *t, const ibp_table_t *trusted, ib
     for (uint32_t k = 0; !known && k < 2 * n; k++)
         CHECK(geo_ref_ok(t, t->nodes[k]) && ((t->nodes[k] & IBP_TBL_LEAF) || t->nodes[k] > k / 2),
               "geo trie node %u points outside the trie or backwards", k / 2);
-    if (!known && !check_tree(t, err))
+    if (!known && !check_tree(t->nodes, n, "geo trie", err))
         return false;
     for (uint32_t k = 0; k < n; k++)
         CHECK(t->node_class[k] < t->geo->n_classes,
               "geo trie node %u: node_class is not a class", k);
+    return true;
+}
+
+/* The client-class trie: forward children, a tree, leaves that are classes;
+ * texts in order, inside their section, each of the four columns. */
+static bool check_clients(const ibp_table_t *t, const ibp_table_t *trusted, ibp_err_t *err)
+{
+    uint32_t n = t->n[IBP_SEC_CLIENT_NODES];
+    if (!t->client) {
+        CHECK(n == 0 && t->n[IBP_SEC_CLIENT_TEXT] == 0 && t->n[IBP_SEC_CLIENT_OFFS] == 0,
+              "client-class sections without their header");
+        return true;
+    }
+    uint32_t classes = t->client->n_classes, root = t->client->root;
+    CHECK(t->n[IBP_SEC_CLIENT] == 1 && classes > 0 && t->n[IBP_SEC_CLIENT_OFFS] == classes + 1 &&
+          (n == 0 ? (root & IBP_TBL_LEAF) && (root & ~IBP_TBL_LEAF) < classes : root == 0),
+          "the client-class trie's header is malformed");
+    bool known = trusted && trusted->client && trusted->n[IBP_SEC_CLIENT_NODES] == n &&
+                 trusted->client->n_classes == classes &&
+                 !memcmp(trusted->client_nodes, t->client_nodes, (size_t)n * 8);
+    for (uint32_t k = 0; !known && k < 2 * n; k++) {
+        uint32_t ref = t->client_nodes[k];
+        CHECK((ref & IBP_TBL_LEAF) ? (ref & ~IBP_TBL_LEAF) < classes : ref < n && ref > k / 2,
+              "client-class trie node %u points outside the trie or backwards", k / 2);
+    }
+    if (!known && !check_tree(t->client_nodes, n, "client-class trie", err))
+        return false;
+    CHECK(t->client_offs[0] == 0 && t->client_offs[classes] == t->n[IBP_SEC_CLIENT_TEXT],
+          "client-class texts do not fill their section");
+    for (uint32_t c = 0; c < classes; c++) {
+        uint32_t a = t->client_offs[c], b = t->client_offs[c + 1], tabs = 0;
+        CHECK(a <= b && b - a <= IBP_USAGE_TEXT_MAX, "client class %u: text out of order", c);
+        for (uint32_t i = a; i < b; i++) {
+            unsigned char ch = (unsigned char)t->client_text[i];
+            tabs += ch == '\t';
+            CHECK(ch >= 0x20 || ch == '\t', "client class %u: a control character", c);
+        }
+        CHECK(tabs == 3, "client class %u: %u columns, not 4", c, tabs + 1);
+    }
     return true;
 }
 
@@ -480,7 +523,8 @@ static bool check_policy(const ibp_table_t *t, uint32_t i, ibp_err_t *err)
 static bool shared_section(int s)
 {
     return s == IBP_SEC_NODES || s == IBP_SEC_INDEX || s == IBP_SEC_NODE_CLASS ||
-           s == IBP_SEC_CHOICES || s == IBP_SEC_UNIFORM;
+           s == IBP_SEC_CHOICES || s == IBP_SEC_UNIFORM || s == IBP_SEC_CLIENT_NODES ||
+           s == IBP_SEC_CLIENT_TEXT || s == IBP_SEC_CLIENT_OFFS;
 }
 
 /* Private copies of the header and every small section, so that a file
@@ -508,12 +552,14 @@ static bool copy_small_sections(ibp_table_t *t, ibp_err_t *err)
         [IBP_SEC_ANSWERS] = (const void **)&t->answers,
         [IBP_SEC_SPREAD] = (const void **)&t->spread,
         [IBP_SEC_INPUTS] = (const void **)&t->inputs, [IBP_SEC_GEO] = (const void **)&t->geo,
-        [IBP_SEC_MAPS] = (const void **)&t->maps,
+        [IBP_SEC_MAPS] = (const void **)&t->maps, [IBP_SEC_CLIENT] = (const void **)&t->client,
     };
     for (int s = 0; s < IBP_SEC_COUNT; s++) {
         if (shared_section(s))
             continue;
         size_t size = t->h->sections[s].size;
+        if (!size)
+            continue;   /* keeps t->client NULL for a table without client classes */
         memcpy(priv + at, *ptr[s], size);
         *ptr[s] = priv + at;
         at += (size + 7) & ~(size_t)7;
@@ -531,7 +577,8 @@ static bool validate(ibp_table_t *t, const ibp_table_t *trusted, ibp_err_t *err)
     CHECK(t->strings_size > 0 && t->strings[t->strings_size - 1] == '\0',
           "string section is not terminated");
     t->hash_mask = t->n[IBP_SEC_NAME_HASH] - 1;
-    if (!check_names(t, err) || !check_geo_shape(t, trusted, err) || !check_maps(t, err))
+    if (!check_names(t, err) || !check_geo_shape(t, trusted, err) || !check_maps(t, err) ||
+        !check_clients(t, trusted, err))
         return false;
     for (uint32_t i = 0; i < t->n[IBP_SEC_POLICIES]; i++)
         if (!check_policy(t, i, err))
@@ -981,21 +1028,45 @@ void ibp_table_route(const ibp_table_t *t, const ibp_tbl_host_t *host, unsigned 
 
 uint32_t ibp_table_client_classes(const ibp_table_t *t)
 {
-    (void)t;
-    return 1;
+    return t->client ? t->client->n_classes : 1;
 }
 
+/* Bounds-checked at every step: in a shared mapping the file could be
+ * rewritten under us (then the answer is "unknown", never a stray read). */
 uint32_t ibp_table_client_class(const ibp_table_t *t, const ibp_client_t *client)
 {
-    (void)t;
-    (void)client;
-    return 0;
+    if (!t->client)
+        return 0;
+    uint8_t key[16];
+    memcpy(key, client->addr.b, 16);
+    uint32_t v4bits;
+    if (!client->v4 && ibp_addr_v4_embedded(&client->addr, &v4bits)) {
+        memset(key, 0, 12);
+        key[12] = (uint8_t)(v4bits >> 24);
+        key[13] = (uint8_t)(v4bits >> 16);
+        key[14] = (uint8_t)(v4bits >> 8);
+        key[15] = (uint8_t)v4bits;
+    }
+    uint32_t ref = t->client->root, n = t->n[IBP_SEC_CLIENT_NODES];
+    for (unsigned depth = 0; !(ref & IBP_TBL_LEAF); depth++) {
+        if (ref >= n || depth >= 128)
+            return 0;
+        unsigned bit = key[depth >> 3] >> (7 - (depth & 7)) & 1;
+        ref = t->client_nodes[2 * ref + bit];
+    }
+    uint32_t cls = ref & ~IBP_TBL_LEAF;
+    return cls < t->client->n_classes ? cls : 0;
 }
 
 const char *ibp_table_client_text(const ibp_table_t *t, uint32_t cls, uint32_t *len)
 {
-    (void)t;
-    (void)cls;
+    if (t->client && cls < t->client->n_classes) {
+        uint32_t a = t->client_offs[cls], b = t->client_offs[cls + 1];
+        if (a <= b && b <= t->n[IBP_SEC_CLIENT_TEXT] && b - a <= IBP_USAGE_TEXT_MAX) {
+            *len = b - a;
+            return t->client_text + a;
+        }
+    }
     *len = sizeof UNKNOWN_CLIENT - 1;
     return UNKNOWN_CLIENT;
 }

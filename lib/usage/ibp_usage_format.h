@@ -13,13 +13,15 @@
 #include <assert.h>
 #include <stdint.h>
 
+#include "ibp_limits.h"
+
 #define IBP_UC_MAGIC "IBPDNSUC"
 #define IBP_UC_VERSION 1u
 #define IBP_UC_ENDIAN 0x01020304u
 #define IBP_UC_TAG 0x55534531u      /* "USE1": a slot whose key is complete */
 #define IBP_UC_MAX_SLOTS (1u << 20)
 #define IBP_UC_MAX_ARENA (64u << 20)
-#define IBP_UC_MAX_STRING 1024u     /* a dimension's text (a row's columns are shorter still) */
+#define IBP_UC_MAX_STRING IBP_USAGE_TEXT_MAX
 
 typedef struct ibp_uc_header {
     char magic[8];

@@ -11,6 +11,7 @@
 #include "ibp_health.h"
 #include "ibp_table.h"
 #include "ibp_table_writer.h"
+#include "maxmind.h"
 #include "workers.h"
 
 #define XXH_INLINE_ALL
@@ -41,6 +42,8 @@ void sc_builder_free(sc_builder_t *b)
 {
     if (b->have_geo)
         ibp_geo_classes_free(&b->geo);
+    if (b->have_clients)
+        ibp_client_classes_free(&b->clients);
     free(b->last_buf);
     free(b->spare_buf);
     memset(b, 0, sizeof *b);
@@ -77,6 +80,15 @@ static const ibp_health_t *snapshot_health(const snapshot_t *snap)
 
 /* What the table depends on: config, members, services, static records,
  * the effective health and the database's identity. */
+/* The ASN database IBP's node keeps beside the City one (maxmind.h's names). */
+static bool asn_path_of(const char *city, char *out, size_t cap, struct stat *st)
+{
+    const char *slash = strrchr(city, '/');
+    int dir = slash ? (int)(slash - city) : 1;
+    int n = snprintf(out, cap, "%.*s/%s", dir, slash ? city : ".", SC_MAXMIND_ASN.file);
+    return n > 0 && (size_t)n < cap && stat(out, st) == 0;
+}
+
 static bool inputs_digest(const snapshot_t *snap, const struct stat *mmdb, uint64_t *hi,
                           uint64_t *lo)
 {
@@ -95,6 +107,13 @@ static bool inputs_digest(const snapshot_t *snap, const struct stat *mmdb, uint6
     XXH3_128bits_update(st, &mmdb->st_ino, sizeof mmdb->st_ino);
     XXH3_128bits_update(st, &mmdb->st_size, sizeof mmdb->st_size);
     XXH3_128bits_update(st, &mmdb->st_mtim, sizeof mmdb->st_mtim);
+    char asn[4096];
+    struct stat asn_st = {0};   /* the ASN database beside it, if any: usage's classes */
+    if (asn_path_of(snap->mmdb_path, asn, sizeof asn, &asn_st)) {
+        XXH3_128bits_update(st, &asn_st.st_ino, sizeof asn_st.st_ino);
+        XXH3_128bits_update(st, &asn_st.st_size, sizeof asn_st.st_size);
+        XXH3_128bits_update(st, &asn_st.st_mtim, sizeof asn_st.st_mtim);
+    }
     XXH128_hash_t d = XXH3_128bits_digest(st);
     XXH3_freeState(st);
     *hi = d.high64;
@@ -137,6 +156,35 @@ static bool ensure_geo(sc_builder_t *b, const snapshot_t *snap, const struct sta
     }
     ibp_geo_needs_free(&needs);
     return ok;
+}
+
+/* Client classes for usage: rebuilt when the City or the ASN file changed.
+ * A failure keeps the classes before (or none: usage then says "??") and is
+ * logged: routing does not wait for accounting. */
+static void ensure_clients(sc_builder_t *b, const snapshot_t *snap, const struct stat *city)
+{
+    char asn[4096];
+    struct stat asn_st = {0};
+    bool with_asn = asn_path_of(snap->mmdb_path, asn, sizeof asn, &asn_st);
+    if (b->have_clients && ibp_same_file(&b->clients_city, city) &&
+        with_asn == b->clients_with_asn && (!with_asn || ibp_same_file(&b->clients_asn, &asn_st)))
+        return;
+    ibp_client_classes_t fresh;
+    ibp_err_t err = {{0}};
+    b->clients_city = *city;
+    b->clients_asn = asn_st;
+    b->clients_with_asn = with_asn;
+    if (!ibp_client_classes_build(snap->mmdb_path, with_asn ? asn : NULL, &fresh, &err)) {
+        ibp_log(&b->s->log, IBP_LOG_ERROR, "usage client classes: %s; %s", err.msg,
+                b->have_clients ? "keeping the previous ones" : "usage rows say ?? until fixed");
+        return;
+    }
+    if (b->have_clients)
+        ibp_client_classes_free(&b->clients);
+    b->clients = fresh;
+    b->have_clients = true;
+    ibp_log(&b->s->log, IBP_LOG_INFO, "usage client classes: %zu (countries%s) over %zu networks",
+            fresh.n, with_asn ? " and ASNs" : "", fresh.n_networks);
 }
 
 static size_t describe_inputs(const sc_builder_t *b, const snapshot_t *snap,
@@ -195,6 +243,7 @@ static bool compile_and_publish(sc_builder_t *b, const snapshot_t *snap, const c
         .services = snap->ref[SC_SRC_SERVICES]->model,
         .statics = snap->ref[SC_SRC_STATIC]->model, .overrides = &cfg->overrides,
         .health = snapshot_health(snap), .geo = &b->geo,
+        .clients = b->have_clients ? &b->clients : NULL,
         .inputs = inputs, .n_inputs = describe_inputs(b, snap, inputs),
         .build_time = now > b->build_time ? now : b->build_time + 1,
         .generation = b->generation + 1,
@@ -347,6 +396,8 @@ bool sc_builder_run_once(sc_builder_t *b)
     ibp_compile_out_t co = {0};
     memset(b->phase_s, 0, sizeof b->phase_s);
     ok = have_path && ensure_geo(b, &snap, &mmdb, &walked, &err);
+    if (ok)
+        ensure_clients(b, &snap, &mmdb);
     b->phase_s[SC_PHASE_GEO] = now_s() - t0;
     ok = ok && compile_and_publish(b, &snap, path, &co, &err);
     record_build(b, ok, walked, now_s() - t0, &co, err.msg);

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <sys/stat.h>
 
+#include "ibp_client_classes.h"
 #include "ibp_mmdb.h"
 #include "ibp_table.h"
 #include "state.h"
@@ -20,6 +21,12 @@ typedef struct sc_builder {
     struct stat geo_mmdb;          /* identity of the database the classes came from */
     uint64_t mmdb_hi, mmdb_lo, mmdb_size;
     char mmdb_detail[160];
+    /* Usage's client classes, from the City and (if beside it) the ASN
+     * database: rebuilt only when one of those files changes. */
+    ibp_client_classes_t clients;
+    bool have_clients;
+    struct stat clients_city, clients_asn;   /* identities they were built from */
+    bool clients_with_asn;
     uint64_t inputs_hi, inputs_lo; /* of the table in place */
     bool have_inputs;
     struct stat published;         /* identity of the file published last */

@@ -62,6 +62,7 @@ typedef struct inputs {
     ibp_health_t health;
     ibp_geo_needs_t needs;
     ibp_geo_classes_t geo;
+    ibp_client_classes_t clients;
 } inputs_t;
 
 static bool compile(inputs_t *in, uint32_t index_min_nodes, uint8_t **table, size_t *len,
@@ -73,13 +74,18 @@ static bool compile(inputs_t *in, uint32_t index_min_nodes, uint8_t **table, siz
                           .n_sites = in->needs.n_sites,
                           .ccs = (const char (*)[3])in->needs.ccs, .n_ccs = in->needs.n_ccs,
                           .fingerprint = in->needs.fingerprint};
-    if (!ibp_geo_classes_build(&gi, &in->geo, err))
+    char city[PATH_MAX], asn[PATH_MAX];
+    snprintf(city, sizeof city, "%s", fuzz_city_mmdb());
+    snprintf(asn, sizeof asn, "%.*s/GeoLite2-ASN-Test.mmdb",
+             (int)(strrchr(city, '/') - city), city);
+    if (!ibp_geo_classes_build(&gi, &in->geo, err) ||
+        !ibp_client_classes_build(city, asn, &in->clients, err))
         return false;
     ibp_compile_in_t ci = {.config = &in->cfg, .members = &in->members,
                            .services = &in->services, .statics = &in->statics,
                            .overrides = &in->cfg.overrides,
                            .health = in->health.loaded ? &in->health : NULL, .geo = &in->geo,
-                           .build_time = 1700000000, .generation = 1,
+                           .clients = &in->clients, .build_time = 1700000000, .generation = 1,
                            .index_min_nodes = index_min_nodes};
     ibp_compile_out_t out;
     if (!ibp_compile(&ci, &out, err))
@@ -108,6 +114,7 @@ bool fuzz_table_build(const char *dir, uint32_t index_min_nodes, uint8_t **table
               (!has_results || load(results, IBP_IN_RESULTS, &in->health, err)) &&
               compile(in, index_min_nodes, table, len, err);
     ibp_geo_classes_free(&in->geo);
+    ibp_client_classes_free(&in->clients);
     ibp_geo_needs_free(&in->needs);
     ibp_node_config_free(&in->cfg);
     ibp_members_free(&in->members);

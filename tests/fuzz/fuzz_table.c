@@ -84,6 +84,21 @@ static bool input_client(const uint8_t *data, size_t size, ibp_client_t *c)
     return true;
 }
 
+/* Usage's client class of a client: a class of the table, whose text has
+ * the four columns the harvest splits. */
+static void check_client_class(const ibp_table_t *t, const ibp_client_t *c)
+{
+    uint32_t len, cls = ibp_table_client_class(t, c);
+    if (cls >= ibp_table_client_classes(t))
+        fuzz_fail("client class %u of %u", cls, ibp_table_client_classes(t));
+    const char *text = ibp_table_client_text(t, cls, &len);
+    unsigned tabs = 0;
+    for (uint32_t i = 0; i < len; i++)
+        tabs += text[i] == '\t';
+    if (tabs != 3)
+        fuzz_fail("client class %u: %u columns", cls, tabs + 1);
+}
+
 static void route_host(const ibp_table_t *t, uint32_t hi, const ibp_client_t *extra)
 {
     const ibp_tbl_host_t *h = &t->hosts[hi];
@@ -96,6 +111,7 @@ static void route_host(const ibp_table_t *t, uint32_t hi, const ibp_client_t *ex
                 fuzz_fail("client %s %s does not parse", clients[i].ip, clients[i].ecs);
             ibp_table_route(t, h, fam, &c, &r);
             check_route(t, &c, &r);
+            check_client_class(t, &c);
         }
         if (extra) {
             ibp_table_route(t, h, fam, extra, &r);

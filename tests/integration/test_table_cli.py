@@ -398,7 +398,7 @@ def test_build_over_an_older_format_continues_its_numbering():
     info = ibptest.table_json('info', out)
     eq(info['generation'], 42, 'generation after the old table\'s 41')
     eq(info['build_time'], future + 1, 'build_time (SOA serial) after the old table\'s')
-    eq(info['format_version'], 4, 'format version written')
+    eq(info['format_version'], 5, 'format version written')
 
 
 def test_build_over_a_corrupt_table_starts_numbering_again():

@@ -71,9 +71,15 @@ static void build(const char *members_json, const char *statics_json, const char
                           .fingerprint = needs.fingerprint};
     if (!ibp_geo_classes_build(&gi, &geo, &err))
         fail_msg("%s", err.msg);
+    ibp_client_classes_t clients;   /* every fixture table carries usage's client classes */
+    char city[4096], asn[4096];
+    snprintf(city, sizeof city, "%s", fixture_shared("testdata/maxmind/GeoIP2-City-Test.mmdb"));
+    snprintf(asn, sizeof asn, "%s", fixture_shared("testdata/maxmind/GeoLite2-ASN-Test.mmdb"));
+    if (!ibp_client_classes_build(city, asn, &clients, &err))
+        fail_msg("%s", err.msg);
     ibp_compile_in_t ci = {.config = &cfg, .members = &members, .services = &services,
                            .statics = &statics, .overrides = &cfg.overrides, .geo = &geo,
-                           .build_time = 1700000000, .generation = 1,
+                           .clients = &clients, .build_time = 1700000000, .generation = 1,
                            .index_min_nodes = index_min_nodes};
     ibp_compile_out_t out;
     if (!ibp_compile(&ci, &out, &err))
@@ -82,6 +88,7 @@ static void build(const char *members_json, const char *statics_json, const char
     *len = out.table_len;
     out.table = NULL;
     ibp_compile_out_free(&out);
+    ibp_client_classes_free(&clients);
     ibp_geo_classes_free(&geo);
     ibp_geo_needs_free(&needs);
     ibp_members_free(&members);

@@ -7,6 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "fixture.h"
 #include "ibp_explain.h"
@@ -65,6 +70,77 @@ static int count_lines(const char *s)
     for (; *s; s++)
         n += *s == '\n';
     return n;
+}
+
+/* Sums the hits of the counter files in dir by "domain|member|client|family". */
+static uint64_t counted(const char *dir, const char *want)
+{
+    uint64_t sum = 0;
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char path[600];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (!strstr(e->d_name, IBP_COUNTER_SUFFIX) || strstr(e->d_name, ".tmp"))
+            continue;
+        int fd = open(path, O_RDWR);
+        struct stat st;
+        assert_int_equal(fstat(fd, &st), 0);
+        uint8_t *m = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        ibp_counter_view_t v;
+        ibp_err_t err;
+        assert_true(ibp_counter_attach(m, (size_t)st.st_size, &v, &err));
+        for (uint32_t i = 0; i < v.h->n_slots; i++) {
+            ibp_uc_entry_t en;
+            if (ibp_counter_slot(&v, i, &en, &err) != IBP_UC_USED)
+                continue;
+            char key[1024];
+            snprintf(key, sizeof key, "%.*s|%.*s|%.*s|%u", (int)en.domain.len, en.domain.s,
+                     (int)en.member.len, en.member.s, (int)en.client.len, en.client.s,
+                     en.family);
+            if (!strcmp(key, want))
+                sum += en.hits;
+        }
+        munmap(m, (size_t)st.st_size);
+        close(fd);
+    }
+    closedir(d);
+    return sum;
+}
+
+/* A lookup's records are counted by (domain, member, client class, family)
+ * once the answer is written (commit), never before; static and SOA
+ * answers count nothing. */
+static void answered_dynamic_records_are_counted_after_the_write(void **state)
+{
+    fix_t *f = *state;
+    char dir[] = "/tmp/ibpdns-usage-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    pipe_usage_t u = {.dir = dir, .file = {.fd = -1}};
+    f->st.usage = &u;
+    helo(f, "3");
+    const char *q = "Q\tpolkadot.dotters.network\tIN\tANY\t1\t192.0.2.1\t192.0.2.1\t89.160.20.112/28";
+    assert_non_null(strstr(send(f, q), "\tA\t"));
+    send(f, "Q\tdotters.network\tIN\tSOA\t-1\t0.0.0.0\t0.0.0.0\t0.0.0.0/0");
+    send(f, "Q\tdotters.network\tIN\tANY\t1\t192.0.2.1\t192.0.2.1\t89.160.20.112/28");
+    const char *key = "polkadot.dotters.network|Amforc|SE\tSweden\tAS29518\tBredband2 AB|0";
+    assert_int_equal(counted(dir, key), 0);   /* staged: nothing reached PowerDNS yet */
+    pipe_usage_commit(&u);
+    assert_int_equal(counted(dir, key), 1);
+    send(f, q);
+    send(f, q);
+    pipe_usage_commit(&u);
+    assert_int_equal(counted(dir, key), 3);
+    assert_int_equal(u.counted, 3);   /* the static and SOA answers counted nothing */
+    /* A new table: the staged hits go to the old table's file, the next to a new one. */
+    send(f, q);
+    pipe_usage_table_changed(&u);
+    assert_int_equal(counted(dir, key), 4);
+    pipe_usage_close(&u);
+    f->st.usage = NULL;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
 }
 
 static void handshake_and_abi_field_counts(void **state)
@@ -332,6 +408,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(handshake_and_abi_field_counts),
+        cmocka_unit_test(answered_dynamic_records_are_counted_after_the_write),
         cmocka_unit_test(soa_only_at_an_apex),
         cmocka_unit_test(any_and_specific_types),
         cmocka_unit_test(apex_soa_in_any_when_asked),

@@ -369,6 +369,74 @@ static uint32_t *geo_nodes(uint8_t *c, size_t len, uint32_t *count)
 /* A chain deeper than 128 bits once made `dump` overflow its stack buffer,
  * and nodes shared between parents (a DAG) made it print 2^100 lines: each
  * passed the old "children point forward" check. */
+/* Usage's client classes against MaxMind's own test data (the JSON sources
+ * of GeoIP2-City-Test and GeoLite2-ASN-Test): country from the City
+ * database, ASN from the ASN database, the IPv4-in-IPv6 forms as IPv4. */
+static void client_classes_give_country_and_asn(void **state)
+{
+    fix_t *f = *state;
+    ibp_table_t *t = &f->t;
+    static const struct {
+        const char *ip, *text;
+    } cases[] = {
+        {"89.160.20.112", "SE\tSweden\tAS29518\tBredband2 AB"},
+        {"::ffff:89.160.20.112", "SE\tSweden\tAS29518\tBredband2 AB"},
+        {"149.101.100.1", "US\tUnited States\tAS6167\tCELLCO-PART"},
+        {"81.2.69.142", "GB\tUnited Kingdom\t\t"},
+        {"216.160.83.56", "US\tUnited States\tAS209\t"},
+        {"1.128.0.1", "??\tUnknown\tAS1221\tTelstra Pty Ltd"},
+        {"2a02:cf40::1", "NO\tNorway\t\t"},
+        {"10.0.0.1", "??\tUnknown\t\t"},
+    };
+    assert_non_null(t->client);
+    assert_true(ibp_table_client_classes(t) > 8);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ibp_client_t c;
+        assert_true(ibp_client_parse(cases[i].ip, strlen(cases[i].ip), NULL, 0, &c));
+        uint32_t len, cls = ibp_table_client_class(t, &c);
+        const char *text = ibp_table_client_text(t, cls, &len);
+        char got[256];
+        snprintf(got, sizeof got, "%.*s", (int)len, text);
+        if (strcmp(got, cases[i].text))
+            fail_msg("%s: %s, want %s", cases[i].ip, got, cases[i].text);
+    }
+    uint32_t len;
+    const char *unknown = ibp_table_client_text(t, 0, &len);
+    assert_int_equal(len, 12);
+    assert_memory_equal(unknown, "??\tUnknown\t\t", 12);   /* class 0 */
+}
+
+static void bad_client_classes_are_rejected(void **state)
+{
+    fix_t *f = *state;
+    uint8_t *c = copy_of(f);
+    uint32_t *nodes = section(c, IBP_SEC_CLIENT_NODES);
+    nodes[2] = 0;   /* node 1 pointing back at the root */
+    reseal(c, f->len);
+    expect_reject(c, f->len, "client-class trie node 1 points outside the trie or backwards");
+    free(c);
+
+    c = copy_of(f);
+    char *text = section(c, IBP_SEC_CLIENT_TEXT);
+    *(char *)memchr(text, '\t', 8) = ' ';   /* a class of three columns */
+    reseal(c, f->len);
+    expect_reject(c, f->len, "columns, not 4");
+    free(c);
+
+    c = copy_of(f);
+    uint32_t *offs = section(c, IBP_SEC_CLIENT_OFFS);
+    offs[1] = 0xFFFFFF;
+    reseal(c, f->len);
+    expect_reject(c, f->len, "client class 0: text out of order");
+    free(c);
+
+    c = copy_of(f);
+    ((ibp_tbl_client_t *)section(c, IBP_SEC_CLIENT))->n_classes = 1;   /* leaves beyond it */
+    reseal(c, f->len);
+    expect_reject(c, f->len, "client-class trie's header is malformed");
+    free(c);
+}
+
 static void tries_that_are_not_trees_are_rejected(void **state)
 {
     fix_t *f = *state;
@@ -582,12 +650,13 @@ static void a_mapped_table_rewritten_in_place_never_reads_outside(void **state)
     fixture_build_indexed(NULL, NULL, 1, &buf, &len);   /* indexes too */
     const ibp_tbl_header_t *h = (const ibp_tbl_header_t *)buf;
     static const int big[] = {IBP_SEC_NODES, IBP_SEC_INDEX, IBP_SEC_NODE_CLASS, IBP_SEC_CHOICES,
-                              IBP_SEC_UNIFORM, -1};
+                              IBP_SEC_UNIFORM, IBP_SEC_CLIENT_NODES, IBP_SEC_CLIENT_TEXT,
+                              IBP_SEC_CLIENT_OFFS, -1};
     char path[] = "/tmp/ibpdns-test-XXXXXX";
     int fd = mkstemp(path);
     assert_true(fd >= 0);
     uint64_t rng = 0x1234567u;
-    for (int k = 0; k < 6; k++) {
+    for (int k = 0; k < (int)(sizeof big / sizeof big[0]); k++) {
         for (int pattern = 0; pattern < 4; pattern++) {
             assert_int_equal(pwrite(fd, buf, len, 0), (ssize_t)len);
             int rfd = open(path, O_RDONLY);
@@ -670,6 +739,8 @@ int main(void)
         cmocka_unit_test(trie_indexes_route_exactly_like_the_walk),
         cmocka_unit_test(a_trie_index_that_disagrees_is_rejected),
         cmocka_unit_test(tries_that_are_not_trees_are_rejected),
+        cmocka_unit_test(client_classes_give_country_and_asn),
+        cmocka_unit_test(bad_client_classes_are_rejected),
         cmocka_unit_test(derived_parts_that_disagree_are_rejected),
         cmocka_unit_test(leaf_walk_covers_each_trie_once),
         cmocka_unit_test(written_file_reopens_and_missing_file_is_named),
