@@ -81,7 +81,8 @@ def answered(resp, rdtype):
 
 
 def stored_rows(sc):
-    db = sqlite3.connect('file:%s?mode=ro' % os.path.join(sc.dir, 'usage.sqlite'), uri=True)
+    path = sc.config['Storage']['Path']
+    db = sqlite3.connect('file:%s?mode=ro' % os.path.join(sc.dir, path), uri=True)
     rows = db.execute('SELECT date, node_id, domain_name, member_name, network_asn, network_name,'
                       ' country_code, country_name, is_ipv6, hits FROM requests').fetchall()
     db.close()
@@ -303,6 +304,41 @@ def test_coprocess_kills_lose_nothing():
         process(sc)
         left = glob.glob(os.path.join(sc.dir, 'usage', '*.ibpc'))
         eq(left, [], 'the files of dead coprocesses are removed once stored')
+
+
+def test_a_full_disk_keeps_the_counts_until_space_is_freed():
+    """SQLite on a full file system (a small tmpfs; needs root): flushes
+    fail, the counts wait in their files, the fault shows in /status and
+    /metrics and is logged once when it starts and once when it ends."""
+    from test_faults import Tmpfs, fill
+    with Tmpfs('1M') as fs:
+        fill(fs.path('filler'))
+        extra = {'Storage': {'Path': fs.path('usage.sqlite'), 'FlushSeconds': 3600}}
+        with Sidecar(extra=extra) as sc, usage_pdns(sc) as pdns:
+            per_client = learn_answers(pdns)
+            expected = collections.Counter()
+            for i in range(30):
+                ecs = CLIENTS[i % len(CLIENTS)]
+                eq(sorted(answered(pdns.query(HOST, 'A', ecs=ecs), 'A')), per_client[ecs], 'answer')
+                for member, v6 in per_client[ecs]:
+                    expected[(HOST, member, v6)] += LOOKUPS_PER_QUERY
+            for member, v6 in (m for v in per_client.values() for m in v):
+                expected[(HOST, member, v6)] += LOOKUPS_PER_QUERY   # learn_answers' queries
+            for _ in range(2):
+                code, _, body = sc.api('/process', method='POST')
+                eq((code, json.loads(body).get('stored')), (200, False), '/process on a full disk')
+            st = sc.status()['usage']
+            eq((st['ok'], st['backlog_hits']), (False, sum(expected.values())), '/status while full')
+            check(st['last_error'] and st['failing_since'], 'the error shows: %r' % st)
+            check('ibpdns_usage_store_up 0' in sc.api('/metrics')[2], 'metrics while full')
+            os.unlink(fs.path('filler'))
+            process(sc)
+            eq(totals(stored_rows(sc)), expected, 'every count went in once space was freed')
+            st = sc.status()['usage']
+            eq((st['ok'], st['backlog_hits'], st['last_error']), (True, 0, None), '/status after')
+            log = sc.logtext()
+            eq((log.count('usage: cannot store'), log.count('usage: stored again')), (1, 1),
+               'logged once when it started, once when it ended:\n' + log[-2000:])
 
 
 def test_hits_go_to_the_date_they_were_answered_on():
