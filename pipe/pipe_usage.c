@@ -17,6 +17,7 @@ static void free_refs(pipe_usage_t *u)
 
 void pipe_usage_close(pipe_usage_t *u)
 {
+    pipe_usage_commit(u);
     if (u->file.base)
         ibp_counter_close(&u->file);
     free_refs(u);
@@ -25,8 +26,7 @@ void pipe_usage_close(pipe_usage_t *u)
 
 void pipe_usage_table_changed(pipe_usage_t *u)
 {
-    pipe_usage_commit(u);   /* the staged lookups name the old table's indices */
-    pipe_usage_close(u);
+    pipe_usage_close(u);   /* commits first: the staged hits are in the open file */
 }
 
 static int64_t monotonic_s(void)
@@ -49,6 +49,7 @@ static void report_fault(pipe_usage_t *u, const char *why)
 /* A new file for table t: the refs start empty (sized by the table once). */
 static bool open_file(pipe_usage_t *u, const ibp_table_t *t, uint64_t now)
 {
+    pipe_usage_commit(u);
     if (u->file.base)
         ibp_counter_close(&u->file);
     if (u->table != t) {
@@ -138,46 +139,33 @@ static bool make_key(pipe_usage_t *u, const ibp_table_t *t, uint32_t host, unsig
     return k->domain && k->member && k->client;
 }
 
-static bool count_one(pipe_usage_t *u, const ibp_table_t *t, uint32_t host, unsigned fam,
-                      uint32_t target, uint32_t cls, uint64_t now)
+static uint32_t slot_in_file(pipe_usage_t *u, const ibp_table_t *t, uint32_t host,
+                             unsigned fam, uint32_t target, uint32_t cls, uint32_t day)
 {
-    uint32_t day = (uint32_t)(now / 86400);
     ibp_uc_key_t k;
-    if (u->file.base && make_key(u, t, host, fam, target, cls, day, &k) &&
-        ibp_counter_add(&u->file, &k, 1))
-        return true;
-    /* This file is full (or there is none): the next one takes the hit. */
-    return open_file(u, t, now) && make_key(u, t, host, fam, target, cls, day, &k) &&
-           ibp_counter_add(&u->file, &k, 1);
+    return u->file.base && make_key(u, t, host, fam, target, cls, day, &k)
+               ? ibp_counter_slot_of(&u->file, &k) : IBP_UC_NO_SLOT;
 }
 
-void pipe_usage_hits(pipe_usage_t *u, const ibp_table_t *t, uint32_t host, unsigned fam,
-                     const uint32_t *targets, unsigned n, uint32_t client_class)
+/* The slot of one hit: in this file, or in a new one when it is full (the
+ * hits staged in the full one are added first: they name its slots). */
+static uint32_t slot_for(pipe_usage_t *u, const ibp_table_t *t, uint32_t host, unsigned fam,
+                         uint32_t target, uint32_t cls, uint64_t now)
 {
-    if (!u->dir || !n)
-        return;
-    if (u->table != t && u->file.base)
-        pipe_usage_close(u);
-    if (host >= t->n[IBP_SEC_HOSTS] || client_class >= ibp_table_client_classes(t))
-        return;   /* only a shared mapping rewritten under us */
-    struct timespec ts;   /* the coarse clock comes from the vDSO: no system call */
-    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-    uint64_t now = (uint64_t)(ts.tv_sec + u->clock_offset_s);
-    for (unsigned i = 0; i < n; i++) {
-        if (targets[i] < t->n[IBP_SEC_TARGETS] &&
-            count_one(u, t, host, fam, targets[i], client_class, now))
-            u->counted++;
-        else
-            u->uncounted++;
-    }
+    uint32_t day = (uint32_t)(now / 86400);
+    uint32_t slot = slot_in_file(u, t, host, fam, target, cls, day);
+    if (slot != IBP_UC_NO_SLOT)
+        return slot;
+    pipe_usage_commit(u);
+    return open_file(u, t, now) ? slot_in_file(u, t, host, fam, target, cls, day)
+                                : IBP_UC_NO_SLOT;
 }
 
 void pipe_usage_commit(pipe_usage_t *u)
 {
-    for (unsigned i = 0; i < u->n_staged; i++) {
-        const pipe_usage_lookup_t *l = &u->staged[i];
-        pipe_usage_hits(u, u->staged_table, l->host, l->fam, l->target, l->n, l->client_class);
-    }
+    for (unsigned i = 0; i < u->n_staged; i++)
+        ibp_counter_bump(&u->file, u->staged[i], 1);
+    u->counted += u->n_staged;
     u->n_staged = 0;
 }
 
@@ -186,11 +174,22 @@ void pipe_usage_stage(pipe_usage_t *u, const ibp_table_t *t, uint32_t host, unsi
 {
     if (!u->dir || !n)
         return;
-    if (u->n_staged == PIPE_USAGE_STAGED || (u->n_staged && u->staged_table != t))
-        pipe_usage_commit(u);   /* a long batch of lines: counted before its write */
-    pipe_usage_lookup_t *l = &u->staged[u->n_staged++];
-    *l = (pipe_usage_lookup_t){.host = host, .fam = fam, .client_class = client_class,
-                               .n = n < IBP_TBL_MAX_ANSWERS ? n : IBP_TBL_MAX_ANSWERS};
-    memcpy(l->target, targets, l->n * sizeof *targets);
-    u->staged_table = t;
+    if (u->table != t && u->file.base)
+        pipe_usage_close(u);   /* commits what the old table's answers staged */
+    if (host >= t->n[IBP_SEC_HOSTS] || client_class >= ibp_table_client_classes(t))
+        return;   /* only a shared mapping rewritten under us */
+    struct timespec ts;   /* the coarse clock comes from the vDSO: no system call */
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    uint64_t now = (uint64_t)(ts.tv_sec + u->clock_offset_s);
+    for (unsigned i = 0; i < n; i++) {
+        if (u->n_staged == PIPE_USAGE_STAGED)
+            pipe_usage_commit(u);   /* a long batch of lines: counted before its write */
+        uint32_t slot = targets[i] < t->n[IBP_SEC_TARGETS]
+                            ? slot_for(u, t, host, fam, targets[i], client_class, now)
+                            : IBP_UC_NO_SLOT;
+        if (slot == IBP_UC_NO_SLOT)
+            u->uncounted++;
+        else
+            u->staged[u->n_staged++] = slot;
+    }
 }

@@ -15,12 +15,7 @@
 
 #define PIPE_USAGE_SLOTS 8192u
 #define PIPE_USAGE_ARENA (512u * 1024u)
-#define PIPE_USAGE_STAGED 64u    /* lookups answered but not yet written */
-
-typedef struct pipe_usage_lookup {
-    uint32_t host, fam, client_class, n;
-    uint32_t target[IBP_TBL_MAX_ANSWERS];
-} pipe_usage_lookup_t;
+#define PIPE_USAGE_STAGED 512u   /* hits of answers not yet written */
 
 typedef struct pipe_usage {
     const char *dir;          /* NULL: counting is off */
@@ -35,19 +30,16 @@ typedef struct pipe_usage {
     uint64_t uncounted;       /* hits no file could take (reported in the log) */
     int64_t last_fault_log;   /* monotonic seconds */
     int64_t retry_at;         /* monotonic seconds: no new file before (after a failure) */
-    pipe_usage_lookup_t staged[PIPE_USAGE_STAGED];
+    uint32_t staged[PIPE_USAGE_STAGED];   /* slots of the open file, one per hit */
     unsigned n_staged;
-    const ibp_table_t *staged_table;
 } pipe_usage_t;
 
-/* Counts one hit per target for host (an index) in family fam (0: A),
- * for a client of class client_class. */
-void pipe_usage_hits(pipe_usage_t *u, const ibp_table_t *t, uint32_t host, unsigned fam,
-                     const uint32_t *targets, unsigned n, uint32_t client_class);
-
-/* The same, held until pipe_usage_commit: the coprocess commits once the
- * answers are written to PowerDNS, so a SIGKILL between answering and
- * writing counts nothing PowerDNS never got (it asks again elsewhere). */
+/* One hit per target for host (an index) in family fam (0: A), for a
+ * client of class client_class, held until pipe_usage_commit: the coprocess
+ * commits once the answers are written to PowerDNS, so a SIGKILL before the
+ * write counts nothing PowerDNS never got (it asks again elsewhere). The
+ * slots are found here, so a commit is one store per hit: the window in
+ * which a SIGKILL after the write loses a hit is a few instructions. */
 void pipe_usage_stage(pipe_usage_t *u, const ibp_table_t *t, uint32_t host, unsigned fam,
                       const uint32_t *targets, unsigned n, uint32_t client_class);
 void pipe_usage_commit(pipe_usage_t *u);

@@ -139,30 +139,36 @@ static inline bool key_is(const ibp_uc_slot_t *s, const ibp_uc_key_t *k)
            s->client == k->client && s->family == k->family;
 }
 
-bool ibp_counter_add(ibp_counter_t *c, const ibp_uc_key_t *key, uint64_t n)
+uint32_t ibp_counter_slot_of(ibp_counter_t *c, const ibp_uc_key_t *key)
 {
     for (uint32_t i = key_hash(key) & c->mask;; i = (i + 1) & c->mask) {
         ibp_uc_slot_t *s = &c->slots[i];
         if (s->tag) {   /* only this process writes tags: a plain read is exact */
-            if (key_is(s, key)) {
-                STORE_RLX(&s->hits, s->hits + n);
-                return true;
-            }
+            if (key_is(s, key))
+                return i;
             continue;
         }
         if (c->slots_used >= c->slot_limit)
-            return false;   /* a free slot always exists: limit < n_slots */
+            return IBP_UC_NO_SLOT;   /* a free slot always exists: limit < n_slots */
         s->day = key->day;
         s->domain = key->domain;
         s->member = key->member;
         s->client = key->client;
         s->family = key->family;
-        STORE_RLX(&s->hits, n);
         STORE_REL(&s->tag, IBP_UC_TAG);
         c->slots_used++;
         STORE_RLX(&c->h->slots_used, c->slots_used);
-        return true;
+        return i;
     }
+}
+
+bool ibp_counter_add(ibp_counter_t *c, const ibp_uc_key_t *key, uint64_t n)
+{
+    uint32_t slot = ibp_counter_slot_of(c, key);
+    if (slot == IBP_UC_NO_SLOT)
+        return false;
+    ibp_counter_bump(c, slot, n);
+    return true;
 }
 
 /* ---- reader ---------------------------------------------------------------- */

@@ -59,6 +59,18 @@ uint32_t ibp_counter_put_string(ibp_counter_t *c, const char *s, size_t len);
 IBP_MUST_CHECK
 bool ibp_counter_add(ibp_counter_t *c, const ibp_uc_key_t *key, uint64_t n);
 
+/* The two halves of ibp_counter_add, so that a caller can find (or claim,
+ * with no hits) a key's slot before an answer is written and add the hit
+ * after, with one store: IBP_UC_NO_SLOT when the file has no room. */
+#define IBP_UC_NO_SLOT 0xFFFFFFFFu
+IBP_MUST_CHECK
+uint32_t ibp_counter_slot_of(ibp_counter_t *c, const ibp_uc_key_t *key);
+static inline void ibp_counter_bump(ibp_counter_t *c, uint32_t slot, uint64_t n)
+{
+    ibp_uc_slot_t *s = &c->slots[slot];
+    __atomic_store_n(&s->hits, s->hits + n, __ATOMIC_RELAXED);
+}
+
 /* ---- reader and harvest ---------------------------------------------------- */
 
 typedef struct ibp_counter_view {
