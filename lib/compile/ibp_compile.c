@@ -192,7 +192,7 @@ static bool build_zones(ctx_t *c, const char **hosts, size_t n_hosts)
         bool inside = false;
         for (const char *p = hosts[i]; p && !inside; p = strchr(p + 1, '.')) {
             key.name = *p == '.' ? p + 1 : p;
-            inside = bsearch(&key, c->zones, n_static, sizeof key, cmp_zone) != NULL;
+            inside = n_static && bsearch(&key, c->zones, n_static, sizeof key, cmp_zone);
         }
         if (!inside && !add_zone(c, hosts[i]))
             return false;

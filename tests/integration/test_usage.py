@@ -9,6 +9,7 @@ import glob
 import json
 import os
 import random
+import re
 import signal
 import sqlite3
 import shutil
@@ -271,12 +272,17 @@ def test_sidecar_kills_double_and_lose_nothing():
         check(sum(expected.values()) > 300, 'load: %r' % expected)
 
 
-def test_coprocess_kills_lose_nothing():
-    """60 coprocesses SIGKILLed under load. A coprocess counts a lookup once
-    its answer is written to PowerDNS, so every answered query's hits are
-    stored exactly; a query that failed because its coprocess died under it
-    may have had its first lookup answered, and counted, before: at most
-    (lookups - 1) x records more for each failed query, never fewer."""
+def test_coprocess_kills_count_what_powerdns_got():
+    """60 coprocesses SIGKILLed under load. A coprocess counts a lookup's
+    records when its answer is written to PowerDNS. PowerDNS's log says how
+    many lookups a kill aborted; it runs the query again on another
+    coprocess, so the lookups of that query answered before the kill count
+    twice, as on IBP's node (every answered lookup counts); or it goes on
+    without the aborted lookup (a referral check), which then counts nothing.
+    So the store holds the answered queries' hits, give or take one lookup's
+    records per lookup PowerDNS reports aborted, and exactly them when none
+    was. (A SIGKILL in the few instructions between a write and its count
+    would lose that answer's hits: docs/USAGE.md.)"""
     with Sidecar(extra={'Storage': {'FlushSeconds': 1}}) as sc, usage_pdns(sc) as pdns:
         rnd = random.Random(13)
         kills = []
@@ -293,12 +299,13 @@ def test_coprocess_kills_lose_nothing():
         process(sc)
         got = totals(stored_rows(sc))
         extra = sum(got.values()) - sum(expected.values())
+        aborted = pdns.logtext().count('Unable to receive data from coprocess')
         most = max(len(v) for v in learn_answers(pdns).values()) * (LOOKUPS_PER_QUERY - 1)
-        check(all(got[k] >= n for k, n in expected.items()) and 0 <= extra <= most * len(errors),
-              'stored %r, answered %r after %d kills, %d failed queries (%r)'
-              % (got, expected, len(kills), len(errors), errors[:3]))
-        if not errors:
-            eq(got, expected, 'no query failed: stored = answered')
+        check(-most * aborted <= extra <= most * aborted,
+              'stored %r, answered %r after %d kills: %d lookups aborted, %d queries failed (%r)'
+              % (got, expected, len(kills), aborted, len(errors), errors[:3]))
+        if not aborted:
+            eq(got, expected, 'no lookup aborted: stored = answered')
         check(sum(expected.values()) > 300, 'load: %r' % expected)
         pdns.stop()
         process(sc)
@@ -339,6 +346,95 @@ def test_a_full_disk_keeps_the_counts_until_space_is_freed():
             log = sc.logtext()
             eq((log.count('usage: cannot store'), log.count('usage: stored again')), (1, 1),
                'logged once when it started, once when it ended:\n' + log[-2000:])
+
+
+def read_counter_files(dirname):
+    """Every used slot of every counter file, decoded here from the format
+    (docs/USAGE.md), not by our reader: {(domain, member, client, family): hits}
+    and every string the arenas hold."""
+    import struct
+    hits, strings = collections.Counter(), set()
+    for path in glob.glob(os.path.join(dirname, '*.ibpc')):
+        data = open(path, 'rb').read()
+        eq(data[:8], b'IBPDNSUC', 'magic of ' + path)
+        n_slots, arena_size = struct.unpack_from('<II', data, 24)
+        arena_used = struct.unpack_from('<I', data, 68)[0]
+        arena = data[128 + 48 * n_slots:]
+
+        def text(ref):
+            n = struct.unpack_from('<I', arena, ref - 1)[0]
+            return arena[ref + 3:ref + 3 + n].decode()
+        at = 0
+        while at < arena_used:
+            n = struct.unpack_from('<I', arena, at)[0]
+            strings.add(arena[at + 4:at + 4 + n].decode())
+            at += 4 + (n + 3) // 4 * 4
+        for i in range(n_slots):
+            tag, day, dom, mem, cli, fam, count = struct.unpack_from('<6IQ', data, 128 + 48 * i)
+            if tag:
+                hits[(text(dom), text(mem), text(cli), fam)] += count
+    return hits, strings
+
+
+def test_a_flood_of_distinct_clients_is_counted_in_bounded_memory():
+    """1,000,000 lookups from distinct /24 (and /48) prefixes, straight into
+    one coprocess: every dynamic record is counted, the counter files and the
+    coprocess's anonymous memory stay small (the keys are bounded by hosts x
+    members x client classes, not by clients), and the files hold no address."""
+    ws = ibptest.Workspace()
+    cfg = ws.node_config(json.loads(real('members_professional.json')),
+                         json.loads(real('services_rpc.json')), ())
+    table = ws.fresh()
+    rc, _, se = ibptest.run_table('build', '--config', cfg, '--mmdb', ibptest.CITY_MMDB,
+                                  '--asn-mmdb', ASN_MMDB, '-o', table)
+    eq(rc, 0, 'build: ' + se)
+    usage_dir = ws.path('usage')
+    os.mkdir(usage_dir)
+    co = pdnsfix.Coproc(table, extra_args=['--usage-dir=' + usage_dir])
+    try:
+        check(co.helo(3).startswith(b'OK'), 'HELO')
+        rnd = random.Random(5)
+        total, answered_records, chunk, peak_anon = 1000000, 0, 50000, 0
+        for start in range(0, total, chunk):
+            lines = []
+            for i in range(start, start + chunk):
+                if i % 10:
+                    ecs = '%d.%d.%d.0/24' % (rnd.randrange(1, 224), rnd.randrange(256), rnd.randrange(256))
+                else:
+                    ecs = '2%03x:%x:%x::/48' % (rnd.randrange(0x1000), rnd.randrange(0x10000), rnd.randrange(0x10000))
+                lines.append('Q\t%s\tIN\tANY\t1\t192.0.2.1\t192.0.2.1\t%s\n' % (HOST, ecs))
+            co.send(''.join(lines).encode(), timeout=120)
+            ends = 0
+            while ends < chunk:
+                line = co.read_line(timeout=60)
+                if line == b'END':
+                    ends += 1
+                elif line.startswith(b'DATA') and (b'\tA\t' in line or b'\tAAAA\t' in line):
+                    answered_records += 1
+            with open('/proc/%d/status' % co.proc.pid) as f:
+                anon = int(re.search(r'RssAnon:\s+(\d+) kB', f.read()).group(1))
+            peak_anon = max(peak_anon, anon)
+        if os.environ.get('IBP_SANITIZE') != '1':   # sanitizers' shadow memory is anonymous too
+            check(peak_anon <= 8 * 1024, 'coprocess anonymous memory %d kB' % peak_anon)
+        co.proc.stdin.close()
+        co.proc.wait(30)
+    finally:
+        if co.proc.poll() is None:
+            co.proc.kill()
+            co.proc.wait()
+    hits, strings = read_counter_files(usage_dir)
+    eq(sum(hits.values()), answered_records, 'every dynamic record of %d lookups counted' % total)
+    size = sum(os.path.getsize(p) for p in glob.glob(os.path.join(usage_dir, '*')))
+    check(size <= 4 * 917632, 'counter files: %d bytes for %d keys' % (size, len(hits)))
+    members = {m['Details']['Name'] for m in json.loads(real('members_professional.json')).values()}
+    for text in strings:
+        check(text == HOST or text in members or text.count('\t') == 3,
+              'a string in a counter file that is no dimension: %r' % text)
+        check(not re.search(r'\d+\.\d+\.\d+\.\d+|[0-9a-f]+:[0-9a-f:]+:', text.split('\t')[0] + ' ' + text.split('\t')[-1] if text.count('\t') == 3 else text),
+              'an address in a counter file: %r' % text)
+    check(len({k[2] for k in hits}) > 20, 'the flood met many client classes: %d' % len({k[2] for k in hits}))
+    print('  %d lookups, %d records counted in %d keys, %d counter-file bytes, peak anonymous '
+          'memory %d kB' % (total, answered_records, len(hits), size, peak_anon))
 
 
 def test_hits_go_to_the_date_they_were_answered_on():
