@@ -56,15 +56,23 @@ static bool usage_start(sc_state_t *s, sc_usage_t *u, ibp_err_t *err)
     sc_ref_t *ref = sc_current_config(s);
     const ibp_node_config_t *cfg = ref->model;
     char db[4096], dir[4096];
-    bool ok = (ibp_local_path(cfg->storage_path, s->config_dir, db, sizeof db, err) ||
-               ibp_err_prefix(err, "Storage.Path")) &&
-              (ibp_local_path(cfg->storage_counter_dir, s->config_dir, dir, sizeof dir, err) ||
-               ibp_err_prefix(err, "Storage.CounterDir")) &&
-              sc_usage_init(u, dir, db, cfg->nats_node_id, cfg->storage_flush_s, &s->log, err);
+    long port = cfg->mysql_port[0] ? strtol(cfg->mysql_port, NULL, 10) : 3306;
+    sc_mysql_cfg_t my = {.host = cfg->mysql_host, .user = cfg->mysql_user,
+                         .pass = cfg->mysql_pass, .db = cfg->mysql_db, .port = (unsigned)port};
+    bool ok = (port > 0 && port < 65536) || ibp_err_set(err, "Mysql.Port: not a port");
+    ok = ok && (ibp_local_path(cfg->storage_path, s->config_dir, db, sizeof db, err) ||
+                ibp_err_prefix(err, "Storage.Path")) &&
+         (ibp_local_path(cfg->storage_counter_dir, s->config_dir, dir, sizeof dir, err) ||
+          ibp_err_prefix(err, "Storage.CounterDir")) &&
+         sc_usage_init(u, dir, db, cfg->mysql_host[0] ? &my : NULL, cfg->nats_node_id,
+                       cfg->storage_flush_s, &s->log, err);
     sc_ref_put(ref);
     if (ok) {
-        ibp_log(&s->log, IBP_LOG_INFO, "usage: counter files in %s, stored in SQLite %s every "
-                "%d s", u->dir, u->db_path, u->flush_s);
+        const char *kind;
+        char where[600];
+        sc_usage_store_name(u, &kind, where, sizeof where);
+        ibp_log(&s->log, IBP_LOG_INFO, "usage: counter files in %s, stored in %s %s every "
+                "%d s", u->dir, kind, where, u->flush_s);
         sc_usage_flush(u);   /* what the last run left, and the directory the coprocesses need */
     }
     return ok;

@@ -168,12 +168,15 @@ static json_t *usage_json(sc_usage_t *u, time_t now)
 {
     if (!u)
         return json_null();
+    const char *kind;
+    char where[600];
+    sc_usage_store_name(u, &kind, where, sizeof where);   /* [init] fields: no lock */
     pthread_mutex_lock(&u->lock);
     const sc_usage_stats_t *st = &u->stats;
     json_t *j = json_pack(
         "{s:s, s:o, s:o, s:b, s:o, s:o, s:o, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
         " s:f}",
-        "store", "sqlite", "path", jstr(u->db_path), "counter_dir", jstr(u->dir),
+        "store", kind, "where", jstr(where), "counter_dir", jstr(u->dir),
         "ok", st->flushes == 0 || st->last_ok, "last_flush", time_or_null(st->last_flush),
         "last_success", time_or_null(st->last_success),
         "failing_since", time_or_null(st->failing_since),

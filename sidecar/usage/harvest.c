@@ -43,8 +43,43 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+static bool copy_text(char *out, size_t cap, const char *s, const char *what, ibp_err_t *err)
+{
+    return (size_t)snprintf(out, cap, "%s", s ? s : "") < cap ||
+           ibp_err_set(err, "%s: longer than %zu bytes", what, cap - 1);
+}
+
+static bool init_mysql(sc_usage_t *u, const sc_mysql_cfg_t *m, ibp_err_t *err)
+{
+    u->use_mysql = true;
+    u->my_port = m->port;
+    return copy_text(u->my_host, sizeof u->my_host, m->host, "Mysql.Host", err) &&
+           copy_text(u->my_user, sizeof u->my_user, m->user, "Mysql.User", err) &&
+           copy_text(u->my_pass, sizeof u->my_pass, m->pass, "Mysql.Pass", err) &&
+           copy_text(u->my_db, sizeof u->my_db, m->db, "Mysql.DB", err);
+}
+
+void sc_usage_store_name(const sc_usage_t *u, const char **kind, char *where, size_t cap)
+{
+    *kind = u->use_mysql ? "mysql" : "sqlite";
+    if (u->use_mysql)
+        snprintf(where, cap, "%s:%u/%s", u->my_host, u->my_port, u->my_db);
+    else
+        snprintf(where, cap, "%s", u->db_path);
+}
+
+static bool open_any(const sc_usage_t *u, bool read_only, sc_store_t **out, ibp_err_t *err)
+{
+    if (!u->use_mysql)
+        return sc_store_sqlite_open(u->db_path, read_only, out, err);
+    sc_mysql_cfg_t m = {.host = u->my_host, .user = u->my_user, .pass = u->my_pass,
+                        .db = u->my_db, .port = u->my_port};
+    return sc_store_mysql_open(&m, read_only, out, err);
+}
+
 bool sc_usage_init(sc_usage_t *u, const char *counter_dir, const char *db_path,
-                   const char *node_id, int flush_s, const ibp_log_t *log, ibp_err_t *err)
+                   const sc_mysql_cfg_t *mysql, const char *node_id, int flush_s,
+                   const ibp_log_t *log, ibp_err_t *err)
 {
     memset(u, 0, sizeof *u);
     pthread_mutex_init(&u->lock, NULL);
@@ -55,7 +90,7 @@ bool sc_usage_init(sc_usage_t *u, const char *counter_dir, const char *db_path,
         (size_t)snprintf(u->db_path, sizeof u->db_path, "%s", db_path) >= sizeof u->db_path)
         return ibp_err_set(err, "Storage: path too long");
     snprintf(u->node_id, sizeof u->node_id, "%s", node_id);
-    return true;
+    return !mysql || init_mysql(u, mysql, err);
 }
 
 /* The coprocesses (user pdns) write here; setgid keeps the group. Made at
@@ -285,7 +320,13 @@ static bool store_file(flush_run_t *r, hfile_t *f)
 
 static bool open_store(sc_usage_t *u, ibp_err_t *err)
 {
-    return u->store || sc_store_sqlite_open(u->db_path, false, &u->store, err);
+    if (u->store)
+        return true;
+    if (!open_any(u, false, &u->store, err))
+        return false;
+    if (u->store->warning[0])
+        ibp_log(u->log, IBP_LOG_WARN, "usage store: %s", u->store->warning);
+    return true;
 }
 
 static void mark_bad(hfile_t *f, const char *why)
@@ -516,10 +557,10 @@ bool sc_usage_query(sc_usage_t *u, const sc_usage_query_t *q, sc_usage_row_fn fn
                     ibp_err_t *err)
 {
     struct stat st;
-    if (stat(u->db_path, &st) != 0 && errno == ENOENT)
+    if (!u->use_mysql && stat(u->db_path, &st) != 0 && errno == ENOENT)
         return true;   /* nothing stored yet */
     sc_store_t *s;
-    if (!sc_store_sqlite_open(u->db_path, true, &s, err))
+    if (!open_any(u, true, &s, err))
         return false;
     bool ok = s->ops->query(s, q, fn, ctx, err);
     s->ops->close(s);

@@ -40,7 +40,10 @@ typedef struct sc_usage {
     uint64_t flush_asked, flush_done;  /* [lock] */
     bool stopping;                     /* [lock] */
     char dir[4096];                    /* [init] the counter files */
-    char db_path[4096];                /* [init] SQLite */
+    char db_path[4096];                /* [init] SQLite, when not use_mysql */
+    bool use_mysql;                    /* [init] Mysql.Host is set */
+    char my_host[256], my_user[128], my_pass[256], my_db[128];   /* [init] */
+    unsigned my_port;                  /* [init] */
     char node_id[SC_COL_NODE * 4 + 1]; /* [init] */
     int flush_s;                       /* [init] */
     int64_t clock_offset_s;            /* [init] tests */
@@ -48,9 +51,14 @@ typedef struct sc_usage {
     sc_store_t *store;                 /* [owner: the flushing thread] NULL until opened */
 } sc_usage_t;
 
+/* mysql NULL: the SQLite store at db_path. */
 IBP_MUST_CHECK
 bool sc_usage_init(sc_usage_t *u, const char *counter_dir, const char *db_path,
-                   const char *node_id, int flush_s, const ibp_log_t *log, ibp_err_t *err);
+                   const sc_mysql_cfg_t *mysql, const char *node_id, int flush_s,
+                   const ibp_log_t *log, ibp_err_t *err);
+
+/* What /status names as the store: "sqlite" or "mysql", and where. */
+void sc_usage_store_name(const sc_usage_t *u, const char **kind, char *where, size_t cap);
 void sc_usage_free(sc_usage_t *u);
 
 /* One flush, on the calling thread (the usage thread, or a test). */

@@ -54,7 +54,20 @@ typedef struct sc_store_ops {
 struct sc_store {
     const sc_store_ops_t *ops;
     const char *kind;      /* "sqlite", "mysql" */
+    char warning[IBP_ERR_MAX];   /* set by open: something to log that did not stop it */
 };
+
+/* Mysql.* of the node config; the password is never logged. */
+typedef struct sc_mysql_cfg {
+    const char *host, *user, *pass, *db;
+    unsigned port;
+} sc_mysql_cfg_t;
+
+/* Connects (10 s timeouts), creates `requests` and `ibpdns_harvests` if
+ * missing and checks the unique key (a repair goes into warning). */
+IBP_MUST_CHECK
+bool sc_store_mysql_open(const sc_mysql_cfg_t *cfg, bool read_only, sc_store_t **out,
+                         ibp_err_t *err);
 
 /* Opens (creating the schema if missing) the SQLite store at path. */
 IBP_MUST_CHECK
