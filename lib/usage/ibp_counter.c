@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -78,8 +79,11 @@ bool ibp_counter_create(const char *dir, uint32_t n_slots, uint32_t arena_size,
         return ibp_err_set(err, "%s: %s", tmp, strerror(errno));
     c->mask = n_slots - 1;
     c->slot_limit = n_slots - n_slots / 4;
-    bool ok = flock(fd, LOCK_EX | LOCK_NB) == 0 ||
-              ibp_err_set(err, "cannot lock: %s", strerror(errno));
+    /* Group-writable whatever the umask: the sidecar (another user, same
+     * group) writes its harvest state into it and removes it. */
+    bool ok = (fchmod(fd, 0660) == 0 || ibp_err_set(err, "chmod: %s", strerror(errno))) &&
+              (flock(fd, LOCK_EX | LOCK_NB) == 0 ||
+               ibp_err_set(err, "cannot lock: %s", strerror(errno)));
     ok = ok && map_new(fd, file_size_for(n_slots, arena_size), c, err);
     if (ok) {
         write_header(c, n_slots, arena_size, table_generation, now);
