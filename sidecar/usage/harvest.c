@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,7 +91,19 @@ bool sc_usage_init(sc_usage_t *u, const char *counter_dir, const char *db_path,
         (size_t)snprintf(u->db_path, sizeof u->db_path, "%s", db_path) >= sizeof u->db_path)
         return ibp_err_set(err, "Storage: path too long");
     snprintf(u->node_id, sizeof u->node_id, "%s", node_id);
+    static const char *const crash_names[] = {"", "in-transaction", "after-commit",
+                                              "before-remove"};
+    const char *crash = getenv("IBPDNS_TEST_CRASH");
+    for (int i = 1; crash && i < (int)(sizeof crash_names / sizeof crash_names[0]); i++)
+        if (!strcmp(crash, crash_names[i]))
+            u->crash_at = i;
     return !mysql || init_mysql(u, mysql, err);
+}
+
+static void crash_point(const flush_run_t *r, sc_crash_point_t at)
+{
+    if (r->u->crash_at == (int)at && r->rows > 0)
+        raise(SIGKILL);   /* tests only (IBPDNS_TEST_CRASH): as an outside SIGKILL would */
 }
 
 /* The coprocesses (user pdns) write here; setgid keeps the group. Made at
@@ -363,18 +376,22 @@ static bool harvest(flush_run_t *r)
         f->usable = true;
         ok = store_file(r, f);
     }
+    if (ok)
+        crash_point(r, SC_CRASH_IN_TRANSACTION);
     ok = ok && s->ops->commit(s, &r->err);
     if (!ok) {
         s->ops->rollback(s);
         r->rows = r->hits = 0;
         return false;
     }
+    crash_point(r, SC_CRASH_AFTER_COMMIT);
     for (size_t i = 0; i < r->n; i++) {
         if (r->files[i].usable) {
             ibp_counter_commit(&r->files[i].v);
             msync(r->files[i].map, r->files[i].len, MS_SYNC);
         }
     }
+    crash_point(r, SC_CRASH_BEFORE_REMOVE);
     return true;
 }
 

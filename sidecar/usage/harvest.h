@@ -49,7 +49,18 @@ typedef struct sc_usage {
     int64_t clock_offset_s;            /* [init] tests */
     const ibp_log_t *log;              /* [init] */
     sc_store_t *store;                 /* [owner: the flushing thread] NULL until opened */
+    int crash_at;                      /* [init] tests: SIGKILL at this step (sc_crash_point_t) */
 } sc_usage_t;
+
+/* Fault injection for the exactly-once tests: IBPDNS_TEST_CRASH=<name> makes
+ * the sidecar SIGKILL itself at that step of the first flush that stores
+ * something. */
+typedef enum sc_crash_point {
+    SC_CRASH_NONE = 0,
+    SC_CRASH_IN_TRANSACTION,   /* rows and sequences sent, not committed */
+    SC_CRASH_AFTER_COMMIT,     /* committed; the files do not know yet */
+    SC_CRASH_BEFORE_REMOVE,    /* the files know; drained files not removed yet */
+} sc_crash_point_t;
 
 /* mysql NULL: the SQLite store at db_path. */
 IBP_MUST_CHECK

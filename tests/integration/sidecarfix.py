@@ -61,6 +61,7 @@ class Sidecar:
         self.write_config()
         self.table = os.path.join(self.dir, 'routing.tbl')
         self.proc = None
+        self.env = None   # extra environment for the next start()
         self.log = open(os.path.join(self.dir, 'sidecar.log'), 'w+')
         if start:
             self.start()
@@ -74,7 +75,8 @@ class Sidecar:
 
     def start(self, wait=True, ready_timeout=20):
         self.proc = subprocess.Popen([SIDECAR, '--config', self.config_path], stdout=self.log,
-                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     env=dict(os.environ, **(self.env or {})))
         if wait:
             ibptest.check(pdnsfix.wait_until(lambda: self.proc.poll() is not None or self.ready(),
                                              ready_timeout),

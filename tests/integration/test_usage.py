@@ -533,6 +533,51 @@ def test_mariadb_exact_rows_kills_and_an_outage():
                   'each outage logged once when it starts and once when it ends:\n' + log[-3000:])
 
 
+def crash_and_recover(sc, pdns, point, rows):
+    """Queries, then a flush that SIGKILLs the sidecar at `point` (fault
+    injection), a restart and a flush: returns (expected, stored) totals."""
+    per_client = learn_answers(pdns)
+    process(sc)
+    expected = totals(rows(sc))
+    for i in range(20):
+        ecs = CLIENTS[i % len(CLIENTS)]
+        pdns.query(HOST, 'A', ecs=ecs)
+        for member, v6 in per_client[ecs]:
+            expected[(HOST, member, v6)] += LOOKUPS_PER_QUERY
+    pdns.stop()   # the coprocesses' files are dead: drained, they are removed
+    sc.proc.send_signal(signal.SIGKILL)
+    sc.proc.wait()
+    sc.env = {'IBPDNS_TEST_CRASH': point}
+    sc.start(wait=False)
+    check(pdnsfix.wait_until(lambda: sc.proc.poll() is not None, 20),
+          'the sidecar did not crash at %s:\n%s' % (point, sc.logtext()[-2000:]))
+    eq(sc.proc.returncode, -signal.SIGKILL, 'killed at ' + point)
+    sc.env = None
+    sc.start()
+    process(sc)
+    left = glob.glob(os.path.join(sc.dir, 'usage', '*.ibpc'))
+    eq(left, [], 'drained files removed after the crash at ' + point)
+    return expected, totals(rows(sc))
+
+
+def test_a_crash_at_each_step_of_a_flush_stores_exactly_once():
+    """SIGKILL inside the store transaction, after its commit before the
+    counter files note it, and before drained files are removed (fault
+    injection, IBPDNS_TEST_CRASH): after a restart every hit is stored once,
+    in SQLite and in MariaDB."""
+    for point in ('in-transaction', 'after-commit', 'before-remove'):
+        with Sidecar(extra={'Storage': {'FlushSeconds': 3600}}) as sc, usage_pdns(sc) as pdns:
+            expected, got = crash_and_recover(sc, pdns, point, stored_rows)
+            eq(got, expected, 'SQLite, a crash %s' % point)
+    with mariadbfix.MariaDB() as db:
+        for point in ('in-transaction', 'after-commit', 'before-remove'):
+            db.query('DELETE FROM requests') if db.query("SHOW TABLES LIKE 'requests'") else None
+            sc = Sidecar(extra={'Mysql': db.config(), 'Storage': {'FlushSeconds': 3600}})
+            with sc, usage_pdns(sc) as pdns:
+                expected, got = crash_and_recover(sc, pdns, point, lambda _: mysql_rows(db))
+                eq(got, expected, 'MariaDB, a crash %s' % point)
+
+
 def test_hits_go_to_the_date_they_were_answered_on():
     now = time.time()
     midnight = (int(now) // 86400 + 1) * 86400
