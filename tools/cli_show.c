@@ -60,6 +60,10 @@ int cli_info(int argc, char **argv)
         "members", (json_int_t)t.n[IBP_SEC_MEMBERS], "policies", (json_int_t)t.n[IBP_SEC_POLICIES],
         "tree_nodes", (json_int_t)t.n[IBP_SEC_NODES], "answers", (json_int_t)t.n[IBP_SEC_ANSWERS],
         "trie_indexes", (json_int_t)(t.n[IBP_SEC_INDEX] / IBP_TBL_INDEX_SIZE));
+    /* usage's client classes (country, ASN); 1 = none in the table, all unknown */
+    json_object_set_new(counts, "client_classes", json_integer(ibp_table_client_classes(&t)));
+    json_object_set_new(counts, "client_class_nodes",
+                        json_integer(t.n[IBP_SEC_CLIENT_NODES]));
     json_t *zones = json_array();
     for (uint32_t i = 0; i < t.n[IBP_SEC_ZONES]; i++)
         json_array_append_new(zones, json_pack("{s:s, s:I}", "zone",
