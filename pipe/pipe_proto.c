@@ -282,7 +282,7 @@ static void out_dynamic(pipe_state_t *st, pipe_out_t *out, const ibp_tbl_host_t 
         out_route(st, out, h, fam, &r, owner, owner_len);
         if (st->usage && r.n) {
             if (client_class == IBP_TBL_NONE)
-                client_class = ibp_table_client_class(st->table, c);
+                client_class = pipe_usage_client_class(st->usage, st->table, c);
             pipe_usage_stage(st->usage, st->table, (uint32_t)(h - st->table->hosts), fam,
                             r.target, r.n, client_class);
         }

@@ -8,6 +8,8 @@
 
 static void free_refs(pipe_usage_t *u)
 {
+    free(u->shortcuts);
+    u->shortcuts = NULL;
     free(u->ref_of_host);
     free(u->ref_of_target);
     free(u->ref_of_client);
@@ -22,6 +24,7 @@ void pipe_usage_close(pipe_usage_t *u)
         ibp_counter_close(&u->file);
     free_refs(u);
     u->table = NULL;
+    u->class_table = NULL;
 }
 
 void pipe_usage_table_changed(pipe_usage_t *u)
@@ -52,6 +55,8 @@ static bool open_file(pipe_usage_t *u, const ibp_table_t *t, uint64_t now)
     pipe_usage_commit(u);
     if (u->file.base)
         ibp_counter_close(&u->file);
+    if (monotonic_s() < u->retry_at)
+        return false;   /* a failing directory costs a system call a second, not one a hit */
     if (u->table != t) {
         free_refs(u);
         u->n_hosts = t->n[IBP_SEC_HOSTS];
@@ -60,8 +65,9 @@ static bool open_file(pipe_usage_t *u, const ibp_table_t *t, uint64_t now)
         u->ref_of_host = calloc(u->n_hosts + 1, sizeof *u->ref_of_host);
         u->ref_of_target = calloc(u->n_targets + 1, sizeof *u->ref_of_target);
         u->ref_of_client = calloc(u->n_clients + 1, sizeof *u->ref_of_client);
+        u->shortcuts = calloc(PIPE_USAGE_SHORTCUTS, sizeof *u->shortcuts);
         u->table = t;
-        if (!u->ref_of_host || !u->ref_of_target || !u->ref_of_client) {
+        if (!u->ref_of_host || !u->ref_of_target || !u->ref_of_client || !u->shortcuts) {
             free_refs(u);
             u->table = NULL;
             report_fault(u, "out of memory");
@@ -71,10 +77,9 @@ static bool open_file(pipe_usage_t *u, const ibp_table_t *t, uint64_t now)
         memset(u->ref_of_host, 0, u->n_hosts * sizeof *u->ref_of_host);
         memset(u->ref_of_target, 0, u->n_targets * sizeof *u->ref_of_target);
         memset(u->ref_of_client, 0, u->n_clients * sizeof *u->ref_of_client);
+        memset(u->shortcuts, 0, PIPE_USAGE_SHORTCUTS * sizeof *u->shortcuts);
     }
     ibp_err_t err = {{0}};
-    if (monotonic_s() < u->retry_at)
-        return false;   /* a failing directory costs a system call a second, not one a hit */
     if (!ibp_counter_create(u->dir, PIPE_USAGE_SLOTS, PIPE_USAGE_ARENA, t->h->generation, now,
                             &u->file, &err)) {
         u->retry_at = monotonic_s() + 1;
@@ -139,12 +144,43 @@ static bool make_key(pipe_usage_t *u, const ibp_table_t *t, uint32_t host, unsig
     return k->domain && k->member && k->client;
 }
 
+/* day (16 bits), family (1), host (15), target (12), class (20): 0 when an
+ * index does not fit (the slow path then serves the key). */
+static uint64_t pack_key(uint32_t day, unsigned fam, uint32_t host, uint32_t target,
+                         uint32_t cls)
+{
+    if (day >= 1u << 16 || host >= 1u << 15 || target >= 1u << 12 || cls >= 1u << 20)
+        return 0;
+    return (uint64_t)day << 48 | (uint64_t)fam << 47 | (uint64_t)host << 32 |
+           (uint64_t)target << 20 | cls;
+}
+
+static pipe_usage_shortcut_t *shortcut_of(pipe_usage_t *u, uint64_t packed)
+{
+    uint32_t mask = PIPE_USAGE_SHORTCUTS - 1;
+    for (uint32_t i = (uint32_t)((packed * 0x9E3779B97F4A7C15ULL) >> 40) & mask;;
+         i = (i + 1) & mask) {   /* never full: at most PIPE_USAGE_SLOTS keys per file */
+        pipe_usage_shortcut_t *e = &u->shortcuts[i];
+        if (e->packed == packed || e->packed == 0)
+            return e;
+    }
+}
+
 static uint32_t slot_in_file(pipe_usage_t *u, const ibp_table_t *t, uint32_t host,
                              unsigned fam, uint32_t target, uint32_t cls, uint32_t day)
 {
+    if (!u->file.base)
+        return IBP_UC_NO_SLOT;
+    uint64_t packed = pack_key(day, fam, host, target, cls);
+    pipe_usage_shortcut_t *e = packed ? shortcut_of(u, packed) : NULL;
+    if (e && e->packed)
+        return e->slot;
     ibp_uc_key_t k;
-    return u->file.base && make_key(u, t, host, fam, target, cls, day, &k)
-               ? ibp_counter_slot_of(&u->file, &k) : IBP_UC_NO_SLOT;
+    uint32_t slot = make_key(u, t, host, fam, target, cls, day, &k)
+                        ? ibp_counter_slot_of(&u->file, &k) : IBP_UC_NO_SLOT;
+    if (e && slot != IBP_UC_NO_SLOT)
+        *e = (pipe_usage_shortcut_t){.packed = packed, .slot = slot};
+    return slot;
 }
 
 /* The slot of one hit: in this file, or in a new one when it is full (the
@@ -176,20 +212,31 @@ void pipe_usage_stage(pipe_usage_t *u, const ibp_table_t *t, uint32_t host, unsi
         return;
     if (u->table != t && u->file.base)
         pipe_usage_close(u);   /* commits what the old table's answers staged */
-    if (host >= t->n[IBP_SEC_HOSTS] || client_class >= ibp_table_client_classes(t))
-        return;   /* only a shared mapping rewritten under us */
+    /* host is an index into the table's hosts, client_class one that
+     * ibp_table_client_class gave (always in range), targets come from the
+     * validated private copy of the answers: no bounds to check here. */
     struct timespec ts;   /* the coarse clock comes from the vDSO: no system call */
     clock_gettime(CLOCK_REALTIME_COARSE, &ts);
     uint64_t now = (uint64_t)(ts.tv_sec + u->clock_offset_s);
     for (unsigned i = 0; i < n; i++) {
         if (u->n_staged == PIPE_USAGE_STAGED)
             pipe_usage_commit(u);   /* a long batch of lines: counted before its write */
-        uint32_t slot = targets[i] < t->n[IBP_SEC_TARGETS]
-                            ? slot_for(u, t, host, fam, targets[i], client_class, now)
-                            : IBP_UC_NO_SLOT;
+        uint32_t slot = slot_for(u, t, host, fam, targets[i], client_class, now);
         if (slot == IBP_UC_NO_SLOT)
             u->uncounted++;
         else
             u->staged[u->n_staged++] = slot;
     }
+}
+
+uint32_t pipe_usage_client_class(pipe_usage_t *u, const ibp_table_t *t, const ibp_client_t *c)
+{
+    if (u->class_table != t || u->class_generation != t->h->generation ||
+        memcmp(&u->class_addr, &c->addr, sizeof c->addr)) {
+        u->class_of_addr = ibp_table_client_class(t, c);
+        u->class_table = t;
+        u->class_generation = t->h->generation;
+        u->class_addr = c->addr;
+    }
+    return u->class_of_addr;
 }

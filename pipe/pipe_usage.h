@@ -16,6 +16,16 @@
 #define PIPE_USAGE_SLOTS 8192u
 #define PIPE_USAGE_ARENA (512u * 1024u)
 #define PIPE_USAGE_STAGED 512u   /* hits of answers not yet written */
+#define PIPE_USAGE_SHORTCUTS (2u * PIPE_USAGE_SLOTS)   /* a power of two */
+
+/* The table's indices of a key packed in 64 bits -> its slot in the open
+ * file: a hit on a known key costs one probe of private memory instead of
+ * building the key's strings and comparing five fields in the shared file. */
+typedef struct pipe_usage_shortcut {
+    uint64_t packed;       /* 0: empty */
+    uint32_t slot;
+    uint32_t pad;
+} pipe_usage_shortcut_t;
 
 typedef struct pipe_usage {
     const char *dir;          /* NULL: counting is off */
@@ -30,9 +40,19 @@ typedef struct pipe_usage {
     uint64_t uncounted;       /* hits no file could take (reported in the log) */
     int64_t last_fault_log;   /* monotonic seconds */
     int64_t retry_at;         /* monotonic seconds: no new file before (after a failure) */
+    pipe_usage_shortcut_t *shortcuts;   /* PIPE_USAGE_SHORTCUTS, for the open file */
     uint32_t staged[PIPE_USAGE_STAGED];   /* slots of the open file, one per hit */
     unsigned n_staged;
+    /* The last client's class: PowerDNS asks twice per query for one client. */
+    const ibp_table_t *class_table;
+    uint64_t class_generation;
+    ibp_addr_t class_addr;
+    uint32_t class_of_addr;
 } pipe_usage_t;
+
+/* The client class of c (ibp_table_client_class), remembered for the next
+ * lookup of the same client. */
+uint32_t pipe_usage_client_class(pipe_usage_t *u, const ibp_table_t *t, const ibp_client_t *c);
 
 /* One hit per target for host (an index) in family fam (0: A), for a
  * client of class client_class, held until pipe_usage_commit: the coprocess

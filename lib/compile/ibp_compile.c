@@ -1310,6 +1310,8 @@ static void write_clients(ctx_t *c)
     ibp_tb_borrow(&c->tb, IBP_SEC_CLIENT_NODES, cl->trie.nodes, cl->trie.node_count);
     ibp_tb_borrow(&c->tb, IBP_SEC_CLIENT_TEXT, cl->text, cl->text_off[cl->n]);
     ibp_tb_borrow(&c->tb, IBP_SEC_CLIENT_OFFS, cl->text_off, cl->n + 1);
+    if (cl->trie.node_count)   /* a trie that is one leaf needs no index */
+        ibp_tb_borrow(&c->tb, IBP_SEC_CLIENT_INDEX, cl->index, 2 * IBP_TBL_INDEX_SIZE);
 }
 
 static bool compile_all(ctx_t *c)

@@ -38,6 +38,7 @@ static const size_t elem_sizes[IBP_SEC_COUNT] = {
     [IBP_SEC_CLIENT_NODES] = 2 * sizeof(uint32_t),
     [IBP_SEC_CLIENT_TEXT] = 1,
     [IBP_SEC_CLIENT_OFFS] = sizeof(uint32_t),
+    [IBP_SEC_CLIENT_INDEX] = sizeof(uint32_t),
 };
 
 void ibp_tb_init(ibp_tb_t *b)

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "ibp_mmdb_walk.h"
+#include "ibp_table.h"
 #include "ibp_table_format.h"
 
 #define TEXT_MAX 200           /* one MaxMind text, cut (IBP's columns are shorter still) */
@@ -286,6 +287,15 @@ static bool take_texts(merger_t *m, ibp_client_classes_t *out, ibp_err_t *err)
     return true;
 }
 
+static bool build_index(ibp_client_classes_t *out, ibp_err_t *err)
+{
+    out->index = malloc(2 * IBP_TBL_INDEX_SIZE * sizeof *out->index);
+    if (!out->index)
+        return ibp_err_set(err, "out of memory");
+    ibp_client_index_build(out->trie.nodes, out->trie.node_count, out->trie.root, out->index);
+    return true;
+}
+
 bool ibp_client_classes_build(const char *city_path, const char *asn_path,
                               ibp_client_classes_t *out, ibp_err_t *err)
 {
@@ -304,7 +314,8 @@ bool ibp_client_classes_build(const char *city_path, const char *asn_path,
               class_of(&m, 0, 0, &unknown) &&   /* class 0: nothing known */
               merge_tries(&m, &tc, asn_path ? &ta : NULL) &&
               (m.list.full || ibp_err_set(err, "merged list does not cover the space")) &&
-              ibp_trie_build(&m.list, &out->trie, err) && take_texts(&m, out, err);
+              ibp_trie_build(&m.list, &out->trie, err) && take_texts(&m, out, err) &&
+              build_index(out, err);
     out->n_networks = m.list.n;
     ibp_trie_free(&tc);
     ibp_trie_free(&ta);
@@ -322,6 +333,7 @@ bool ibp_client_classes_build(const char *city_path, const char *asn_path,
 void ibp_client_classes_free(ibp_client_classes_t *c)
 {
     ibp_trie_free(&c->trie);
+    free(c->index);
     free(c->text);
     free(c->text_off);
     memset(c, 0, sizeof *c);

@@ -16,6 +16,7 @@
 
 typedef struct ibp_client_classes {
     ibp_trie_t trie;       /* leaves: class ids */
+    uint32_t *index;       /* 2 x IBP_TBL_INDEX_SIZE: ibp_client_index_build's */
     char *text;            /* every class's "<CC>\t<country>\t<AS<n>|>\t<organisation>" */
     uint32_t *text_off;    /* n + 1 offsets into text */
     size_t n;

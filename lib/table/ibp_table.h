@@ -46,6 +46,7 @@ typedef struct ibp_table {
     const uint32_t *client_nodes;
     const char *client_text;
     const uint32_t *client_offs;
+    const uint32_t *client_index;     /* NULL: none (walks start at the root) */
     uint32_t n[IBP_SEC_COUNT];   /* element counts */
 } ibp_table_t;
 
@@ -197,6 +198,10 @@ void ibp_table_route(const ibp_table_t *t, const ibp_tbl_host_t *host, unsigned 
  * dimensions usage is stored by ("<CC>\t<country>\t<AS<n>|>\t<organisation>"),
  * never the address. Class 0 is "unknown"; there is always one class. */
 uint32_t ibp_table_client_classes(const ibp_table_t *t);
+/* Fills the 2 x IBP_TBL_INDEX_SIZE entries of the client-class index of a
+ * valid trie (a tree, leaves IBP_TBL_LEAF | class). */
+void ibp_client_index_build(const uint32_t *nodes, uint32_t n_nodes, uint32_t root,
+                            uint32_t *entries);
 uint32_t ibp_table_client_class(const ibp_table_t *t, const ibp_client_t *client);
 const char *ibp_table_client_text(const ibp_table_t *t, uint32_t cls, uint32_t *len);
 

@@ -63,6 +63,8 @@ enum ibp_tbl_section {
     IBP_SEC_CLIENT_NODES,  /* uint32_t[2] per node of the client-class trie (leaves: classes) */
     IBP_SEC_CLIENT_TEXT,   /* the classes' texts, back to back, not terminated */
     IBP_SEC_CLIENT_OFFS,   /* uint32_t per class, then one more: its text in CLIENT_TEXT */
+    IBP_SEC_CLIENT_INDEX,  /* none, or 2 x IBP_TBL_INDEX_SIZE uint32_t: the client-class trie
+                              16 bits into ::/96 (IPv4) and from the root (IPv6) */
     IBP_SEC_COUNT
 };
 
@@ -213,6 +215,11 @@ typedef struct ibp_tbl_client {
     uint32_t root;         /* node 0, or IBP_TBL_LEAF | class */
     uint32_t n_classes;
 } ibp_tbl_client_t;
+
+/* The client-class index: entry k of the IPv4 half is where the walk of
+ * ::/96 + k (16 bits) stands at depth 112, of the IPv6 half the walk of k at
+ * depth 16: a node, or IBP_TBL_LEAF | class where it stopped earlier. */
+#define IBP_CLIENT_INDEX_V4_DEPTH 96u
 
 typedef struct ibp_tbl_geo {
     uint32_t root;         /* node 0, or IBP_TBL_LEAF | class */

@@ -30,7 +30,7 @@ static const uint32_t expected_elem[IBP_SEC_COUNT] = {
     sizeof(ibp_tbl_host_t), sizeof(ibp_tbl_cand_t), sizeof(ibp_tbl_member_t),
     sizeof(ibp_tbl_target_t), sizeof(ibp_tbl_policy_t), 8, sizeof(ibp_tbl_answer_t), 4,
     sizeof(ibp_tbl_input_t), 4, sizeof(ibp_tbl_geo_t), 4, sizeof(ibp_tbl_map_t), 4, 8,
-    sizeof(ibp_tbl_client_t), 8, 1, 4,
+    sizeof(ibp_tbl_client_t), 8, 1, 4, 4,
 };
 
 static bool check_header(const uint8_t *buf, size_t len, ibp_err_t *err)
@@ -109,6 +109,7 @@ static bool map_sections(ibp_table_t *t, ibp_err_t *err)
     t->client_nodes = at[IBP_SEC_CLIENT_NODES];
     t->client_text = at[IBP_SEC_CLIENT_TEXT];
     t->client_offs = at[IBP_SEC_CLIENT_OFFS];
+    t->client_index = t->n[IBP_SEC_CLIENT_INDEX] ? at[IBP_SEC_CLIENT_INDEX] : NULL;
     return true;
 }
 
@@ -275,7 +276,8 @@ static bool check_clients(const ibp_table_t *t, const ibp_table_t *trusted, ibp_
 {
     uint32_t n = t->n[IBP_SEC_CLIENT_NODES];
     if (!t->client) {
-        CHECK(n == 0 && t->n[IBP_SEC_CLIENT_TEXT] == 0 && t->n[IBP_SEC_CLIENT_OFFS] == 0,
+        CHECK(n == 0 && t->n[IBP_SEC_CLIENT_TEXT] == 0 && t->n[IBP_SEC_CLIENT_OFFS] == 0 &&
+              t->n[IBP_SEC_CLIENT_INDEX] == 0,
               "client-class sections without their header");
         return true;
     }
@@ -293,6 +295,14 @@ static bool check_clients(const ibp_table_t *t, const ibp_table_t *trusted, ibp_
     }
     if (!known && !check_tree(t->client_nodes, n, "client-class trie", err))
         return false;
+    uint32_t n_index = t->n[IBP_SEC_CLIENT_INDEX];
+    CHECK(n_index == 0 || n_index == 2 * IBP_TBL_INDEX_SIZE, "client-class index of %u entries",
+          n_index);
+    for (uint32_t k = 0; k < n_index; k++) {
+        uint32_t ref = t->client_index[k];
+        CHECK((ref & IBP_TBL_LEAF) ? (ref & ~IBP_TBL_LEAF) < classes : ref < n,
+              "client-class index entry %u points outside the trie", k);
+    }
     CHECK(t->client_offs[0] == 0 && t->client_offs[classes] == t->n[IBP_SEC_CLIENT_TEXT],
           "client-class texts do not fill their section");
     for (uint32_t c = 0; c < classes; c++) {
@@ -468,9 +478,23 @@ static bool map_derived_ok(const ibp_table_t *t, uint32_t i, const uint64_t *uni
     return true;
 }
 
+/* The client-class index is what the trie gives. */
+static bool client_index_ok(const ibp_table_t *t, ibp_err_t *err)
+{
+    if (!t->client_index)
+        return true;
+    uint32_t *want = malloc(2 * IBP_TBL_INDEX_SIZE * sizeof *want);
+    if (!want)
+        return ibp_err_set(err, "out of memory checking the client-class index");
+    ibp_client_index_build(t->client_nodes, t->n[IBP_SEC_CLIENT_NODES], t->client->root, want);
+    bool same = !memcmp(want, t->client_index, 2 * IBP_TBL_INDEX_SIZE * sizeof *want);
+    free(want);
+    return same || ibp_err_set(err, "client-class index disagrees with its trie");
+}
+
 bool ibp_table_check_derived(const ibp_table_t *t, ibp_err_t *err)
 {
-    if (!node_class_ok(t, err))
+    if (!node_class_ok(t, err) || !client_index_ok(t, err))
         return false;
     uint32_t n_maps = t->n[IBP_SEC_MAPS], n_nodes = t->n[IBP_SEC_NODES];
     size_t words = IBP_UNIFORM_WORDS(n_nodes);
@@ -524,7 +548,7 @@ static bool shared_section(int s)
 {
     return s == IBP_SEC_NODES || s == IBP_SEC_INDEX || s == IBP_SEC_NODE_CLASS ||
            s == IBP_SEC_CHOICES || s == IBP_SEC_UNIFORM || s == IBP_SEC_CLIENT_NODES ||
-           s == IBP_SEC_CLIENT_TEXT || s == IBP_SEC_CLIENT_OFFS;
+           s == IBP_SEC_CLIENT_TEXT || s == IBP_SEC_CLIENT_OFFS || s == IBP_SEC_CLIENT_INDEX;
 }
 
 /* Private copies of the header and every small section, so that a file
@@ -1048,7 +1072,15 @@ uint32_t ibp_table_client_class(const ibp_table_t *t, const ibp_client_t *client
         key[15] = (uint8_t)v4bits;
     }
     uint32_t ref = t->client->root, n = t->n[IBP_SEC_CLIENT_NODES];
-    for (unsigned depth = 0; !(ref & IBP_TBL_LEAF); depth++) {
+    unsigned depth = 0;
+    if (t->client_index) {   /* 16 levels in one load: the walk misses the cache at each */
+        static const uint8_t zeros[12];
+        bool v4_space = !memcmp(key, zeros, 12);
+        unsigned at = v4_space ? 12 : 0;
+        ref = t->client_index[(v4_space ? 0 : IBP_TBL_INDEX_SIZE) + (key[at] << 8 | key[at + 1])];
+        depth = v4_space ? IBP_CLIENT_INDEX_V4_DEPTH + IBP_TBL_INDEX_BITS : IBP_TBL_INDEX_BITS;
+    }
+    for (; !(ref & IBP_TBL_LEAF); depth++) {
         if (ref >= n || depth >= 128)
             return 0;
         unsigned bit = key[depth >> 3] >> (7 - (depth & 7)) & 1;
@@ -1056,6 +1088,37 @@ uint32_t ibp_table_client_class(const ibp_table_t *t, const ibp_client_t *client
     }
     uint32_t cls = ref & ~IBP_TBL_LEAF;
     return cls < t->client->n_classes ? cls : 0;
+}
+
+/* Where the walk of key stands at depth `to` (or the leaf it stopped at). */
+static uint32_t client_walk_to(const uint32_t *nodes, uint32_t root, const uint8_t key[16],
+                               unsigned to)
+{
+    uint32_t ref = root;
+    for (unsigned d = 0; d < to && !(ref & IBP_TBL_LEAF); d++)
+        ref = nodes[2 * ref + (key[d >> 3] >> (7 - (d & 7)) & 1)];
+    return ref;
+}
+
+void ibp_client_index_build(const uint32_t *nodes, uint32_t n_nodes, uint32_t root,
+                            uint32_t *entries)
+{
+    (void)n_nodes;   /* a valid tree: every walk ends in it */
+    for (unsigned half = 0; half < 2; half++) {
+        unsigned at = half ? 0 : IBP_CLIENT_INDEX_V4_DEPTH / 8;
+        unsigned to = (half ? 0 : IBP_CLIENT_INDEX_V4_DEPTH) + IBP_TBL_INDEX_BITS;
+        /* The first levels are shared: walk to the index's start once. */
+        uint8_t key[16] = {0};
+        uint32_t start = client_walk_to(nodes, root, key, to - IBP_TBL_INDEX_BITS);
+        for (uint32_t k = 0; k < IBP_TBL_INDEX_SIZE; k++) {
+            key[at] = (uint8_t)(k >> 8);
+            key[at + 1] = (uint8_t)k;
+            uint32_t ref = start;
+            for (unsigned d = to - IBP_TBL_INDEX_BITS; d < to && !(ref & IBP_TBL_LEAF); d++)
+                ref = nodes[2 * ref + (key[d >> 3] >> (7 - (d & 7)) & 1)];
+            entries[half * IBP_TBL_INDEX_SIZE + k] = ref;
+        }
+    }
 }
 
 const char *ibp_table_client_text(const ibp_table_t *t, uint32_t cls, uint32_t *len)

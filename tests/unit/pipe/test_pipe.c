@@ -143,6 +143,34 @@ static void answered_dynamic_records_are_counted_after_the_write(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* A counter directory that cannot be written: the answers are the same,
+ * the hits are counted as uncounted (and logged), and the coprocess tries a
+ * new file at most once a second, not once a hit. */
+static void answers_do_not_wait_for_a_broken_counter_directory(void **state)
+{
+    fix_t *f = *state;
+    pipe_usage_t u = {.dir = "/nonexistent/ibpdns-usage", .file = {.fd = -1}};
+    ibp_log_t quiet = {.level = IBP_LOG_FATAL, .ident = "test", .fd = -1};
+    u.log = &quiet;
+    helo(f, "3");
+    const char *q = "Q\tpolkadot.dotters.network\tIN\tANY\t1\t192.0.2.1\t192.0.2.1\t89.160.20.112/28";
+    pipe_state_t bare = f->st;
+    f->st.usage = &u;
+    char with[PIPE_OUT_CAP + 1];
+    snprintf(with, sizeof with, "%s", send(f, q));
+    f->st = bare;
+    assert_string_equal(with, send(f, q));
+    f->st.usage = &u;
+    for (int i = 0; i < 100; i++)
+        send(f, q);
+    pipe_usage_commit(&u);
+    assert_int_equal(u.counted, 0);
+    assert_true(u.uncounted >= 101);
+    assert_true(u.retry_at > 0);
+    pipe_usage_close(&u);
+    f->st.usage = NULL;
+}
+
 static void handshake_and_abi_field_counts(void **state)
 {
     fix_t *f = *state;
@@ -409,6 +437,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(handshake_and_abi_field_counts),
         cmocka_unit_test(answered_dynamic_records_are_counted_after_the_write),
+        cmocka_unit_test(answers_do_not_wait_for_a_broken_counter_directory),
         cmocka_unit_test(soa_only_at_an_apex),
         cmocka_unit_test(any_and_specific_types),
         cmocka_unit_test(apex_soa_in_any_when_asked),

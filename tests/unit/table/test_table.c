@@ -431,6 +431,22 @@ static void bad_client_classes_are_rejected(void **state)
     free(c);
 
     c = copy_of(f);
+    uint32_t *index = section(c, IBP_SEC_CLIENT_INDEX);
+    uint32_t was = index[IBP_TBL_INDEX_SIZE + 7];
+    index[IBP_TBL_INDEX_SIZE + 7] = 0xFFFFFF;
+    reseal(c, f->len);
+    expect_reject(c, f->len, "client-class index entry 65543 points outside the trie");
+    /* in range, but not what the trie says */
+    index[IBP_TBL_INDEX_SIZE + 7] = was == (IBP_TBL_LEAF | 0) ? IBP_TBL_LEAF | 1 : IBP_TBL_LEAF | 0;
+    reseal(c, f->len);
+    ibp_table_t t;
+    ibp_err_t err;
+    assert_true(ibp_table_attach(c, f->len, &t, &err));
+    assert_false(ibp_table_check_derived(&t, &err));
+    assert_non_null(strstr(err.msg, "client-class index disagrees with its trie"));
+    free(c);
+
+    c = copy_of(f);
     ((ibp_tbl_client_t *)section(c, IBP_SEC_CLIENT))->n_classes = 1;   /* leaves beyond it */
     reseal(c, f->len);
     expect_reject(c, f->len, "client-class trie's header is malformed");
@@ -651,7 +667,7 @@ static void a_mapped_table_rewritten_in_place_never_reads_outside(void **state)
     const ibp_tbl_header_t *h = (const ibp_tbl_header_t *)buf;
     static const int big[] = {IBP_SEC_NODES, IBP_SEC_INDEX, IBP_SEC_NODE_CLASS, IBP_SEC_CHOICES,
                               IBP_SEC_UNIFORM, IBP_SEC_CLIENT_NODES, IBP_SEC_CLIENT_TEXT,
-                              IBP_SEC_CLIENT_OFFS, -1};
+                              IBP_SEC_CLIENT_OFFS, IBP_SEC_CLIENT_INDEX, -1};
     char path[] = "/tmp/ibpdns-test-XXXXXX";
     int fd = mkstemp(path);
     assert_true(fd >= 0);
