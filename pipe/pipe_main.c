@@ -313,6 +313,8 @@ static void serve(pipe_state_t *st, watcher_t *w)
         /* Once per read: PowerDNS sends one request per read, a replayed
          * stream many; either way the swap falls between two requests. */
         watcher_check(w, st, false);
+        if (st->usage)
+            pipe_usage_tick(st->usage);   /* the moment of these answers, for their date */
         handle_lines(&rd, st, &out, w);
         flush_or_exit(&out);
         if (guard[0].faulted) {

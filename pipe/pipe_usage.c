@@ -155,7 +155,7 @@ static uint64_t pack_key(uint32_t day, unsigned fam, uint32_t host, uint32_t tar
            (uint64_t)target << 20 | cls;
 }
 
-static pipe_usage_shortcut_t *shortcut_of(pipe_usage_t *u, uint64_t packed)
+static inline pipe_usage_shortcut_t *shortcut_of(pipe_usage_t *u, uint64_t packed)
 {
     uint32_t mask = PIPE_USAGE_SHORTCUTS - 1;
     for (uint32_t i = (uint32_t)((packed * 0x9E3779B97F4A7C15ULL) >> 40) & mask;;
@@ -166,7 +166,7 @@ static pipe_usage_shortcut_t *shortcut_of(pipe_usage_t *u, uint64_t packed)
     }
 }
 
-static uint32_t slot_in_file(pipe_usage_t *u, const ibp_table_t *t, uint32_t host,
+static inline uint32_t slot_in_file(pipe_usage_t *u, const ibp_table_t *t, uint32_t host,
                              unsigned fam, uint32_t target, uint32_t cls, uint32_t day)
 {
     if (!u->file.base)
@@ -215,9 +215,12 @@ void pipe_usage_stage(pipe_usage_t *u, const ibp_table_t *t, uint32_t host, unsi
     /* host is an index into the table's hosts, client_class one that
      * ibp_table_client_class gave (always in range), targets come from the
      * validated private copy of the answers: no bounds to check here. */
-    struct timespec ts;   /* the coarse clock comes from the vDSO: no system call */
-    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-    uint64_t now = (uint64_t)(ts.tv_sec + u->clock_offset_s);
+    uint64_t now = u->now;
+    if (!now) {
+        pipe_usage_tick(u);
+        now = u->now;
+        u->now = 0;   /* untimed callers read the clock each time */
+    }
     for (unsigned i = 0; i < n; i++) {
         if (u->n_staged == PIPE_USAGE_STAGED)
             pipe_usage_commit(u);   /* a long batch of lines: counted before its write */
@@ -239,4 +242,11 @@ uint32_t pipe_usage_client_class(pipe_usage_t *u, const ibp_table_t *t, const ib
         u->class_addr = c->addr;
     }
     return u->class_of_addr;
+}
+
+void pipe_usage_tick(pipe_usage_t *u)
+{
+    struct timespec ts;   /* the coarse clock comes from the vDSO: no system call */
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    u->now = (uint64_t)(ts.tv_sec + u->clock_offset_s);
 }

@@ -41,6 +41,7 @@ typedef struct pipe_usage {
     int64_t last_fault_log;   /* monotonic seconds */
     int64_t retry_at;         /* monotonic seconds: no new file before (after a failure) */
     pipe_usage_shortcut_t *shortcuts;   /* PIPE_USAGE_SHORTCUTS, for the open file */
+    uint64_t now;             /* UTC seconds (plus the offset) at the last tick; 0: none */
     uint32_t staged[PIPE_USAGE_STAGED];   /* slots of the open file, one per hit */
     unsigned n_staged;
     /* The last client's class: PowerDNS asks twice per query for one client. */
@@ -63,6 +64,10 @@ uint32_t pipe_usage_client_class(pipe_usage_t *u, const ibp_table_t *t, const ib
 void pipe_usage_stage(pipe_usage_t *u, const ibp_table_t *t, uint32_t host, unsigned fam,
                       const uint32_t *targets, unsigned n, uint32_t client_class);
 void pipe_usage_commit(pipe_usage_t *u);
+
+/* Reads the clock for the hits that follow (the coprocess ticks once per
+ * read from PowerDNS; without ticks every stage reads it). */
+void pipe_usage_tick(pipe_usage_t *u);
 
 /* The table changed (or went away): the next hit opens a new file. */
 void pipe_usage_table_changed(pipe_usage_t *u);

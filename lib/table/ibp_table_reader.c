@@ -1061,21 +1061,22 @@ uint32_t ibp_table_client_class(const ibp_table_t *t, const ibp_client_t *client
 {
     if (!t->client)
         return 0;
-    uint8_t key[16];
-    memcpy(key, client->addr.b, 16);
+    const uint8_t *key = client->addr.b;   /* an IPv4 client is at ::/96 already */
+    uint8_t mapped[16];
     uint32_t v4bits;
     if (!client->v4 && ibp_addr_v4_embedded(&client->addr, &v4bits)) {
-        memset(key, 0, 12);
-        key[12] = (uint8_t)(v4bits >> 24);
-        key[13] = (uint8_t)(v4bits >> 16);
-        key[14] = (uint8_t)(v4bits >> 8);
-        key[15] = (uint8_t)v4bits;
+        memset(mapped, 0, 12);
+        mapped[12] = (uint8_t)(v4bits >> 24);
+        mapped[13] = (uint8_t)(v4bits >> 16);
+        mapped[14] = (uint8_t)(v4bits >> 8);
+        mapped[15] = (uint8_t)v4bits;
+        key = mapped;
     }
     uint32_t ref = t->client->root, n = t->n[IBP_SEC_CLIENT_NODES];
     unsigned depth = 0;
     if (t->client_index) {   /* 16 levels in one load: the walk misses the cache at each */
         static const uint8_t zeros[12];
-        bool v4_space = !memcmp(key, zeros, 12);
+        bool v4_space = client->v4 || !memcmp(key, zeros, 12);
         unsigned at = v4_space ? 12 : 0;
         ref = t->client_index[(v4_space ? 0 : IBP_TBL_INDEX_SIZE) + (key[at] << 8 | key[at + 1])];
         depth = v4_space ? IBP_CLIENT_INDEX_V4_DEPTH + IBP_TBL_INDEX_BITS : IBP_TBL_INDEX_BITS;
