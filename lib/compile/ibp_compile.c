@@ -1310,7 +1310,9 @@ static void write_clients(ctx_t *c)
     ibp_tb_borrow(&c->tb, IBP_SEC_CLIENT_NODES, cl->trie.nodes, cl->trie.node_count);
     ibp_tb_borrow(&c->tb, IBP_SEC_CLIENT_TEXT, cl->text, cl->text_off[cl->n]);
     ibp_tb_borrow(&c->tb, IBP_SEC_CLIENT_OFFS, cl->text_off, cl->n + 1);
-    if (cl->trie.node_count)   /* a trie that is one leaf needs no index */
+    /* As for the geo trie: a small trie stays in the cache without one. */
+    uint32_t min_nodes = c->in->index_min_nodes ? c->in->index_min_nodes : IBP_INDEX_MIN_NODES;
+    if (cl->trie.node_count && cl->trie.node_count >= min_nodes)
         ibp_tb_borrow(&c->tb, IBP_SEC_CLIENT_INDEX, cl->index, 2 * IBP_TBL_INDEX_SIZE);
 }
 

@@ -431,26 +431,51 @@ static void bad_client_classes_are_rejected(void **state)
     free(c);
 
     c = copy_of(f);
-    uint32_t *index = section(c, IBP_SEC_CLIENT_INDEX);
-    uint32_t was = index[IBP_TBL_INDEX_SIZE + 7];
-    index[IBP_TBL_INDEX_SIZE + 7] = 0xFFFFFF;
-    reseal(c, f->len);
-    expect_reject(c, f->len, "client-class index entry 65543 points outside the trie");
-    /* in range, but not what the trie says */
-    index[IBP_TBL_INDEX_SIZE + 7] = was == (IBP_TBL_LEAF | 0) ? IBP_TBL_LEAF | 1 : IBP_TBL_LEAF | 0;
-    reseal(c, f->len);
-    ibp_table_t t;
-    ibp_err_t err;
-    assert_true(ibp_table_attach(c, f->len, &t, &err));
-    assert_false(ibp_table_check_derived(&t, &err));
-    assert_non_null(strstr(err.msg, "client-class index disagrees with its trie"));
-    free(c);
-
-    c = copy_of(f);
     ((ibp_tbl_client_t *)section(c, IBP_SEC_CLIENT))->n_classes = 1;   /* leaves beyond it */
     reseal(c, f->len);
     expect_reject(c, f->len, "client-class trie's header is malformed");
     free(c);
+}
+
+/* The client-class index (tables whose client trie reaches the index
+ * threshold): the same classes as the walk; entries out of range refused;
+ * an entry in range but not the trie's refused by the derived check. */
+static void the_client_class_index_is_checked(void **state)
+{
+    (void)state;
+    uint8_t *buf;
+    size_t len;
+    fixture_build_indexed(NULL, NULL, 1, &buf, &len);
+    ibp_table_t t;
+    ibp_err_t err;
+    assert_true(ibp_table_attach(buf, len, &t, &err));
+    assert_non_null(t.client_index);
+    assert_true(ibp_table_check_derived(&t, &err));
+    static const char *const ips[] = {"89.160.20.112", "::ffff:89.160.20.112", "2a02:cf40::1",
+                                      "1.128.0.1", "10.0.0.1", "::1"};
+    ibp_table_t walk = t;
+    walk.client_index = NULL;   /* the same table without its index */
+    for (size_t i = 0; i < sizeof ips / sizeof ips[0]; i++) {
+        ibp_client_t c;
+        assert_true(ibp_client_parse(ips[i], strlen(ips[i]), NULL, 0, &c));
+        assert_int_equal(ibp_table_client_class(&t, &c), ibp_table_client_class(&walk, &c));
+    }
+    const ibp_tbl_header_t *h = (const ibp_tbl_header_t *)buf;
+    uint32_t *index = (uint32_t *)(buf + h->sections[IBP_SEC_CLIENT_INDEX].offset);
+    uint32_t was = index[IBP_TBL_INDEX_SIZE + 7];
+    index[IBP_TBL_INDEX_SIZE + 7] = 0xFFFFFF;
+    ((ibp_tbl_header_t *)buf)->checksum = 0;
+    ((ibp_tbl_header_t *)buf)->checksum = ibp_table_checksum(buf, len);
+    assert_false(ibp_table_attach(buf, len, &t, &err));
+    assert_non_null(strstr(err.msg, "client-class index entry 65543 points outside the trie"));
+    /* in range, but not what the trie says */
+    index[IBP_TBL_INDEX_SIZE + 7] = was == (IBP_TBL_LEAF | 0) ? IBP_TBL_LEAF | 1 : IBP_TBL_LEAF | 0;
+    ((ibp_tbl_header_t *)buf)->checksum = 0;
+    ((ibp_tbl_header_t *)buf)->checksum = ibp_table_checksum(buf, len);
+    assert_true(ibp_table_attach(buf, len, &t, &err));
+    assert_false(ibp_table_check_derived(&t, &err));
+    assert_non_null(strstr(err.msg, "client-class index disagrees with its trie"));
+    free(buf);
 }
 
 static void tries_that_are_not_trees_are_rejected(void **state)
@@ -757,6 +782,7 @@ int main(void)
         cmocka_unit_test(tries_that_are_not_trees_are_rejected),
         cmocka_unit_test(client_classes_give_country_and_asn),
         cmocka_unit_test(bad_client_classes_are_rejected),
+        cmocka_unit_test(the_client_class_index_is_checked),
         cmocka_unit_test(derived_parts_that_disagree_are_rejected),
         cmocka_unit_test(leaf_walk_covers_each_trie_once),
         cmocka_unit_test(written_file_reopens_and_missing_file_is_named),
