@@ -167,7 +167,7 @@ static inline pipe_usage_shortcut_t *shortcut_of(pipe_usage_t *u, uint64_t packe
 }
 
 static inline uint32_t slot_in_file(pipe_usage_t *u, const ibp_table_t *t, uint32_t host,
-                             unsigned fam, uint32_t target, uint32_t cls, uint32_t day)
+                                    unsigned fam, uint32_t target, uint32_t cls, uint32_t day)
 {
     if (!u->file.base)
         return IBP_UC_NO_SLOT;

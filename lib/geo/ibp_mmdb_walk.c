@@ -108,7 +108,9 @@ static bool walk_tree(ibp_mmdb_walk_t *w, ibp_u128_t base, unsigned base_len)
     while (top) {
         pending_t p = stack[--top];
         bool alias = false;
-        for (size_t i = 0; may_touch_alias(p.prefix, p.len) && i < sizeof v4_aliases / sizeof v4_aliases[0]; i++)
+        size_t n_aliases = may_touch_alias(p.prefix, p.len) ? sizeof v4_aliases /
+                                                                  sizeof v4_aliases[0] : 0;
+        for (size_t i = 0; i < n_aliases; i++)
             alias |= prefix_within(p.prefix, p.len, &v4_aliases[i]);
         if (alias) {
             if (!ibp_nlist_append(w->list, p.len, w->undef, w->err))

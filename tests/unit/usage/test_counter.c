@@ -114,7 +114,8 @@ static uint64_t hits_of(fx_t *f, const char *d, uint64_t *done)
         ibp_err_t err;
         ibp_uc_slot_state_t st = ibp_counter_slot(&f->v, i, &e, &err);
         assert_int_not_equal(st, IBP_UC_BAD);
-        if (st == IBP_UC_USED && e.domain.len == strlen(d) && !memcmp(e.domain.s, d, e.domain.len)) {
+        if (st == IBP_UC_USED && e.domain.len == strlen(d) &&
+            !memcmp(e.domain.s, d, e.domain.len)) {
             sum += e.hits;
             sum_done += e.done;
         }
