@@ -1,8 +1,8 @@
 /* ibpdns-sidecar: keeps the routing table current from the remote configs,
  * the monitor and MaxMind, and serves a small local HTTP API.
  *
- * Threads: main (signals), config+MaxMind, monitor, builder, and the HTTP
- * server's own. Inputs that fail keep their last good state. */
+ * Threads: main (signals), config+MaxMind, monitor, builder, usage, the
+ * NATS cluster's (cluster.h), and the HTTP server's own. Inputs that fail keep their last good state. */
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -12,6 +12,7 @@
 
 #include "api.h"
 #include "builder.h"
+#include "cluster.h"
 #include "fetch.h"
 #include "harvest.h"
 #include "ibp_file.h"
@@ -145,10 +146,12 @@ static int run(sc_state_t *s, const sigset_t *signals)
     sc_ref_t *ref = sc_current_config(s);
     const ibp_node_config_t *cfg = ref->model;
     sc_api_t *api = NULL;
-    bool ok = sc_api_start(s, cfg->api_listen_address, cfg->api_listen_port, cfg->api_token,
+    bool ok = sc_cluster_start(s, cfg, &s->cluster, &err) &&
+              sc_api_start(s, cfg->api_listen_address, cfg->api_listen_port, cfg->api_token,
                            &api, &err);
     sc_ref_put(ref);
     if (!ok) {
+        sc_cluster_stop(s->cluster);
         ibp_log(&s->log, IBP_LOG_FATAL, "%s", err.msg);
         return 1;
     }
@@ -170,6 +173,8 @@ static int run(sc_state_t *s, const sigset_t *signals)
     sc_usage_stop(&usage);   /* after its last flush: counted hits are stored */
     pthread_join(usage_thread, NULL);
     sc_api_stop(api);
+    sc_cluster_stop(s->cluster);   /* after the API, which reads it; before the store */
+    s->cluster = NULL;
     s->usage = NULL;
     sc_usage_free(&usage);
     sc_builder_free(&builder);

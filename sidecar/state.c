@@ -6,6 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ibp_overrides.h"
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 const char *const sc_src_names[SC_SRC_COUNT] = {
     "config", "members", "services", "static", "results", "maxmind_city",
 };
@@ -71,6 +76,7 @@ void sc_state_free(sc_state_t *s)
         sc_fetch_cache_free(&s->src[i].cache);
     }
     sc_table_cache_free(&s->tables);
+    ibp_overrides_free(&s->ov_live);
     pthread_cond_destroy(&s->wake);
     pthread_mutex_destroy(&s->lock);
 }
@@ -111,4 +117,39 @@ bool sc_source_up(const sc_source_t *src)
 void sc_state_kick(sc_state_t *s)
 {
     pthread_cond_broadcast(&s->wake);
+}
+
+bool sc_overrides_sync(sc_state_t *s)
+{
+    XXH3_state_t st;
+    XXH3_128bits_reset(&st);
+    for (int i = SC_SRC_CONFIG; i <= SC_SRC_STATIC; i++) {
+        if (!s->src[i].good)
+            return false;
+        XXH3_128bits_update(&st, &s->src[i].digest_hi, sizeof s->src[i].digest_hi);
+        XXH3_128bits_update(&st, &s->src[i].digest_lo, sizeof s->src[i].digest_lo);
+    }
+    XXH128_hash_t d = XXH3_128bits_digest(&st);
+    if (s->ov_have_base && d.high64 == s->ov_base_hi && d.low64 == s->ov_base_lo)
+        return true;
+    const ibp_node_config_t *cfg = s->src[SC_SRC_CONFIG].good->model;
+    ibp_overrides_t fresh;
+    ibp_err_t err;
+    if (!ibp_overrides_copy(&cfg->overrides, &fresh, &err)) {
+        ibp_log(&s->log, IBP_LOG_ERROR, "country overrides: %s; keeping those in force", err.msg);
+        return true;
+    }
+    if (s->ov_edits)
+        ibp_log(&s->log, IBP_LOG_INFO, "the configs changed: %llu NATS override edit%s replaced "
+                "by the config file's %zu override%s (IBP's rule)",
+                (unsigned long long)s->ov_edits, s->ov_edits == 1 ? "" : "s", fresh.n,
+                fresh.n == 1 ? "" : "s");
+    ibp_overrides_free(&s->ov_live);
+    s->ov_live = fresh;
+    s->ov_have_base = true;
+    s->ov_base_hi = d.high64;
+    s->ov_base_lo = d.low64;
+    s->ov_edits = 0;
+    s->ov_changed = time(NULL);
+    return true;
 }

@@ -29,6 +29,7 @@
 #include "table_cache.h"
 
 struct sc_usage;
+struct sc_cluster;
 
 typedef struct sc_ref {
     atomic_int refs;       /* [atomic] */
@@ -105,6 +106,15 @@ typedef struct sc_state {
     time_t started;           /* [init] */
     sc_table_cache_t tables;  /* the API's readers' table; its own lock */
     struct sc_usage *usage;   /* [init] usage accounting (harvest.h); NULL: none */
+    struct sc_cluster *cluster;   /* [init] the NATS link (cluster.h); NULL: no Nats.Url */
+    /* [lock] The country overrides in force: the config file's, edited over
+     * NATS (geodns.override.update) until config, members, services or
+     * static records change, when the file's come back (IBP-NODE §2.6). */
+    ibp_overrides_t ov_live;
+    bool ov_have_base;        /* ov_live was reset from the sources of ov_base */
+    uint64_t ov_base_hi, ov_base_lo;
+    uint64_t ov_edits;        /* NATS edits applied since that reset */
+    time_t ov_changed;        /* last edit or reset */
 } sc_state_t;
 
 bool sc_state_init(sc_state_t *s, const char *config_path, ibp_err_t *err);
@@ -118,6 +128,10 @@ void sc_source_ok(sc_state_t *s, sc_src_id_t id);
 /* /status "ok" and /metrics ibpdns_source_up: configured, the last attempt
  * succeeded, and content is in use (caller holds the lock). */
 bool sc_source_up(const sc_source_t *src);
+
+/* Resets ov_live to the config file's overrides when the sources it came
+ * from changed (caller holds the lock). False while they are not all in. */
+bool sc_overrides_sync(sc_state_t *s);
 
 /* Wakes the threads waiting on `wake` after setting flags (lock held). */
 void sc_state_kick(sc_state_t *s);

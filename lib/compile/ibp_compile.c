@@ -1283,13 +1283,24 @@ static void ctx_free(ctx_t *c)
     free(c->reuse);
 }
 
+static bool has_country(const ibp_overrides_t *o, const char *cc)
+{
+    for (size_t i = 0; i < o->n; i++)
+        if (!strcmp(o->v[i].cc, cc))
+            return true;
+    return false;
+}
+
 static bool check_geo(const ibp_compile_in_t *in, ibp_err_t *err)
 {
+    const ibp_overrides_t *split = in->geo_overrides ? in->geo_overrides : in->overrides;
     ibp_geo_needs_t needs;
-    if (!ibp_geo_needs_from_model(in->members, in->overrides, &needs, err))
+    if (!ibp_geo_needs_from_model(in->members, split, &needs, err))
         return false;
     bool fresh = needs.fingerprint == in->geo->fingerprint && in->geo->n_members == in->members->n;
     ibp_geo_needs_free(&needs);
+    for (size_t i = 0; fresh && in->overrides && split != in->overrides && i < in->overrides->n; i++)
+        fresh = has_country(split, in->overrides->v[i].cc);
     if (!fresh)
         return ibp_err_set(err, "geo classes were built for other member locations or "
                            "override countries: rebuild them first");

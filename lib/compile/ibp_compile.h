@@ -30,6 +30,11 @@ typedef struct ibp_compile_in {
     const ibp_services_t *services;
     const ibp_statics_t *statics;
     const ibp_overrides_t *overrides;  /* the file's, possibly changed over NATS */
+    const ibp_overrides_t *geo_overrides;  /* those geo was built for, NULL: overrides. Its
+                                          countries must include those of overrides; a
+                                          country split but without override routes as
+                                          if unsplit (a builder keeps splits to apply
+                                          later overrides without a walk) */
     const ibp_health_t *health;        /* NULL or not loaded: everybody online */
     const ibp_geo_classes_t *geo;      /* built from ibp_compile_geo_input() */
     const ibp_client_classes_t *clients;   /* NULL: usage has no country or ASN */

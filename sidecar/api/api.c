@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "cluster.h"
 #include "harvest.h"
 #include "ibp_explain.h"
 #include "ibp_table.h"
@@ -191,6 +192,76 @@ static json_t *usage_json(sc_usage_t *u, time_t now)
     return j;
 }
 
+static json_t *address_json(int af, const uint8_t *addr, bool has)
+{
+    char text[INET6_ADDRSTRLEN];
+    return has && inet_ntop(af, addr, text, sizeof text) ? json_string(text) : json_string("");
+}
+
+/* The country overrides in force (caller holds s->lock). */
+static json_t *overrides_json(const sc_state_t *s)
+{
+    json_t *entries = json_array();
+    for (size_t i = 0; i < s->ov_live.n && i < SC_API_OVERRIDES_SHOWN; i++) {
+        const ibp_override_t *e = &s->ov_live.v[i];
+        json_array_append_new(entries, json_pack("{s:o, s:s, s:o, s:o, s:o}", "domain",
+                                                 jstr(e->domain), "country", e->cc,
+                                                 "memberName", jstr(e->member_name),
+                                                 "ipv4", address_json(AF_INET, e->v4, e->has_v4),
+                                                 "ipv6", address_json(AF_INET6, e->v6,
+                                                                      e->has_v6)));
+    }
+    return json_pack("{s:I, s:I, s:o, s:o}", "count", (json_int_t)s->ov_live.n,
+                     "nats_edits_since_config_change", (json_int_t)s->ov_edits,
+                     "changed", time_or_null(s->ov_changed), "entries", entries);
+}
+
+static json_t *subject_counts(const uint64_t *v, bool sent)
+{
+    json_t *o = json_object();
+    for (int i = 0; i < SC_SUBJ_COUNT; i++)
+        if ((i >= SC_SUBJ_USAGE_REPLY) == sent || (sent && i == SC_SUBJ_CLUSTER))
+            json_object_set_new(o, sc_subject_names[i], json_integer((json_int_t)v[i]));
+    return o;
+}
+
+static json_t *cluster_json(sc_cluster_t *c, time_t now)
+{
+    if (!c)
+        return json_pack("{s:b}", "configured", false);
+    sc_cluster_stats_t st;
+    sc_cluster_stats(c, &st);
+    sc_peer_t *peers = malloc(SC_API_PEERS_SHOWN * sizeof *peers);   /* big: not on the stack */
+    size_t n = peers ? sc_cluster_peers(c, peers, SC_API_PEERS_SHOWN) : 0;
+    json_t *list = json_array();
+    for (size_t i = 0; i < n; i++) {
+        const sc_peer_t *p = &peers[i];
+        json_array_append_new(list, json_pack(
+            "{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:b}", "NodeID", jstr(p->info.node_id),
+            "NodeRole", jstr(p->info.node_role), "PublicAddress", jstr(p->info.public_address),
+            "ListenAddress", jstr(p->info.listen_address),
+            "ListenPort", jstr(p->info.listen_port), "first_heard",
+            time_or_null(p->first_heard), "last_heard", time_or_null(p->last_heard), "active",
+            now - p->last_heard < SC_PEER_ACTIVE_S));
+    }
+    free(peers);
+    json_t *msgs = json_pack("{s:o, s:o, s:o}", "received", subject_counts(st.received, false),
+                             "sent", subject_counts(st.sent, true),
+                             "bad", subject_counts(st.bad, false));
+    return json_pack("{s:b, s:o, s:b, s:o, s:o, s:o, s:o, s:I, s:I, s:I, s:o, s:o, s:I, s:I, s:I,"
+                     " s:o}",
+                     "configured", true, "node_id", jstr(sc_cluster_node_id(c)),
+                     "connected", st.connected, "server", st.connected ? jstr(st.url) : json_null(),
+                     "connected_since", st.connected ? time_or_null(st.connected_since) : json_null(),
+                     "failing_since", time_or_null(st.failing_since),
+                     "last_error", st.last_error[0] ? jstr(st.last_error) : json_null(),
+                     "connects", (json_int_t)st.connects, "reconnects", (json_int_t)st.reconnects,
+                     "joins_sent", (json_int_t)st.joins_sent, "last_join", time_or_null(st.last_join),
+                     "messages", msgs, "dropped", (json_int_t)st.dropped,
+                     "peers_known", (json_int_t)st.peers, "peers_active", (json_int_t)st.peers_active,
+                     "peers", list);
+}
+
 char *sc_status_json(sc_state_t *s)
 {
     time_t now = time(NULL);
@@ -202,11 +273,13 @@ char *sc_status_json(sc_state_t *s)
                             "uptime_seconds", (json_int_t)(now - s->started),
                             "table", table_json(s, now), "sources", sources,
                             "health", health_json(s, now));
+    json_object_set_new(out, "overrides", overrides_json(s));
     char path[sizeof s->table_path];
     memcpy(path, s->table_path, sizeof path);
     pthread_mutex_unlock(&s->lock);
     json_object_set_new(out, "hosts", hosts_json(s, path)); /* no lock: it reads a file */
     json_object_set_new(out, "usage", usage_json(s->usage, now));
+    json_object_set_new(out, "cluster", cluster_json(s->cluster, now));
     char *text = out ? json_dumps(out, JSON_INDENT(1) | JSON_PRESERVE_ORDER) : NULL;
     json_decref(out);
     return text;
@@ -270,6 +343,49 @@ static void source_metrics(text_t *t, const sc_state_t *s, time_t now)
                 sc_src_names[i], (long long)(now - s->src[i].last_success));
 }
 
+static void subject_metrics(text_t *t, const char *name, const uint64_t *v, bool sent)
+{
+    for (int i = 0; i < SC_SUBJ_COUNT; i++)
+        if ((i >= SC_SUBJ_USAGE_REPLY) == sent || (sent && i == SC_SUBJ_CLUSTER))
+            add(t, "%s{subject=\"%s\"} %llu\n", name, sc_subject_names[i],
+                (unsigned long long)v[i]);
+}
+
+static void cluster_metrics(text_t *t, sc_state_t *s)
+{
+    metric(t, "ibpdns_nats_configured", "gauge", "1 when Nats.Url is set");
+    add(t, "ibpdns_nats_configured %d\n", s->cluster != NULL);
+    pthread_mutex_lock(&s->lock);
+    size_t overrides = s->ov_live.n;
+    uint64_t edits = s->ov_edits;
+    pthread_mutex_unlock(&s->lock);
+    metric(t, "ibpdns_overrides", "gauge", "Country overrides in force");
+    add(t, "ibpdns_overrides %zu\n", overrides);
+    metric(t, "ibpdns_override_nats_edits", "gauge", "NATS override edits since the configs changed");
+    add(t, "ibpdns_override_nats_edits %llu\n", (unsigned long long)edits);
+    if (!s->cluster)
+        return;
+    sc_cluster_stats_t st;
+    sc_cluster_stats(s->cluster, &st);
+    metric(t, "ibpdns_nats_connected", "gauge", "1 while connected to a NATS server");
+    add(t, "ibpdns_nats_connected %d\n", st.connected);
+    metric(t, "ibpdns_nats_reconnects_total", "counter", "Reconnects after a lost connection");
+    add(t, "ibpdns_nats_reconnects_total %llu\n", (unsigned long long)st.reconnects);
+    metric(t, "ibpdns_nats_disconnects_total", "counter", "Connections lost");
+    add(t, "ibpdns_nats_disconnects_total %llu\n", (unsigned long long)st.disconnects);
+    metric(t, "ibpdns_nats_messages_received_total", "counter", "Messages received, by subject");
+    subject_metrics(t, "ibpdns_nats_messages_received_total", st.received, false);
+    metric(t, "ibpdns_nats_messages_sent_total", "counter", "Messages sent, by subject");
+    subject_metrics(t, "ibpdns_nats_messages_sent_total", st.sent, true);
+    metric(t, "ibpdns_nats_bad_messages_total", "counter", "Messages ignored as malformed, by subject");
+    subject_metrics(t, "ibpdns_nats_bad_messages_total", st.bad, false);
+    metric(t, "ibpdns_nats_dropped_total", "counter", "Messages nats.c dropped (slow consumer)");
+    add(t, "ibpdns_nats_dropped_total %llu\n", (unsigned long long)st.dropped);
+    metric(t, "ibpdns_nats_peers", "gauge", "Cluster nodes heard of, and of those heard within 10 min");
+    add(t, "ibpdns_nats_peers{state=\"known\"} %zu\n", st.peers);
+    add(t, "ibpdns_nats_peers{state=\"active\"} %zu\n", st.peers_active);
+}
+
 static void usage_metrics(text_t *t, sc_usage_t *u)
 {
     if (!u)
@@ -318,6 +434,7 @@ char *sc_metrics_text(sc_state_t *s)
     add(&t, "ibpdns_ready %d\n", s->ready);
     pthread_mutex_unlock(&s->lock);
     usage_metrics(&t, s->usage);
+    cluster_metrics(&t, s);
     if (t.oom) {
         free(t.buf);
         return NULL;

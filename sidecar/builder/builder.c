@@ -9,6 +9,7 @@
 #include "ibp_compile.h"
 #include "ibp_file.h"
 #include "ibp_health.h"
+#include "ibp_overrides.h"
 #include "ibp_table.h"
 #include "ibp_table_writer.h"
 #include "maxmind.h"
@@ -23,6 +24,8 @@ typedef struct snapshot {
     char url[SC_SRC_COUNT][4096];
     char mmdb_path[4096];
     bool health_configured;
+    ibp_overrides_t overrides;   /* in force: the file's, edited over NATS */
+    bool overrides_ok;           /* copied (else: out of memory, build nothing) */
 } snapshot_t;
 
 static double now_s(void)
@@ -44,6 +47,7 @@ void sc_builder_free(sc_builder_t *b)
         ibp_geo_classes_free(&b->geo);
     if (b->have_clients)
         ibp_client_classes_free(&b->clients);
+    ibp_overrides_free(&b->split);
     free(b->last_buf);
     free(b->spare_buf);
     memset(b, 0, sizeof *b);
@@ -62,6 +66,9 @@ static void take_snapshot(sc_state_t *s, snapshot_t *snap)
     }
     snap->health_configured = s->src[SC_SRC_RESULTS].configured;
     memcpy(snap->mmdb_path, s->mmdb_path, sizeof snap->mmdb_path);
+    ibp_err_t err;
+    snap->overrides_ok = sc_overrides_sync(s) && ibp_overrides_copy(&s->ov_live, &snap->overrides,
+                                                                    &err);
     s->dirty_config = s->dirty_health = s->dirty_geo = false;
     pthread_mutex_unlock(&s->lock);
 }
@@ -70,6 +77,41 @@ static void release_snapshot(snapshot_t *snap)
 {
     for (int i = 0; i < SC_SRC_COUNT; i++)
         sc_ref_put(snap->ref[i]);
+    ibp_overrides_free(&snap->overrides);
+}
+
+static void digest_overrides(XXH3_state_t *st, const ibp_overrides_t *o)
+{
+    for (size_t i = 0; i < o->n; i++) {
+        const ibp_override_t *e = &o->v[i];
+        XXH3_128bits_update(st, e->domain, strlen(e->domain) + 1);
+        XXH3_128bits_update(st, e->cc, sizeof e->cc);
+        XXH3_128bits_update(st, e->member_name, strlen(e->member_name) + 1);
+        uint8_t addr[22] = {e->has_v4, e->has_v6};
+        if (e->has_v4)
+            memcpy(addr + 2, e->v4, 4);
+        if (e->has_v6)
+            memcpy(addr + 6, e->v6, 16);
+        XXH3_128bits_update(st, addr, sizeof addr);
+    }
+    XXH3_128bits_update(st, &o->n, sizeof o->n);
+}
+
+/* Countries split in the geo classes so far: a NATS override for one of
+ * them (set again after a remove, say) republishes without a MaxMind walk.
+ * At most the 676 two-letter codes. */
+static bool keep_split_countries(sc_builder_t *b, const ibp_overrides_t *o, ibp_err_t *err)
+{
+    for (size_t i = 0; i < o->n; i++) {
+        bool have = false;
+        for (size_t j = 0; j < b->split.n && !have; j++)
+            have = !strcmp(b->split.v[j].cc, o->v[i].cc);
+        ibp_override_t cc_only = {.domain = "", .member_name = ""};
+        memcpy(cc_only.cc, o->v[i].cc, sizeof cc_only.cc);
+        if (!have && !ibp_overrides_set(&b->split, &cc_only, err))
+            return false;
+    }
+    return true;
 }
 
 static const ibp_health_t *snapshot_health(const snapshot_t *snap)
@@ -104,6 +146,7 @@ static bool inputs_digest(const snapshot_t *snap, const struct stat *mmdb, uint6
         XXH3_128bits_update(st, &snap->lo[i], sizeof snap->lo[i]);
     }
     XXH3_128bits_update(st, h, sizeof h);
+    digest_overrides(st, &snap->overrides);
     XXH3_128bits_update(st, &mmdb->st_ino, sizeof mmdb->st_ino);
     XXH3_128bits_update(st, &mmdb->st_size, sizeof mmdb->st_size);
     XXH3_128bits_update(st, &mmdb->st_mtim, sizeof mmdb->st_mtim);
@@ -126,9 +169,9 @@ static bool inputs_digest(const snapshot_t *snap, const struct stat *mmdb, uint6
 static bool ensure_geo(sc_builder_t *b, const snapshot_t *snap, const struct stat *mmdb,
                        bool *walked, ibp_err_t *err)
 {
-    const ibp_node_config_t *cfg = snap->ref[SC_SRC_CONFIG]->model;
     ibp_geo_needs_t needs;
-    if (!ibp_geo_needs_from_model(snap->ref[SC_SRC_MEMBERS]->model, &cfg->overrides, &needs, err))
+    if (!keep_split_countries(b, &snap->overrides, err) ||
+        !ibp_geo_needs_from_model(snap->ref[SC_SRC_MEMBERS]->model, &b->split, &needs, err))
         return false;
     *walked = !b->have_geo || b->geo.fingerprint != needs.fingerprint ||
               !ibp_same_file(&b->geo_mmdb, mmdb);
@@ -241,7 +284,8 @@ static bool compile_and_publish(sc_builder_t *b, const snapshot_t *snap, const c
     ibp_compile_in_t ci = {
         .config = cfg, .members = snap->ref[SC_SRC_MEMBERS]->model,
         .services = snap->ref[SC_SRC_SERVICES]->model,
-        .statics = snap->ref[SC_SRC_STATIC]->model, .overrides = &cfg->overrides,
+        .statics = snap->ref[SC_SRC_STATIC]->model, .overrides = &snap->overrides,
+        .geo_overrides = &b->split,
         .health = snapshot_health(snap), .geo = &b->geo,
         .clients = b->have_clients ? &b->clients : NULL,
         .inputs = inputs, .n_inputs = describe_inputs(b, snap, inputs),
@@ -378,6 +422,10 @@ bool sc_builder_run_once(sc_builder_t *b)
     for (int i = SC_SRC_CONFIG; i <= SC_SRC_STATIC; i++)
         if (!snap.ref[i])
             goto out;   /* nothing to build from yet; the sources say why */
+    if (!snap.overrides_ok) {
+        ok = false;     /* out of memory: retried with back-off */
+        goto out;
+    }
     struct stat mmdb;
     ibp_err_t err = {{0}};
     char path[4096];

@@ -21,6 +21,9 @@ typedef struct sc_builder {
     struct stat geo_mmdb;          /* identity of the database the classes came from */
     uint64_t mmdb_hi, mmdb_lo, mmdb_size;
     char mmdb_detail[160];
+    ibp_overrides_t split;         /* countries the geo classes split (domain ""): those
+                                      of every override seen, so that a NATS override
+                                      for one of them needs no walk */
     /* Usage's client classes, from the City and (if beside it) the ASN
      * database: rebuilt only when one of those files changes. */
     ibp_client_classes_t clients;

@@ -262,7 +262,7 @@ class Workspace:
                    'MembersConfig': members_name, 'ServicesConfig': services_name,
                    'StaticDNSConfig': static_name}},
                'Maxmind': {'MaxmindDBPath': MAXMIND},
-               'Nats': {'NodeID': 'TEST-01', 'Url': 'nats://127.0.0.1:4222'},
+               'Nats': {'NodeID': 'TEST-01', 'Url': ''},
                'DnsApi': {'ListenAddress': '127.0.0.1', 'ListenPort': '6100'}}
         if routing is not None:
             cfg['Routing'] = routing

@@ -48,7 +48,7 @@ class Sidecar:
                                       'ServicesConfig': self.http.url('/services.json'),
                                       'StaticDNSConfig': self.http.url('/static.json')}},
             'Maxmind': {'MaxmindDBPath': 'maxmind'},
-            'Nats': {'NodeID': 'TEST-01', 'Url': 'nats://127.0.0.1:4222'},
+            'Nats': {'NodeID': 'TEST-01', 'Url': ''},
             'DnsApi': {'ListenAddress': listen, 'ListenPort': str(self.api_port),
                        'MonitorAddress': host, 'MonitorPort': port, 'RefreshIntervalSeconds': poll},
             'Routing': {'TablePath': 'routing.tbl'},

@@ -103,7 +103,7 @@ def real_config():
             'MembersConfig': os.path.join(ibptest.IBP_CONFIG, 'members_professional.json'),
             'ServicesConfig': os.path.join(ibptest.IBP_CONFIG, 'services_rpc.json')}},
         'Maxmind': {'MaxmindDBPath': ibptest.MAXMIND},
-        'Nats': {'NodeID': 'TEST-01', 'Url': 'nats://127.0.0.1:4222'},
+        'Nats': {'NodeID': 'TEST-01', 'Url': ''},
         'DnsApi': {'ListenAddress': '127.0.0.1', 'ListenPort': '6100'}})
     with open(os.path.join(ibptest.IBP_CONFIG, 'members_professional.json')) as f:
         mem = json.load(f)
