@@ -424,6 +424,15 @@ static natsStatus make_options(sc_cluster_t *c, natsOptions **out)
     return st;
 }
 
+/* nats.c's texts may start with where it failed, "(conn.c:1905): ". */
+static const char *nats_text(const char *text, natsStatus st)
+{
+    if (!text || !text[0])
+        return natsStatus_GetText(st);
+    const char *end = text[0] == '(' ? strstr(text, "): ") : NULL;
+    return end ? end + 3 : text;
+}
+
 static void set_error(sc_cluster_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void set_error(sc_cluster_t *c, const char *fmt, ...)
 {
@@ -503,8 +512,7 @@ static bool connect_once(sc_cluster_t *c)
     if (st != NATS_OK) {
         natsStatus last;
         const char *text = nats_GetLastError(&last);
-        set_error(c, "connecting to %s: %s", servers, text && text[0] ? text
-                                                                      : natsStatus_GetText(st));
+        set_error(c, "connecting to %s: %s", servers, nats_text(text, st));
         return false;
     }
     static const char *const subjects[3] = {"consensus.cluster", "dns.usage.getUsage",
@@ -564,8 +572,10 @@ static void joins_due(sc_cluster_t *c, schedule_t *sch)
         sch->burst_left--;
         sch->next_burst = now + SC_JOIN_BURST_MS / 1000.0;
     }
-    if (atomic_exchange(&c->reconnected, false))
-        send_join(c, true);   /* the servers of the new connection may not know us */
+    if (atomic_exchange(&c->reconnected, false)) {
+        connected_url(c, c->nc);   /* another server, maybe */
+        send_join(c, true);        /* whose peers may not know us */
+    }
     pthread_mutex_lock(&c->lock);
     bool rejoin = c->rejoin && since_s(&c->last_rejoin_mono) * 1000 >= SC_REJOIN_MIN_MS;
     if (rejoin) {
@@ -603,7 +613,7 @@ static void watch_connection(sc_cluster_t *c)
     if (st == NATS_CONN_STATUS_CLOSED) {   /* nats.c gave up (credentials refused twice) */
         const char *text = NULL;
         natsStatus why = natsConnection_GetLastError(c->nc, &text);
-        set_error(c, "connection closed: %s", text && text[0] ? text : natsStatus_GetText(why));
+        set_error(c, "connection closed: %s", nats_text(text, why));
         close_connection(c);
     }
 }
@@ -634,6 +644,10 @@ static void *cluster_thread(void *arg)
     close_connection(c);
     return NULL;
 }
+
+/* A cluster that used TLS, kept for the exit (sc_cluster_stop): reachable,
+ * so not a leak to LeakSanitizer, and never freed under nats.c's threads. */
+static sc_cluster_t *parked_at_exit;
 
 /* ---- start, stop, read ---------------------------------------------------------------------- */
 
@@ -728,6 +742,14 @@ void sc_cluster_stop(sc_cluster_t *c)
     pthread_cond_signal(&c->wake);
     pthread_mutex_unlock(&c->lock);
     pthread_join(c->thread, NULL);
+    if (c->secure) {
+        /* nats.c 3.4's library cleanup frees OpenSSL's compression-method
+         * stack, which OpenSSL 3 frees again at exit: a crash at exit after
+         * any TLS use. With TLS the library is left to the exit, and c with
+         * it (nats.c's callback threads may still hold it). */
+        parked_at_exit = c;
+        return;
+    }
     nats_CloseAndWait(5000);   /* nats.c's own threads, which may still hold c */
     cluster_free(c);
 }

@@ -179,33 +179,39 @@ static const char *col(result_row_t *r, int i)
     return r->text[i];
 }
 
-/* IBP's branches: domain and member => by member; domain alone => by
- * domain; country (any case) in every branch. */
+/* IBP's branches (IBP-NODE §8.2): a domain filters by domain (and member,
+ * if given); a member alone is an exact match, as Go's == (BINARY in
+ * MySQL, whose collation ignores case); the country, any case, in every
+ * branch. Rows in the order of their grouping, date first. */
 static bool m_query(sc_store_t *b, const sc_usage_query_t *q, sc_usage_row_fn fn, void *ctx,
                     ibp_err_t *err)
 {
     mysql_store_t *s = (mysql_store_t *)b;
+    bool by_domain = q->domain && q->domain[0];
     bool by_member = q->member && q->member[0];
-    bool by_domain = !by_member && q->domain && q->domain[0];
     bool by_country = q->country && q->country[0];
     char sql[1024];
     snprintf(sql, sizeof sql,
              "SELECT DATE_FORMAT(date, '%%Y-%%m-%%d'),domain_name,member_name,country_code,"
              "network_asn,network_name,country_name,is_ipv6,SUM(hits) FROM requests "
              "WHERE date >= ? AND date <= ?%s%s%s GROUP BY date,domain_name,member_name,"
-             "country_code,network_asn,network_name,country_name,is_ipv6 ORDER BY " KEY_COLS,
-             by_member ? " AND member_name = ?" : "", by_domain ? " AND domain_name = ?" : "",
+             "country_code,network_asn,network_name,country_name,is_ipv6 ORDER BY date,"
+             "domain_name,member_name,country_code,network_asn,network_name,country_name,is_ipv6",
+             by_domain ? " AND domain_name = ?" : "",
+             !by_member ? "" : by_domain ? " AND member_name = ?" : " AND BINARY member_name = ?",
              by_country ? " AND LOWER(country_code) = LOWER(?)" : "");
     MYSQL_STMT *st = mysql_stmt_init(s->db);
     if (!st)
         return db_fail(s, "usage query", err);
-    MYSQL_BIND p[4];
-    unsigned long len[4];
+    MYSQL_BIND p[5];
+    unsigned long len[5];
     int n = 0;
     bind_str(&p[n], q->start, &len[n]), n++;
     bind_str(&p[n], q->end, &len[n]), n++;
-    if (by_member || by_domain)
-        bind_str(&p[n], by_member ? q->member : q->domain, &len[n]), n++;
+    if (by_domain)
+        bind_str(&p[n], q->domain, &len[n]), n++;
+    if (by_member)
+        bind_str(&p[n], q->member, &len[n]), n++;
     if (by_country)
         bind_str(&p[n], q->country, &len[n]), n++;
     result_row_t *r = malloc(sizeof *r);

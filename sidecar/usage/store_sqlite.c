@@ -24,6 +24,8 @@ static const char SCHEMA[] =
     /* Ours: how many harvests of each counter file are in requests. */
     "CREATE TABLE IF NOT EXISTS ibpdns_harvests (file TEXT PRIMARY KEY, seq INTEGER NOT NULL);";
 
+#define GROUP_COLS "date,domain_name,member_name,country_code,network_asn,network_name," \
+                   "country_name,is_ipv6"
 #define KEY_COLS "date,node_id,domain_name,member_name,network_asn,network_name,country_code," \
                  "country_name,is_ipv6"
 
@@ -133,32 +135,36 @@ static const char *col(sqlite3_stmt *st, int i)
     return v ? (const char *)v : "";
 }
 
-/* IBP's branches: domain and member => by member; domain alone => by
- * domain; country (any case) in every branch. */
+/* IBP's branches (IBP-NODE §8.2): a domain filters by domain (and member,
+ * if given); a member alone is an exact match, as Go's == (BINARY in
+ * MySQL, whose collation ignores case); the country, any case, in every
+ * branch. Rows in the order of their grouping, date first. */
 static bool s_query(sc_store_t *b, const sc_usage_query_t *q, sc_usage_row_fn fn, void *ctx,
                     ibp_err_t *err)
 {
     sqlite_store_t *s = (sqlite_store_t *)b;
     char sql[1024];
+    bool by_domain = q->domain && q->domain[0];
     bool by_member = q->member && q->member[0];
-    bool by_domain = !by_member && q->domain && q->domain[0];
     bool by_country = q->country && q->country[0];
     snprintf(sql, sizeof sql,
              "SELECT date,domain_name,member_name,country_code,network_asn,network_name,"
              "country_name,is_ipv6,SUM(hits) FROM requests WHERE date >= ?1 AND date <= ?2%s%s%s"
              " GROUP BY date,domain_name,member_name,country_code,network_asn,network_name,"
-             "country_name,is_ipv6 ORDER BY " KEY_COLS,
-             by_member ? " AND member_name = ?3" : "", by_domain ? " AND domain_name = ?3" : "",
+             "country_name,is_ipv6 ORDER BY " GROUP_COLS,
+             by_domain ? " AND domain_name = ?3" : "", by_member ? " AND member_name = ?5" : "",
              by_country ? " AND lower(country_code) = lower(?4)" : "");
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
         return db_fail(s, "usage query", err);
     bind_text(st, 1, q->start);
     bind_text(st, 2, q->end);
-    if (by_member || by_domain)
-        bind_text(st, 3, by_member ? q->member : q->domain);
+    if (by_domain)
+        bind_text(st, 3, q->domain);
     if (by_country)
         bind_text(st, 4, q->country);
+    if (by_member)
+        bind_text(st, 5, q->member);
     int rc;
     bool ok = true;
     while (ok && (rc = sqlite3_step(st)) == SQLITE_ROW) {
