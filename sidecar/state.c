@@ -121,18 +121,21 @@ void sc_state_kick(sc_state_t *s)
 
 bool sc_overrides_sync(sc_state_t *s)
 {
-    XXH3_state_t st;
-    XXH3_128bits_reset(&st);
-    for (int i = SC_SRC_CONFIG; i <= SC_SRC_STATIC; i++) {
+    for (int i = SC_SRC_CONFIG; i <= SC_SRC_STATIC; i++)
         if (!s->src[i].good)
             return false;
-        XXH3_128bits_update(&st, &s->src[i].digest_hi, sizeof s->src[i].digest_hi);
-        XXH3_128bits_update(&st, &s->src[i].digest_lo, sizeof s->src[i].digest_lo);
-    }
-    XXH128_hash_t d = XXH3_128bits_digest(&st);
+    /* BEHAVIOR §6b: NATS edits last until members or services change; the
+     * config file's own overrides changing is a new base as well. */
+    const ibp_node_config_t *cfg = s->src[SC_SRC_CONFIG].good->model;
+    uint64_t parts[6];
+    ibp_overrides_digest(&cfg->overrides, &parts[0], &parts[1]);
+    parts[2] = s->src[SC_SRC_MEMBERS].digest_hi;
+    parts[3] = s->src[SC_SRC_MEMBERS].digest_lo;
+    parts[4] = s->src[SC_SRC_SERVICES].digest_hi;
+    parts[5] = s->src[SC_SRC_SERVICES].digest_lo;
+    XXH128_hash_t d = XXH3_128bits(parts, sizeof parts);
     if (s->ov_have_base && d.high64 == s->ov_base_hi && d.low64 == s->ov_base_lo)
         return true;
-    const ibp_node_config_t *cfg = s->src[SC_SRC_CONFIG].good->model;
     ibp_overrides_t fresh;
     ibp_err_t err;
     if (!ibp_overrides_copy(&cfg->overrides, &fresh, &err)) {
@@ -140,10 +143,10 @@ bool sc_overrides_sync(sc_state_t *s)
         return true;
     }
     if (s->ov_edits)
-        ibp_log(&s->log, IBP_LOG_INFO, "the configs changed: %llu NATS override edit%s replaced "
-                "by the config file's %zu override%s (IBP's rule)",
-                (unsigned long long)s->ov_edits, s->ov_edits == 1 ? "" : "s", fresh.n,
-                fresh.n == 1 ? "" : "s");
+        ibp_log(&s->log, IBP_LOG_INFO, "members, services or the config file's overrides "
+                "changed: %llu NATS override edit%s replaced by the config file's %zu "
+                "override%s", (unsigned long long)s->ov_edits, s->ov_edits == 1 ? "" : "s",
+                fresh.n, fresh.n == 1 ? "" : "s");
     ibp_overrides_free(&s->ov_live);
     s->ov_live = fresh;
     s->ov_have_base = true;

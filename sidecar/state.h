@@ -108,8 +108,8 @@ typedef struct sc_state {
     struct sc_usage *usage;   /* [init] usage accounting (harvest.h); NULL: none */
     struct sc_cluster *cluster;   /* [init] the NATS link (cluster.h); NULL: no Nats.Url */
     /* [lock] The country overrides in force: the config file's, edited over
-     * NATS (geodns.override.update) until config, members, services or
-     * static records change, when the file's come back (IBP-NODE §2.6). */
+     * NATS (geodns.override.update) until members, services or the file's
+     * overrides change, when the file's come back (BEHAVIOR §6b). */
     ibp_overrides_t ov_live;
     bool ov_have_base;        /* ov_live was reset from the sources of ov_base */
     uint64_t ov_base_hi, ov_base_lo;
@@ -129,8 +129,8 @@ void sc_source_ok(sc_state_t *s, sc_src_id_t id);
  * succeeded, and content is in use (caller holds the lock). */
 bool sc_source_up(const sc_source_t *src);
 
-/* Resets ov_live to the config file's overrides when the sources it came
- * from changed (caller holds the lock). False while they are not all in. */
+/* Resets ov_live to the config file's overrides when members, services or
+ * those overrides changed (caller holds the lock). False while they are not all in. */
 bool sc_overrides_sync(sc_state_t *s);
 
 /* Wakes the threads waiting on `wake` after setting flags (lock held). */

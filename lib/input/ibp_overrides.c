@@ -3,6 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 static int entry_cmp(const char *domain, const char *cc, const ibp_override_t *e)
 {
     int r = strcmp(domain, e->domain);
@@ -131,4 +134,27 @@ bool ibp_overrides_equal(const ibp_overrides_t *a, const ibp_overrides_t *b)
         if (!entry_equal(&a->v[i], &b->v[i]))
             return false;
     return true;
+}
+
+void ibp_overrides_digest(const ibp_overrides_t *o, uint64_t *hi, uint64_t *lo)
+{
+    XXH3_state_t st;
+    XXH3_128bits_reset(&st);
+    for (size_t i = 0; o && i < o->n; i++) {
+        const ibp_override_t *e = &o->v[i];
+        XXH3_128bits_update(&st, e->domain, strlen(e->domain) + 1);
+        XXH3_128bits_update(&st, e->cc, sizeof e->cc);
+        XXH3_128bits_update(&st, e->member_name, strlen(e->member_name) + 1);
+        uint8_t addr[22] = {e->has_v4, e->has_v6};
+        if (e->has_v4)
+            memcpy(addr + 2, e->v4, 4);
+        if (e->has_v6)
+            memcpy(addr + 6, e->v6, 16);
+        XXH3_128bits_update(&st, addr, sizeof addr);
+    }
+    size_t n = o ? o->n : 0;
+    XXH3_128bits_update(&st, &n, sizeof n);
+    XXH128_hash_t d = XXH3_128bits_digest(&st);
+    *hi = d.high64;
+    *lo = d.low64;
 }

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "ibp_err.h"
 #include "ibp_model.h"
@@ -25,6 +26,9 @@ bool ibp_overrides_remove(ibp_overrides_t *o, const char *domain, const char cc[
 
 /* Removes every entry of the domain; returns how many there were. */
 size_t ibp_overrides_clear(ibp_overrides_t *o, const char *domain);
+
+/* A digest of the entries (domain, country, member, addresses). */
+void ibp_overrides_digest(const ibp_overrides_t *o, uint64_t *hi, uint64_t *lo);
 
 /* The same entries (domain, country, member, addresses) in both. */
 bool ibp_overrides_equal(const ibp_overrides_t *a, const ibp_overrides_t *b);

@@ -80,23 +80,6 @@ static void release_snapshot(snapshot_t *snap)
     ibp_overrides_free(&snap->overrides);
 }
 
-static void digest_overrides(XXH3_state_t *st, const ibp_overrides_t *o)
-{
-    for (size_t i = 0; i < o->n; i++) {
-        const ibp_override_t *e = &o->v[i];
-        XXH3_128bits_update(st, e->domain, strlen(e->domain) + 1);
-        XXH3_128bits_update(st, e->cc, sizeof e->cc);
-        XXH3_128bits_update(st, e->member_name, strlen(e->member_name) + 1);
-        uint8_t addr[22] = {e->has_v4, e->has_v6};
-        if (e->has_v4)
-            memcpy(addr + 2, e->v4, 4);
-        if (e->has_v6)
-            memcpy(addr + 6, e->v6, 16);
-        XXH3_128bits_update(st, addr, sizeof addr);
-    }
-    XXH3_128bits_update(st, &o->n, sizeof o->n);
-}
-
 /* Countries split in the geo classes so far: a NATS override for one of
  * them (set again after a remove, say) republishes without a MaxMind walk.
  * At most the 676 two-letter codes. */
@@ -146,7 +129,9 @@ static bool inputs_digest(const snapshot_t *snap, const struct stat *mmdb, uint6
         XXH3_128bits_update(st, &snap->lo[i], sizeof snap->lo[i]);
     }
     XXH3_128bits_update(st, h, sizeof h);
-    digest_overrides(st, &snap->overrides);
+    uint64_t ov[2];
+    ibp_overrides_digest(&snap->overrides, &ov[0], &ov[1]);
+    XXH3_128bits_update(st, ov, sizeof ov);
     XXH3_128bits_update(st, &mmdb->st_ino, sizeof mmdb->st_ino);
     XXH3_128bits_update(st, &mmdb->st_size, sizeof mmdb->st_size);
     XXH3_128bits_update(st, &mmdb->st_mtim, sizeof mmdb->st_mtim);

@@ -43,7 +43,9 @@ struct sc_cluster {
     atomic_uint_fast64_t disconnects, reconnects, dropped;   /* [atomic] */
     pthread_mutex_t lock;
     pthread_cond_t wake;                   /* the cluster thread sleeps on it */
+    pthread_cond_t idle;                   /* signalled when busy drops to 0 */
     bool stopping;
+    unsigned busy;                         /* message callbacks running (stop waits) */
     sc_cluster_stats_t st;                 /* counters, connection state */
     sc_peers_t peers;
     bool rejoin;                           /* a new or changed peer: JOIN again */
@@ -124,6 +126,25 @@ static bool publish(sc_cluster_t *c, sc_subject_t kind, const char *subject, con
 
 /* ---- consensus.cluster ------------------------------------------------------------- */
 
+/* A message callback starts: false once stopping (it then touches nothing
+ * of the state, which is about to go). */
+static bool enter(sc_cluster_t *c)
+{
+    pthread_mutex_lock(&c->lock);
+    bool go = !c->stopping;
+    c->busy += go;
+    pthread_mutex_unlock(&c->lock);
+    return go;
+}
+
+static void leave(sc_cluster_t *c)
+{
+    pthread_mutex_lock(&c->lock);
+    if (--c->busy == 0)
+        pthread_cond_broadcast(&c->idle);
+    pthread_mutex_unlock(&c->lock);
+}
+
 static double since_s(const struct timespec *t)
 {
     struct timespec now;
@@ -159,6 +180,10 @@ static void on_cluster(natsConnection *nc, natsSubscription *sub, natsMsg *m, vo
 {
     (void)nc, (void)sub;
     sc_cluster_t *c = closure;
+    if (!enter(c)) {
+        natsMsg_Destroy(m);
+        return;
+    }
     sc_cluster_msg_t msg;
     ibp_err_t err;
     bool ok = sc_cluster_msg_decode(natsMsg_GetData(m), (size_t)natsMsg_GetDataLength(m), &msg,
@@ -175,6 +200,7 @@ static void on_cluster(natsConnection *nc, natsSubscription *sub, natsMsg *m, vo
     }
     pthread_mutex_unlock(&c->lock);
     natsMsg_Destroy(m);
+    leave(c);
 }
 
 /* ---- dns.usage.getUsage ---------------------------------------------------------------- */
@@ -194,15 +220,6 @@ static bool add_row(void *ctx, const sc_usage_row_t *r)
     sc_usage_reply_add(x->b, &rec);
     x->n++;
     return !x->b->oom;
-}
-
-static void trim(char *s)
-{
-    size_t n = strlen(s), lead = strspn(s, " \t\r\n\v\f");
-    while (n > lead && strchr(" \t\r\n\v\f", s[n - 1]))
-        n--;
-    memmove(s, s + lead, n - lead);
-    s[n - lead] = '\0';
 }
 
 /* IBP's HandleRequest: errors of the request are answered only to a reply
@@ -231,12 +248,15 @@ static void answer_usage(sc_cluster_t *c, const char *reply, const char *data, s
         sc_buf_free(&b);
         return;
     }
-    trim(rq.start);
-    trim(rq.end);
+    sc_go_trim_space(rq.start);
+    sc_go_trim_space(rq.end);
     reply_ctx_t x = {.b = &b};
     bool nil = false;
     const char *error = NULL;
-    if (sc_go_date_ok(rq.start) && sc_go_date_ok(rq.end)) {
+    bool dates = !rq.nul[0] && !rq.nul[1] && sc_go_date_ok(rq.start) && sc_go_date_ok(rq.end);
+    if (dates && (rq.nul[2] || rq.nul[3] || rq.nul[4])) {
+        nil = true;   /* no stored value holds a NUL: no row matches */
+    } else if (dates) {
         sc_usage_query_t q = {rq.start, rq.end, rq.domain, rq.member, rq.country};
         if (!c->s->usage || !sc_usage_query(c->s->usage, &q, add_row, &x, &err)) {
             /* IBP answers [] and hides why; we say it (consumers ignore "error") */
@@ -276,11 +296,16 @@ static void on_usage(natsConnection *nc, natsSubscription *sub, natsMsg *m, void
 {
     (void)nc, (void)sub;
     sc_cluster_t *c = closure;
+    if (!enter(c)) {
+        natsMsg_Destroy(m);
+        return;
+    }
     count(c, &c->st.received[SC_SUBJ_USAGE]);
     const char *reply = natsMsg_GetReply(m);
     answer_usage(c, reply && reply[0] ? reply : NULL, natsMsg_GetData(m),
                  (size_t)natsMsg_GetDataLength(m));
     natsMsg_Destroy(m);
+    leave(c);
 }
 
 /* ---- geodns.override.update ---------------------------------------------------------------- */
@@ -329,6 +354,10 @@ static void on_override(natsConnection *nc, natsSubscription *sub, natsMsg *m, v
 {
     (void)nc, (void)sub;
     sc_cluster_t *c = closure;
+    if (!enter(c)) {
+        natsMsg_Destroy(m);
+        return;
+    }
     sc_override_msg_t msg;
     sc_bad_kind_t kind;
     ibp_err_t err = {{0}};
@@ -352,6 +381,7 @@ static void on_override(natsConnection *nc, natsSubscription *sub, natsMsg *m, v
     }
     pthread_mutex_unlock(&c->lock);
     sc_override_msg_free(&msg);
+    leave(c);
 }
 
 /* ---- the connection ------------------------------------------------------------------------ */
@@ -681,6 +711,7 @@ static void cluster_free(sc_cluster_t *c)
     for (int i = 0; i < c->n_urls; i++)
         free(c->urls[i]);
     pthread_cond_destroy(&c->wake);
+    pthread_cond_destroy(&c->idle);
     pthread_mutex_destroy(&c->lock);
     free(c);
 }
@@ -704,6 +735,7 @@ bool sc_cluster_start(sc_state_t *s, const ibp_node_config_t *cfg, sc_cluster_t 
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_cond_init(&c->wake, &attr);
+    pthread_cond_init(&c->idle, &attr);
     pthread_condattr_destroy(&attr);
     c->edit_log.burst = 20;   /* every edit is worth a line, up to a flood */
     /* IBP's node announces itself so (IBP-NODE §8.2). */
@@ -733,24 +765,44 @@ bool sc_cluster_start(sc_state_t *s, const ibp_node_config_t *cfg, sc_cluster_t 
     return true;
 }
 
+/* Waits for the message callbacks under way (a getUsage on a slow store
+ * takes up to the store's timeouts); false if they outlast SC_STOP_WAIT_S. */
+static bool wait_idle(sc_cluster_t *c)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += SC_STOP_WAIT_S;
+    pthread_mutex_lock(&c->lock);
+    while (c->busy)
+        if (pthread_cond_timedwait(&c->idle, &c->lock, &until) == ETIMEDOUT)
+            break;
+    bool idle = c->busy == 0;
+    pthread_mutex_unlock(&c->lock);
+    return idle;
+}
+
 void sc_cluster_stop(sc_cluster_t *c)
 {
     if (!c)
         return;
     pthread_mutex_lock(&c->lock);
-    c->stopping = true;
+    c->stopping = true;   /* from here callbacks return at once */
     pthread_cond_signal(&c->wake);
     pthread_mutex_unlock(&c->lock);
-    pthread_join(c->thread, NULL);
-    if (c->secure) {
-        /* nats.c 3.4's library cleanup frees OpenSSL's compression-method
-         * stack, which OpenSSL 3 frees again at exit: a crash at exit after
-         * any TLS use. With TLS the library is left to the exit, and c with
-         * it (nats.c's callback threads may still hold it). */
+    pthread_join(c->thread, NULL);   /* it closes the connection */
+    bool idle = wait_idle(c);
+    if (!idle)
+        ibp_log(&c->s->log, IBP_LOG_WARN, "nats: a message callback still runs after %d s; "
+                "leaving it to the exit", SC_STOP_WAIT_S);
+    /* nats.c 3.4's library cleanup frees OpenSSL's compression-method stack,
+     * which OpenSSL 3 frees again at exit: a crash at exit after any TLS
+     * use. With TLS the library is left to the exit, and c with it (nats.c's
+     * callback threads may still hold it); so too when its threads or ours
+     * do not end in time. */
+    if (!idle || c->secure || nats_CloseAndWait(5000) != NATS_OK) {
         parked_at_exit = c;
         return;
     }
-    nats_CloseAndWait(5000);   /* nats.c's own threads, which may still hold c */
     cluster_free(c);
 }
 

@@ -31,6 +31,7 @@
 #define SC_NATS_PING_MS 200000
 #define SC_NATS_PINGS_OUT 5
 #define SC_USAGE_PENDING 256
+#define SC_STOP_WAIT_S 30          /* stop waits this long for a callback under way */
 
 typedef enum sc_subject {
     SC_SUBJ_CLUSTER = 0,   /* consensus.cluster */

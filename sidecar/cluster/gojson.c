@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <ctype.h>
 #include <time.h>
 
 /* ---- buffer ----------------------------------------------------------------- */
@@ -198,6 +199,7 @@ static bool fail(scan_t *s, unsigned char c, const char *why)
 static bool push(scan_t *s, unsigned char p)
 {
     if (s->depth >= GO_MAX_DEPTH) {
+        s->bad = p == P_ARRAY ? '[' : '{';
         s->why = "exceeded max depth";
         return false;
     }
@@ -420,15 +422,290 @@ bool sc_go_syntax_ok(const char *buf, size_t len, char *msg, size_t cap)
         ok = step(&s, (unsigned char)buf[i]);
     if (ok && s.st != S_END_TOP)
         ok = step(&s, ' ') && s.st == S_END_TOP;   /* a number ends at the end */
-    if (!ok && s.why && strcmp(s.why, "exceeded max depth")) {
+    if (!ok && s.why) {   /* Go says "invalid character '[' exceeded max depth" too */
         char q[16];
         quote_char(s.bad, q);
         snprintf(msg, cap, "invalid character %s %s", q, s.why);
     } else if (!ok) {
-        snprintf(msg, cap, "%s", s.why ? s.why : "unexpected end of JSON input");
+        snprintf(msg, cap, "unexpected end of JSON input");
     }
     free(s.stack);
     return ok;
+}
+
+/* ---- decoding valid JSON as Go's Unmarshal ------------------------------------------- */
+
+/* The input passed sc_go_syntax_ok: the cursor only needs its bounds. */
+typedef struct cur {
+    const unsigned char *p, *end;
+} cur_t;
+
+static void skip_ws(cur_t *c)
+{
+    while (c->p < c->end && is_space(*c->p))
+        c->p++;
+}
+
+static int hex_val(unsigned char h)
+{
+    return h <= '9' ? h - '0' : (h | 0x20) - 'a' + 10;
+}
+
+static uint32_t read_u4(cur_t *c)
+{
+    uint32_t v = 0;
+    for (int i = 0; i < 4 && c->p < c->end; i++)
+        v = v << 4 | (uint32_t)hex_val(*c->p++);
+    return v;
+}
+
+static void put_utf8(sc_buf_t *b, uint32_t cp)
+{
+    char u[4];
+    size_t n;
+    if (cp < 0x80) {
+        u[0] = (char)cp, n = 1;
+    } else if (cp < 0x800) {
+        u[0] = (char)(0xc0 | cp >> 6), u[1] = (char)(0x80 | (cp & 0x3f)), n = 2;
+    } else if (cp < 0x10000) {
+        u[0] = (char)(0xe0 | cp >> 12), u[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+        u[2] = (char)(0x80 | (cp & 0x3f)), n = 3;
+    } else {
+        u[0] = (char)(0xf0 | cp >> 18), u[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+        u[2] = (char)(0x80 | ((cp >> 6) & 0x3f)), u[3] = (char)(0x80 | (cp & 0x3f)), n = 4;
+    }
+    sc_buf_add(b, u, n);
+}
+
+/* A \u escape (after the u), joined with a following low surrogate. */
+static uint32_t escape_u(cur_t *c)
+{
+    uint32_t cp = read_u4(c);
+    if (cp < 0xd800 || cp > 0xdfff)
+        return cp;
+    if (cp < 0xdc00 && c->end - c->p >= 6 && c->p[0] == '\\' && c->p[1] == 'u') {
+        cur_t look = {c->p + 2, c->end};
+        uint32_t lo = read_u4(&look);
+        if (lo >= 0xdc00 && lo <= 0xdfff) {
+            c->p = look.p;
+            return 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+        }
+    }
+    return 0xfffd;
+}
+
+/* The string at the cursor (on its quote), decoded into b. */
+static void read_string(cur_t *c, sc_buf_t *b)
+{
+    static const char from[] = "bfnrt", to[] = "\b\f\n\r\t";
+    c->p++;
+    while (c->p < c->end && *c->p != '"') {
+        unsigned char ch = *c->p;
+        if (ch == '\\' && c->end - c->p >= 2) {
+            unsigned char e = c->p[1];
+            c->p += 2;
+            const char *k = e ? strchr(from, e) : NULL;
+            if (e == 'u')
+                put_utf8(b, escape_u(c));
+            else
+                sc_buf_add(b, k ? &to[k - from] : (const char *)&e, 1);
+            continue;
+        }
+        uint32_t cp;
+        size_t n = ch < 0x80 ? 1 : utf8_seq(c->p, (size_t)(c->end - c->p), &cp);
+        if (n)
+            sc_buf_add(b, (const char *)c->p, n);
+        else
+            put_utf8(b, 0xfffd);
+        c->p += n ? n : 1;
+    }
+    c->p++;   /* the closing quote */
+}
+
+/* Past the value at the cursor, nested ones included, without recursion. */
+static void skip_value(cur_t *c)
+{
+    size_t depth = 0;
+    do {
+        skip_ws(c);
+        if (c->p >= c->end)
+            return;
+        unsigned char ch = *c->p;
+        if (ch == '"') {
+            sc_buf_t ignored = {.oom = true};   /* decodes nothing */
+            read_string(c, &ignored);
+        } else if (ch == '{' || ch == '[') {
+            depth++, c->p++;
+        } else if (ch == '}' || ch == ']') {
+            depth--, c->p++;
+        } else if (ch == ',' || ch == ':') {
+            c->p++;
+        } else {   /* a number or a literal */
+            while (c->p < c->end && !strchr(",:]} \t\r\n", *c->p))
+                c->p++;
+        }
+        skip_ws(c);
+        while (depth && c->p < c->end && (*c->p == ',' || *c->p == ':'))
+            c->p++;
+    } while (depth && c->p < c->end);
+}
+
+static const char *value_kind(unsigned char ch)
+{
+    return ch == '{' ? "object" : ch == '[' ? "array" : ch == '"' ? "string"
+         : ch == 't' || ch == 'f' ? "bool" : "number";
+}
+
+/* Go's EqualFold for an ASCII tag: K (U+212A) folds to k, long s (U+017F) to s. */
+static bool key_matches(const char *key, size_t n, const char *tag)
+{
+    size_t i = 0;
+    for (; *tag; tag++) {
+        if (i >= n)
+            return false;
+        char want = (char)tolower((unsigned char)*tag);
+        if (n - i >= 3 && !memcmp(key + i, "\xe2\x84\xaa", 3) && want == 'k')
+            i += 3;
+        else if (n - i >= 2 && !memcmp(key + i, "\xc5\xbf", 2) && want == 's')
+            i += 2;
+        else if (tolower((unsigned char)key[i++]) != want)
+            return false;
+    }
+    return i == n;
+}
+
+typedef struct unmarshal {
+    char *msg;
+    size_t cap;
+    bool failed;           /* the first error is Go's; decoding goes on */
+    bool oom;
+} unmarshal_t;
+
+static void type_error(unmarshal_t *u, const char *kind, const char *where, const char *field,
+                       const char *type)
+{
+    if (!u->failed)
+        snprintf(u->msg, u->cap, "json: cannot unmarshal %s into Go struct field %s.%s of type %s",
+                 kind, where, field, type);
+    u->failed = true;
+}
+
+static void fill_object(cur_t *c, unmarshal_t *u, const char *where, const sc_go_field_t *f);
+
+static void fill_field(cur_t *c, unmarshal_t *u, const char *where, const sc_go_field_t *x)
+{
+    unsigned char ch = *c->p;
+    if (ch == 'n') {
+        skip_value(c);
+        return;
+    }
+    if (x->inner ? ch != '{' : ch != '"') {
+        type_error(u, value_kind(ch), where, x->name, x->inner ? x->inner_type : "string");
+        skip_value(c);
+        return;
+    }
+    if (x->inner) {   /* the same struct again: Go merges into it */
+        fill_object(c, u, x->inner_type, x->inner);
+        return;
+    }
+    sc_buf_t b = {0};
+    read_string(c, &b);
+    sc_buf_add(&b, "", 0);   /* "" has a buffer too */
+    if (b.oom) {
+        sc_buf_free(&b);
+        u->oom = true;
+        return;
+    }
+    if (x->has_nul)
+        *x->has_nul = strlen(b.p) != b.len;
+    free(*x->str);
+    *x->str = b.p;
+}
+
+static void fill_object(cur_t *c, unmarshal_t *u, const char *where, const sc_go_field_t *f)
+{
+    c->p++;   /* { */
+    for (skip_ws(c); c->p < c->end && *c->p != '}';) {
+        sc_buf_t key = {0};
+        read_string(c, &key);
+        skip_ws(c);
+        c->p++;   /* : */
+        skip_ws(c);
+        const sc_go_field_t *x = f;
+        while (x->name && !key_matches(key.p ? key.p : "", key.len, x->name))
+            x++;
+        u->oom |= key.oom;
+        sc_buf_free(&key);
+        if (x->name && c->p < c->end)
+            fill_field(c, u, where, x);
+        else
+            skip_value(c);
+        skip_ws(c);
+        if (c->p < c->end && *c->p == ',')
+            c->p++;
+        skip_ws(c);
+    }
+    c->p++;   /* } */
+}
+
+bool sc_go_unmarshal(const char *buf, size_t len, const char *struct_name, const char *go_type,
+                     const sc_go_field_t *fields, char *msg, size_t cap)
+{
+    if (!sc_go_syntax_ok(buf, len, msg, cap))
+        return false;
+    cur_t c = {(const unsigned char *)buf, (const unsigned char *)buf + len};
+    skip_ws(&c);
+    unmarshal_t u = {.msg = msg, .cap = cap};
+    if (*c.p == '{')
+        fill_object(&c, &u, struct_name, fields);
+    else if (*c.p != 'n')
+        return snprintf(msg, cap, "json: cannot unmarshal %s into Go value of type %s",
+                        value_kind(*c.p), go_type), false;
+    if (u.oom)
+        snprintf(msg, cap, "out of memory");
+    return !u.failed && !u.oom;
+}
+
+/* Go's unicode.IsSpace: ASCII's and U+0085, U+00A0, U+1680, U+2000-200A,
+ * U+2028, U+2029, U+202F, U+205F, U+3000. */
+static bool go_space(uint32_t cp)
+{
+    return cp == ' ' || (cp >= 9 && cp <= 13) || cp == 0x85 || cp == 0xa0 || cp == 0x1680 ||
+           (cp >= 0x2000 && cp <= 0x200a) || cp == 0x2028 || cp == 0x2029 || cp == 0x202f ||
+           cp == 0x205f || cp == 0x3000;
+}
+
+void sc_go_trim_space(char *s)
+{
+    size_t n = strlen(s), start = 0;
+    for (;;) {   /* from the front */
+        uint32_t cp = 0;
+        size_t k = (unsigned char)s[start] < 0x80 ? 1
+                 : utf8_seq((const unsigned char *)s + start, n - start, &cp);
+        if (k == 1)
+            cp = (unsigned char)s[start];
+        bool space = k && go_space(cp);
+        if (!s[start] || !space)
+            break;
+        start += k;
+    }
+    size_t end = n;
+    while (end > start) {   /* from the back: find the start of the last rune */
+        size_t at = end - 1;
+        while (at > start && ((unsigned char)s[at] & 0xc0) == 0x80 && end - at < 4)
+            at--;
+        uint32_t cp = 0;
+        size_t k = (unsigned char)s[at] < 0x80 ? 1
+                 : utf8_seq((const unsigned char *)s + at, end - at, &cp);
+        if (k == 1)
+            cp = (unsigned char)s[at];
+        bool space = k == end - at && go_space(cp);
+        if (!space)
+            break;
+        end = at;
+    }
+    memmove(s, s + start, end - start);
+    s[end - start] = '\0';
 }
 
 /* ---- times and dates -------------------------------------------------------------- */

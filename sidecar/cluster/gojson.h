@@ -30,6 +30,29 @@ void sc_go_string(sc_buf_t *b, const char *s);
  * json.Unmarshal would give, into msg. */
 bool sc_go_syntax_ok(const char *buf, size_t len, char *msg, size_t cap);
 
+/* A field of a Go struct json.Unmarshal fills: a string (str), or a
+ * struct (inner, a list ended by a NULL name). */
+typedef struct sc_go_field {
+    const char *name;      /* the json tag */
+    char **str;            /* malloc'd; NULL while absent or null */
+    bool *has_nul;         /* optional: the string held a NUL (kept up to it) */
+    const struct sc_go_field *inner;
+    const char *inner_type;/* the struct's Go type, for error texts */
+} sc_go_field_t;
+
+/* json.Unmarshal(buf, &v) for a struct of type go_type (named struct_name
+ * in field errors): Go's syntax check, then keys in document order, each
+ * matched case-insensitively (with Go's folds of K and s), the last one
+ * winning, null leaving a field alone, unknown keys skipped, strings
+ * decoded as Go does (invalid UTF-8 and lone surrogates as U+FFFD). False
+ * with Go's error text in msg; the fields filled so far are left to the
+ * caller to free. */
+bool sc_go_unmarshal(const char *buf, size_t len, const char *struct_name, const char *go_type,
+                     const sc_go_field_t *fields, char *msg, size_t cap);
+
+/* Go's strings.TrimSpace (Unicode white space), in place. */
+void sc_go_trim_space(char *s);
+
 /* Go's time.Time JSON form (RFC 3339 with nanoseconds, trailing zeros cut,
  * UTC as Z) of a CLOCK_REALTIME reading. */
 void sc_go_time(long long sec, long nsec, char out[40]);

@@ -2,92 +2,12 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "ibp_dname.h"
-
-/* ---- decoding as Go does ----------------------------------------------------------- */
-
-static json_t *go_parse(const char *buf, size_t len, ibp_err_t *err)
-{
-    char why[IBP_ERR_MAX];
-    if (!sc_go_syntax_ok(buf, len, why, sizeof why)) {
-        ibp_err_set(err, "%s", why);
-        return NULL;
-    }
-    json_error_t je;
-    json_t *root = json_loadb(buf, len, JSON_DECODE_ANY | JSON_ALLOW_NUL |
-                              JSON_DECODE_INT_AS_REAL, &je);
-    if (!root)   /* valid for Go, not for jansson: invalid UTF-8, a number beyond double */
-        ibp_err_set(err, "%s", je.text);
-    return root;
-}
-
-static const char *kind_name(const json_t *v)
-{
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: return "object";
-    case JSON_ARRAY: return "array";
-    case JSON_STRING: return "string";
-    case JSON_TRUE: case JSON_FALSE: return "bool";
-    default: return "number";
-    }
-}
-
-typedef struct go_field {
-    const char *name;      /* the struct tag */
-    char **dst;            /* a string field */
-} go_field_t;
-
-/* Fills string fields from obj as Go's Unmarshal: the keys in document
- * order, each matched case-insensitively, null leaving the field alone.
- * The first type mismatch is the error, in Go's words. */
-static bool go_fill(const json_t *obj, const char *type, go_field_t *f, ibp_err_t *err)
-{
-    const char *key;
-    json_t *v;
-    bool ok = true;
-    json_object_foreach((json_t *)obj, key, v) {
-        for (go_field_t *x = f; x->name; x++) {
-            if (strcasecmp(key, x->name) || json_is_null(v))
-                continue;
-            if (!json_is_string(v)) {
-                if (ok)
-                    ibp_err_set(err, "json: cannot unmarshal %s into Go struct field %s.%s of "
-                                "type string", kind_name(v), type, x->name);
-                ok = false;
-                break;
-            }
-            char *s = strndup(json_string_value(v), json_string_length(v));
-            if (!s)
-                return ibp_err_set(err, "out of memory");
-            free(*x->dst);
-            *x->dst = s;
-            break;
-        }
-    }
-    return ok;
-}
-
-static bool fields_default(go_field_t *f, ibp_err_t *err)
-{
-    for (go_field_t *x = f; x->name; x++)
-        if (!*x->dst && !(*x->dst = strdup("")))
-            return ibp_err_set(err, "out of memory");
-    return true;
-}
-
-static void fields_free(go_field_t *f)
-{
-    for (go_field_t *x = f; x->name; x++) {
-        free(*x->dst);
-        *x->dst = NULL;
-    }
-}
 
 static bool too_big(size_t len, ibp_err_t *err)
 {
@@ -96,26 +16,33 @@ static bool too_big(size_t len, ibp_err_t *err)
                         SC_MSG_MAX_BYTES);
 }
 
-/* Decodes obj (a struct type of Go) into f; null is the zero value. */
-static bool go_decode(const char *buf, size_t len, const char *type, const char *go_type,
-                      go_field_t *f, ibp_err_t *err)
+static void fields_free(char **v, size_t n)
 {
-    if (too_big(len, err))
-        return false;
-    json_t *root = go_parse(buf, len, err);
-    if (!root)
-        return false;
-    bool ok = true;
-    if (json_is_object(root))
-        ok = go_fill(root, type, f, err);
-    else if (!json_is_null(root))
-        ok = ibp_err_set(err, "json: cannot unmarshal %s into Go value of type %s",
-                         kind_name(root), go_type);
-    json_decref(root);
-    if (ok && !fields_default(f, err))
-        ok = false;
+    for (size_t i = 0; i < n; i++) {
+        free(v[i]);
+        v[i] = NULL;
+    }
+}
+
+/* Absent and null strings are "" afterwards, as Go's zero value. */
+static bool fields_default(char **v, size_t n, ibp_err_t *err)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!v[i] && !(v[i] = strdup("")))
+            return ibp_err_set(err, "out of memory");
+    return true;
+}
+
+static bool unmarshal(const char *buf, size_t len, const char *name, const char *type,
+                      const sc_go_field_t *f, char **v, size_t n, ibp_err_t *err)
+{
+    char why[IBP_ERR_MAX];
+    bool ok = !too_big(len, err);
+    if (ok && !sc_go_unmarshal(buf, len, name, type, f, why, sizeof why))
+        ok = ibp_err_set(err, "%s", why);
+    ok = ok && fields_default(v, n, err);
     if (!ok)
-        fields_free(f);
+        fields_free(v, n);
     return ok;
 }
 
@@ -148,42 +75,23 @@ static void cut_copy(char *dst, size_t cap, const char *src)
 bool sc_cluster_msg_decode(const char *buf, size_t len, sc_cluster_msg_t *out, ibp_err_t *err)
 {
     memset(out, 0, sizeof *out);
-    if (too_big(len, err))
+    char *v[7] = {0};   /* type, then the sender's NodeID ... NodeRole, LastHeard */
+    const sc_go_field_t sender[] = {{"NodeID", &v[1], 0, 0, 0}, {"PublicAddress", &v[2], 0, 0, 0},
+                                    {"ListenAddress", &v[3], 0, 0, 0},
+                                    {"ListenPort", &v[4], 0, 0, 0}, {"NodeRole", &v[5], 0, 0, 0},
+                                    {"LastHeard", &v[6], 0, 0, 0}, {0}};
+    const sc_go_field_t top[] = {{"type", &v[0], 0, 0, 0},
+                                 {"sender", NULL, NULL, sender, "core.NodeInfo"}, {0}};
+    if (!unmarshal(buf, len, "ClusterMessage", "core.ClusterMessage", top, v, 7, err))
         return false;
-    json_t *root = go_parse(buf, len, err);
-    if (!root)
-        return false;
-    char *type = NULL;
-    bool ok = json_is_object(root) || ibp_err_set(err, "not an object");
-    const char *key;
-    json_t *v, *sender = NULL;
-    if (ok) {
-        json_object_foreach(root, key, v) {
-            if (!strcasecmp(key, "type") && json_is_string(v)) {
-                free(type);
-                type = strdup(json_string_value(v));
-            } else if (!strcasecmp(key, "sender") && json_is_object(v)) {
-                sender = v;
-            }
-        }
-    }
-    if (ok && sender) {
-        char *f[5] = {0};
-        go_field_t fields[] = {{"NodeID", &f[0]}, {"PublicAddress", &f[1]},
-                               {"ListenAddress", &f[2]}, {"ListenPort", &f[3]},
-                               {"NodeRole", &f[4]}, {NULL, NULL}};
-        ok = go_fill(sender, "NodeInfo", fields, err);
-        cut_copy(out->sender.node_id, sizeof out->sender.node_id, f[0]);
-        cut_copy(out->sender.public_address, sizeof out->sender.public_address, f[1]);
-        cut_copy(out->sender.listen_address, sizeof out->sender.listen_address, f[2]);
-        cut_copy(out->sender.listen_port, sizeof out->sender.listen_port, f[3]);
-        cut_copy(out->sender.node_role, sizeof out->sender.node_role, f[4]);
-        fields_free(fields);
-    }
-    cut_copy(out->type, sizeof out->type, type);
-    free(type);
-    json_decref(root);
-    return ok;
+    cut_copy(out->type, sizeof out->type, v[0]);
+    cut_copy(out->sender.node_id, sizeof out->sender.node_id, v[1]);
+    cut_copy(out->sender.public_address, sizeof out->sender.public_address, v[2]);
+    cut_copy(out->sender.listen_address, sizeof out->sender.listen_address, v[3]);
+    cut_copy(out->sender.listen_port, sizeof out->sender.listen_port, v[4]);
+    cut_copy(out->sender.node_role, sizeof out->sender.node_role, v[5]);
+    fields_free(v, 7);
+    return true;
 }
 
 /* ---- dns.usage.getUsage --------------------------------------------------------------- */
@@ -192,10 +100,17 @@ bool sc_usage_request_decode(const char *buf, size_t len, sc_usage_request_t *ou
                              ibp_err_t *err)
 {
     memset(out, 0, sizeof *out);
-    go_field_t fields[] = {{"startDate", &out->start}, {"endDate", &out->end},
-                           {"domain", &out->domain}, {"memberName", &out->member},
-                           {"country", &out->country}, {NULL, NULL}};
-    return go_decode(buf, len, "UsageRequest", "data2.UsageRequest", fields, err);
+    char *v[5] = {0};
+    const sc_go_field_t f[] = {{"startDate", &v[0], &out->nul[0], 0, 0},
+                               {"endDate", &v[1], &out->nul[1], 0, 0},
+                               {"domain", &v[2], &out->nul[2], 0, 0},
+                               {"memberName", &v[3], &out->nul[3], 0, 0},
+                               {"country", &v[4], &out->nul[4], 0, 0}, {0}};
+    if (!unmarshal(buf, len, "UsageRequest", "data2.UsageRequest", f, v, 5, err))
+        return false;
+    out->start = v[0], out->end = v[1], out->domain = v[2], out->member = v[3];
+    out->country = v[4];
+    return true;
 }
 
 void sc_usage_request_free(sc_usage_request_t *r)
@@ -331,35 +246,17 @@ bool sc_override_msg_decode(const char *buf, size_t len, sc_override_msg_t *out,
                             sc_bad_kind_t *kind, ibp_err_t *err)
 {
     memset(out, 0, sizeof *out);
-    *kind = SC_BAD_JSON;
-    if (too_big(len, err)) {
-        *kind = SC_BAD_SIZE;
-        return false;
-    }
-    json_t *root = go_parse(buf, len, err);
-    if (!root)
-        return false;
+    *kind = len > SC_MSG_MAX_BYTES ? SC_BAD_SIZE : SC_BAD_JSON;
     char *f[7] = {0};   /* action, domain, countryCode, (override), memberName, ipv4, ipv6 */
-    go_field_t top[] = {{"action", &f[0]}, {"domain", &f[1]}, {"countryCode", &f[2]},
-                        {NULL, NULL}};
-    go_field_t inner[] = {{"memberName", &f[4]}, {"ipv4", &f[5]}, {"ipv6", &f[6]},
-                          {NULL, NULL}};
-    bool ok = json_is_object(root) || ibp_err_set(err, "not a JSON object");
-    ok = ok && go_fill(root, "OverrideUpdate", top, err);
-    const char *key;
-    json_t *v, *ov = NULL;
-    if (ok)
-        json_object_foreach(root, key, v)
-            if (!strcasecmp(key, "override"))
-                ov = v;
-    if (ok && ov && !json_is_null(ov))
-        ok = json_is_object(ov) ? go_fill(ov, "OverrideUpdate.override", inner, err)
-                                : ibp_err_set(err, "override is not an object");
-    json_decref(root);
-    ok = ok && fields_default(top, err) && fields_default(inner, err);
-    ok = ok && override_build(f, out, kind, err);
-    fields_free(top);
-    fields_free(inner);
+    const sc_go_field_t inner[] = {{"memberName", &f[4], 0, 0, 0}, {"ipv4", &f[5], 0, 0, 0},
+                                   {"ipv6", &f[6], 0, 0, 0}, {0}};
+    const sc_go_field_t top[] = {{"action", &f[0], 0, 0, 0}, {"domain", &f[1], 0, 0, 0},
+                                 {"countryCode", &f[2], 0, 0, 0},
+                                 {"override", NULL, NULL, inner, "OverrideEntry"}, {0}};
+    if (!unmarshal(buf, len, "OverrideUpdate", "OverrideUpdate", top, f, 7, err))
+        return false;
+    bool ok = override_build(f, out, kind, err);
+    fields_free(f, 7);
     if (!ok)
         sc_override_msg_free(out);
     return ok;

@@ -14,9 +14,9 @@
 #include "ibp_err.h"
 #include "ibp_model.h"
 
-/* Larger payloads are refused unread: IBP's messages are a few hundred
- * bytes, and the server's own limit is 1 MiB. */
-#define SC_MSG_MAX_BYTES 65536
+/* Larger payloads are refused unread: the server's default limit (IBP's
+ * messages are a few hundred bytes). */
+#define SC_MSG_MAX_BYTES (1024 * 1024)
 #define SC_PEER_FIELD_MAX 128   /* bytes kept of a peer's id, role, addresses */
 
 /* ---- consensus.cluster ------------------------------------------------------------ */
@@ -44,6 +44,7 @@ bool sc_cluster_msg_decode(const char *buf, size_t len, sc_cluster_msg_t *out, i
 
 typedef struct sc_usage_request {
     char *start, *end, *domain, *member, *country;   /* never NULL after a decode */
+    bool nul[5];           /* that one held a NUL (kept up to it): it matches no row */
 } sc_usage_request_t;
 
 /* false: Go's Unmarshal would fail; err holds its text (the reply's

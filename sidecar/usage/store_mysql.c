@@ -180,9 +180,10 @@ static const char *col(result_row_t *r, int i)
 }
 
 /* IBP's branches (IBP-NODE §8.2): a domain filters by domain (and member,
- * if given); a member alone is an exact match, as Go's == (BINARY in
- * MySQL, whose collation ignores case); the country, any case, in every
- * branch. Rows in the order of their grouping, date first. */
+ * if given) in SQL, under the column's collation (case ignored), as IBP's
+ * query; a member alone is an exact match (BINARY), as Go's ==; the
+ * country as Go's EqualFold (BINARY: no PAD SPACE, no accent folding).
+ * Rows in the order of their grouping. */
 static bool m_query(sc_store_t *b, const sc_usage_query_t *q, sc_usage_row_fn fn, void *ctx,
                     ibp_err_t *err)
 {
@@ -199,7 +200,7 @@ static bool m_query(sc_store_t *b, const sc_usage_query_t *q, sc_usage_row_fn fn
              "domain_name,member_name,country_code,network_asn,network_name,country_name,is_ipv6",
              by_domain ? " AND domain_name = ?" : "",
              !by_member ? "" : by_domain ? " AND member_name = ?" : " AND BINARY member_name = ?",
-             by_country ? " AND LOWER(country_code) = LOWER(?)" : "");
+             by_country ? " AND BINARY LOWER(country_code) = LOWER(?)" : "");
     MYSQL_STMT *st = mysql_stmt_init(s->db);
     if (!st)
         return db_fail(s, "usage query", err);

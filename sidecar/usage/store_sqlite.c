@@ -136,9 +136,9 @@ static const char *col(sqlite3_stmt *st, int i)
 }
 
 /* IBP's branches (IBP-NODE §8.2): a domain filters by domain (and member,
- * if given); a member alone is an exact match, as Go's == (BINARY in
- * MySQL, whose collation ignores case); the country, any case, in every
- * branch. Rows in the order of their grouping, date first. */
+ * if given) in SQL, where MySQL's collation ignores case (NOCASE here); a
+ * member alone is an exact match, as Go's ==; the country as Go's
+ * EqualFold, in every branch. Rows in the order of their grouping. */
 static bool s_query(sc_store_t *b, const sc_usage_query_t *q, sc_usage_row_fn fn, void *ctx,
                     ibp_err_t *err)
 {
@@ -152,7 +152,9 @@ static bool s_query(sc_store_t *b, const sc_usage_query_t *q, sc_usage_row_fn fn
              "country_name,is_ipv6,SUM(hits) FROM requests WHERE date >= ?1 AND date <= ?2%s%s%s"
              " GROUP BY date,domain_name,member_name,country_code,network_asn,network_name,"
              "country_name,is_ipv6 ORDER BY " GROUP_COLS,
-             by_domain ? " AND domain_name = ?3" : "", by_member ? " AND member_name = ?5" : "",
+             by_domain ? " AND domain_name = ?3 COLLATE NOCASE" : "",
+             !by_member ? "" : by_domain ? " AND member_name = ?5 COLLATE NOCASE"
+                                         : " AND member_name = ?5",
              by_country ? " AND lower(country_code) = lower(?4)" : "");
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)

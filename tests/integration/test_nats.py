@@ -132,6 +132,11 @@ def usage_cases():
         (d(memberName='Amforc', country='DE'), reply(ROWS[:2])),
         (d(startDate='2026-04-19', endDate='2026-04-19'), reply(ROWS[2:3])),
         (d(domain='nothing.example'), reply([])),                # no rows: Go's nil slice
+        (d(domain='RPC.Dotters.Network'), reply(ROWS[:3])),      # SQL: the collation ignores case
+        (d(domain='rpc.dotters.network', memberName='amforc'), reply(ROWS[:2])),
+        (d(country='de '), reply([])),                           # Go's EqualFold: no padding
+        (d(domain='rpc.dotters.network\u0000x'), reply([])),     # a NUL matches nothing
+        (d(startDate='2026-04-18\u00a0'), reply(ROWS)),          # Go's TrimSpace: Unicode
         (d(startDate='2026-04-21', endDate='2026-04-18'),
          reply([], 'StartDate must be before or equal to EndDate', null_if_empty=False)),
         (d(startDate='18.04.2026', endDate='2026-04-20'), reply([], null_if_empty=False)),

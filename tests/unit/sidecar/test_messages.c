@@ -68,7 +68,7 @@ static void test_deep_nesting(void **state)
     char *deep = malloc(n + 1);
     memset(deep, '[', n);
     deep[n] = '\0';
-    assert_string_equal(go_error(deep), "exceeded max depth");
+    assert_string_equal(go_error(deep), "invalid character '[' exceeded max depth");
     free(deep);
 }
 
@@ -81,6 +81,20 @@ static void test_go_string(void **state)
     assert_string_equal(b.p, "\"AT\\u0026T \\u003cx\\u003e \\\"q\\\" \\\\ \\n\\t\\b\\f\\u0001 "
                              "\\u2028 \\ufffd \xc3\xa9\"");
     sc_buf_free(&b);
+}
+
+static void test_go_trim_space(void **state)
+{
+    (void)state;
+    char s[64] = " \t\xc2\xa0\xe3\x80\x80" "2026-04-18\xc2\x85\n ";
+    sc_go_trim_space(s);
+    assert_string_equal(s, "2026-04-18");
+    char t[16] = "\xc2\xa0";
+    sc_go_trim_space(t);
+    assert_string_equal(t, "");
+    char u[16] = "x\xa0";   /* not a rune: kept */
+    sc_go_trim_space(u);
+    assert_string_equal(u, "x\xa0");
 }
 
 static void test_go_time_and_dates(void **state)
@@ -119,6 +133,42 @@ static void test_usage_request(void **state)
     assert_true(sc_usage_request_decode("null", 4, &rq, &err));
     assert_string_equal(rq.start, "");
     sc_usage_request_free(&rq);
+    /* What jansson refuses and Go takes: invalid UTF-8, a lone surrogate, a
+     * number beyond double, nesting past 2,048; the last duplicate key wins;
+     * Go's folds; a NUL kept as a mark. */
+    static const char *const takes[][2] = {
+        {"{\"startDate\":\"\xff\"}", "\xef\xbf\xbd"},
+        {"{\"startDate\":\"\\ud800x\"}", "\xef\xbf\xbdx"},
+        {"{\"startDate\":\"\\ud83d\\ude00\"}", "\xf0\x9f\x98\x80"},
+        {"{\"x\":1e400,\"startDate\":\"a\"}", "a"},
+        {"{\"startDate\":\"2026-01-02\",\"STARTDATE\":\"2026-01-01\",\"startDate\":\"3\"}",
+         "3"},
+        {"{\"\xc5\xbftartDate\":\"folded\"}", "folded"},
+        {"{\"startDate\":\"a\\\"b\\\\c\\/d\\n\"}", "a\"b\\c/d\n"},
+    };
+    for (size_t i = 0; i < sizeof takes / sizeof takes[0]; i++) {
+        print_message("takes %zu: %s\n", i, takes[i][0]);
+        assert_true(sc_usage_request_decode(takes[i][0], strlen(takes[i][0]), &rq, &err));
+        assert_string_equal(rq.start, takes[i][1]);
+        sc_usage_request_free(&rq);
+    }
+    size_t depth = 3000;
+    char *nested = malloc(2 * depth + 32);
+    strcpy(nested, "{\"a\":");
+    memset(nested + 5, '[', depth);
+    memset(nested + 5 + depth, ']', depth);
+    strcpy(nested + 5 + 2 * depth, ",\"domain\":\"d\"}");
+    assert_true(sc_usage_request_decode(nested, strlen(nested), &rq, &err));
+    assert_string_equal(rq.domain, "d");
+    sc_usage_request_free(&rq);
+    free(nested);
+    const char *nul = "{\"domain\":\"a\\u0000b\"}";
+    assert_true(sc_usage_request_decode(nul, strlen(nul), &rq, &err));
+    assert_true(rq.nul[2]);
+    assert_false(rq.nul[0]);
+    sc_usage_request_free(&rq);
+    assert_false(sc_usage_request_decode("{\"startDate\":5,\"startDate\":\"x\"}", 32, &rq,
+                                         &err));
     static const char *const bad[][2] = {
         {"{\"startDate\":5}", "json: cannot unmarshal number into Go struct field "
                               "UsageRequest.startDate of type string"},
@@ -258,7 +308,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_syntax_errors), cmocka_unit_test(test_deep_nesting),
-        cmocka_unit_test(test_go_string), cmocka_unit_test(test_go_time_and_dates),
+        cmocka_unit_test(test_go_string), cmocka_unit_test(test_go_trim_space),
+        cmocka_unit_test(test_go_time_and_dates),
         cmocka_unit_test(test_usage_request), cmocka_unit_test(test_usage_reply),
         cmocka_unit_test(test_join), cmocka_unit_test(test_override_msgs),
     };
