@@ -18,6 +18,7 @@
 #include "ibp_file.h"
 #include "ibp_log.h"
 #include "ibp_table.h"
+#include "pipe_acme.h"
 #include "pipe_proto.h"
 
 #define DEFAULT_TABLE "/var/lib/ibpdns/routing.tbl"
@@ -338,6 +339,17 @@ static void close_inherited_fds(void)
         close((int)fd);
 }
 
+/* acme.sock in the table's directory: where the sidecar listens unless
+ * Routing.AcmeSocket says otherwise. */
+static const char *default_acme_socket(const char *table)
+{
+    static char path[4096];
+    const char *slash = strrchr(table, '/');
+    int dir = slash ? (int)(slash - table) : 1;
+    snprintf(path, sizeof path, "%.*s/acme.sock", dir, slash ? table : ".");
+    return path;
+}
+
 static int usage(void)
 {
     fputs("usage: ibpdns-pipe [--table PATH] [--check-interval MS] [--log-level LEVEL]\n"
@@ -345,6 +357,8 @@ static int usage(void)
           "                                       being rewritten in place; default: mapped)\n"
           "                   [--usage-dir DIR]  (count usage into counter files there,\n"
           "                                       which ibpdns-sidecar harvests; default: off)\n"
+          "                   [--acme-socket PATH] (the sidecar's ACME socket; default:\n"
+          "                                       acme.sock beside the table; \"\" = none)\n"
           "                   [--clock-offset S] (tests: seconds added to the usage clock)\n"
           "  PowerDNS: launch=pipe, pipe-command=/usr/sbin/ibpdns-pipe --table=PATH\n", stderr);
     return 2;
@@ -364,15 +378,18 @@ int main(int argc, char **argv)
         {"log-level", required_argument, NULL, 'l'}, {"private-copy", no_argument, NULL, 'p'},
         {"usage-dir", required_argument, NULL, 'u'},
         {"clock-offset", required_argument, NULL, 'o'}, {"help", no_argument, NULL, 'h'},
+        {"acme-socket", required_argument, NULL, 'a'},
         {NULL, 0, NULL, 0},
     };
     ibp_log_t log = {.level = IBP_LOG_INFO, .ident = "ibpdns-pipe", .fd = STDERR_FILENO};
     static pipe_usage_t counting = {.file = {.fd = -1}};
+    static pipe_acme_t acme;
+    acme.log = &log;
     counting.log = &log;
     watcher_t w = {.path = DEFAULT_TABLE, .interval_ms = 250, .parent = parent, .log = &log,
                    .loaded_fd = -1, .usage = &counting};
     int ch;
-    while ((ch = getopt_long(argc, argv, "t:i:l:pu:o:h", longs, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "t:i:l:pu:o:a:h", longs, NULL)) != -1) {
         char *end;
         if (ch == 't') {
             w.path = optarg;
@@ -387,6 +404,8 @@ int main(int argc, char **argv)
             w.private_copy = true;
         } else if (ch == 'u') {
             counting.dir = optarg;
+        } else if (ch == 'a') {
+            acme.socket_path = optarg;
         } else if (ch == 'o') {
             long long off = strtoll(optarg, &end, 10);
             if (*end || off < -(1LL << 40) || off > (1LL << 40))
@@ -398,7 +417,10 @@ int main(int argc, char **argv)
     }
     if (optind != argc)
         return usage();
-    pipe_state_t st = {.table_path = w.path, .usage = counting.dir ? &counting : NULL};
+    if (!acme.socket_path)
+        acme.socket_path = default_acme_socket(w.path);
+    pipe_state_t st = {.table_path = w.path, .usage = counting.dir ? &counting : NULL,
+                       .acme = pipe_acme_ask, .acme_ctx = &acme};
     watcher_check(&w, &st, true);
     serve(&st, &w);
     watcher_drop(&w, &st);

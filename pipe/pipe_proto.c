@@ -1,5 +1,7 @@
 #include "pipe_proto.h"
 
+#include "ibp_acme_wire.h"
+
 #include <string.h>
 #ifdef __SSE2__
 #include <emmintrin.h>
@@ -256,6 +258,44 @@ static void out_statics(const pipe_state_t *st, pipe_out_t *out, const ibp_tbl_n
     }
 }
 
+/* An ACME name's TXT answer: the values the sidecar fetched from the URLs,
+ * with the static record's TTL and zone id; nothing when none came in time
+ * (NODATA, never the URL). */
+static void out_acme(pipe_state_t *st, pipe_out_t *out, const ibp_tbl_name_t *nm,
+                     unsigned qtype, const char *owner, size_t owner_len)
+{
+    const ibp_table_t *t = st->table;
+    const ibp_tbl_rr_t *acme = NULL;
+    for (uint32_t i = 0; i < nm->rr_count && !acme; i++)
+        if (t->rrs[nm->rr_first + i].flags & IBP_RR_ACME)
+            acme = &t->rrs[nm->rr_first + i];
+    if (!acme || (qtype != IBP_T_ANY && qtype != IBP_T_TXT) || !st->acme)
+        return;
+    unsigned budget = t->h->acme_budget_ms ? t->h->acme_budget_ms : IBP_ACME_BUDGET_MS_DEFAULT;
+    const char *reply = NULL;
+    st->stats.acme_asked++;
+    size_t len = st->acme(st->acme_ctx, owner, owner_len, budget, &reply);
+    const char *val[IBP_ACME_PER_NAME_MAX];
+    size_t val_len[IBP_ACME_PER_NAME_MAX], n = 0;
+    if (!len) {
+        st->stats.acme_unanswered++;
+        return;
+    }
+    if (!ibp_acme_reply_parse(reply, len, val, val_len, &n, NULL)) {
+        st->stats.acme_bad++;
+        return;
+    }
+    /* The tail is "IN\tTXT\t<ttl>\t<zone id>\t" followed by the URL. */
+    size_t url_len = strlen(ibp_table_str(t, acme->content));
+    size_t head_len = acme->tail_len >= url_len ? acme->tail_len - url_len : 0;
+    for (size_t i = 0; i < n; i++) {
+        out_data_head(st, out, 0, owner, owner_len);
+        out_put(out, ibp_table_str(t, acme->tail), head_len);
+        out_put(out, val[i], val_len[i]);
+        out_put(out, "\n", 1);
+    }
+}
+
 static void out_route(const pipe_state_t *st, pipe_out_t *out, const ibp_tbl_host_t *h,
                       unsigned fam, const ibp_route_t *r, const char *owner, size_t owner_len)
 {
@@ -306,6 +346,7 @@ static void answer_query(pipe_state_t *st, pipe_out_t *out, const query_t *q,
             out_soa(st, out, &st->table->zones[nm->apex_zone], q->qname.s, q->qname.len);
         if (q->qtype != IBP_T_SOA) {
             out_statics(st, out, nm, q->qtype, q->qname.s, q->qname.len);
+            out_acme(st, out, nm, q->qtype, q->qname.s, q->qname.len);
             if (nm->host != IBP_TBL_NONE)
                 out_dynamic(st, out, &st->table->hosts[nm->host], q->qtype, c,
                             q->qname.s, q->qname.len);
@@ -440,6 +481,12 @@ static void cmd_status(const pipe_state_t *st, pipe_out_t *out)
     out_uint(out, st->stats.queries);
     out_str(out, "\nmalformed: ");
     out_uint(out, st->stats.malformed);
+    out_str(out, "\nacme_asked: ");
+    out_uint(out, st->stats.acme_asked);
+    out_str(out, "\nacme_unanswered: ");
+    out_uint(out, st->stats.acme_unanswered);
+    out_str(out, "\nacme_bad_replies: ");
+    out_uint(out, st->stats.acme_bad);
     out_put(out, "\n", 1);
 }
 

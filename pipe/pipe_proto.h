@@ -1,6 +1,7 @@
 /* The PowerDNS pipe protocol (ABI 1-5), answered from a routing table.
  * Pure: a line in, bytes appended to an output buffer; no I/O, no
- * allocation (but for usage counting's memory writes, pipe_usage.h). See spec PDNS-PIPE.md for what PowerDNS sends and expects. */
+ * allocation (but for usage counting's memory writes, pipe_usage.h, and the
+ * ACME question of an _acme-challenge lookup, through st->acme). See spec PDNS-PIPE.md for what PowerDNS sends and expects. */
 #ifndef IBPDNS_PIPE_PROTO_H
 #define IBPDNS_PIPE_PROTO_H
 
@@ -25,7 +26,13 @@ typedef struct pipe_out {
 
 typedef struct pipe_stats {
     uint64_t queries, malformed;   /* reported by CMD status */
+    uint64_t acme_asked, acme_unanswered, acme_bad;   /* ACME questions to the sidecar */
 } pipe_stats_t;
+
+/* Asks the sidecar for an ACME name's TXT values (pipe_acme.h); returns the
+ * reply's length (0: none in time) with *reply pointing at its bytes. */
+typedef size_t (*pipe_acme_fn)(void *ctx, const char *name, size_t len, unsigned budget_ms,
+                               const char **reply);
 
 typedef struct pipe_state {
     int abi;               /* 0 until HELO */
@@ -33,6 +40,8 @@ typedef struct pipe_state {
     const char *table_path;
     pipe_stats_t stats;
     pipe_usage_t *usage;   /* NULL: no counting */
+    pipe_acme_fn acme;     /* NULL: ACME names answer NODATA */
+    void *acme_ctx;
 } pipe_state_t;
 
 typedef enum pipe_result {

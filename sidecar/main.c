@@ -10,6 +10,7 @@
 #include <string.h>
 #include <systemd/sd-daemon.h>
 
+#include "acme.h"
 #include "api.h"
 #include "builder.h"
 #include "cluster.h"
@@ -146,11 +147,17 @@ static int run(sc_state_t *s, const sigset_t *signals)
     sc_ref_t *ref = sc_current_config(s);
     const ibp_node_config_t *cfg = ref->model;
     sc_api_t *api = NULL;
+    char acme_socket[4096];
+    sc_acme_socket_path(cfg->routing.acme_socket, s->table_path, acme_socket, sizeof acme_socket);
+    sc_acme_cfg_t acme = {.socket_path = acme_socket, .budget_ms = cfg->routing.acme_budget_ms,
+                          .cache_s = cfg->routing.acme_cache_s, .ca_file = cfg->ca_file};
     bool ok = sc_cluster_start(s, cfg, &s->cluster, &err) &&
+              sc_acme_start(s, &acme, &s->acme, &err) &&
               sc_api_start(s, cfg->api_listen_address, cfg->api_listen_port, cfg->api_token,
                            &api, &err);
     sc_ref_put(ref);
     if (!ok) {
+        sc_acme_stop(s->acme);
         sc_cluster_stop(s->cluster);
         ibp_log(&s->log, IBP_LOG_FATAL, "%s", err.msg);
         return 1;
@@ -173,6 +180,8 @@ static int run(sc_state_t *s, const sigset_t *signals)
     sc_usage_stop(&usage);   /* after its last flush: counted hits are stored */
     pthread_join(usage_thread, NULL);
     sc_api_stop(api);
+    sc_acme_stop(s->acme);   /* after the API, which reads its counters */
+    s->acme = NULL;
     sc_cluster_stop(s->cluster);   /* after the API, which reads it; before the store */
     s->cluster = NULL;
     s->usage = NULL;

@@ -107,6 +107,7 @@ typedef struct sc_state {
     sc_table_cache_t tables;  /* the API's readers' table; its own lock */
     struct sc_usage *usage;   /* [init] usage accounting (harvest.h); NULL: none */
     struct sc_cluster *cluster;   /* [init] the NATS link (cluster.h); NULL: no Nats.Url */
+    struct sc_acme *acme;     /* [init] ACME values for the coprocesses (acme.h) */
     /* [lock] The country overrides in force: the config file's, edited over
      * NATS (geodns.override.update) until members, services or the file's
      * overrides change, when the file's come back (BEHAVIOR §6b). */

@@ -30,6 +30,15 @@
 
 /* Parsing */
 #define IBP_JSON_MAX_TREE (256 << 20) /* estimated parse memory of one JSON input */
+/* ACME (BEHAVIOR §5): the value fetched for an _acme-challenge TXT. */
+#define IBP_ACME_BODY_MAX 512        /* bytes of body, as IBP */
+#define IBP_ACME_BUDGET_MS_DEFAULT 1000  /* Routing.AcmeBudgetMs: a lookup's longest wait */
+#define IBP_ACME_BUDGET_MS_MAX 1500  /* well below PowerDNS's pipe-timeout (2000 ms) */
+#define IBP_ACME_CACHE_S_DEFAULT 5   /* Routing.AcmeCacheSeconds */
+#define IBP_ACME_CACHE_S_MAX 300
+#define IBP_ACME_ATTEMPTS 3
+#define IBP_ACME_PER_NAME_MAX 8      /* ACME TXT records at one name */
+#define IBP_HOST_APEX_NS_MAX 16      /* Routing.HostApexNs entries */
 #define IBP_TXT_MAX 4000             /* static TXT content and CAA values, bytes */
 
 #endif

@@ -9,6 +9,7 @@
 
 #include "ibp_maps.h"
 #include "ibp_nlist.h"
+#include "ibp_strv.h"
 #include "ibp_table.h"
 #include "ibp_table_writer.h"
 
@@ -23,6 +24,7 @@
 typedef struct zone_ent {
     const char *name;
     uint32_t id;
+    bool host_apex;        /* a service host outside every static zone */
 } zone_ent_t;
 
 typedef struct name_ent {
@@ -41,6 +43,10 @@ typedef struct host_ent {
 typedef struct ctx {
     const ibp_compile_in_t *in;
     const ibp_routing_cfg_t *rc;
+    /* The static records served: the config's, then those the compiler adds
+     * (the host apexes' NS); `added` owns the added records' contents. */
+    ibp_statics_t st;
+    ibp_strv_t added;
     ibp_tb_t tb;
     zone_ent_t *zones;
     size_t n_zones;
@@ -196,10 +202,138 @@ static bool build_zones(ctx_t *c, const char **hosts, size_t n_hosts)
         }
         if (!inside && !add_zone(c, hosts[i]))
             return false;
+        if (!inside)
+            c->zones[c->n_zones - 1].host_apex = true;
     }
     if (c->n_zones)
         qsort(c->zones, c->n_zones, sizeof *c->zones, cmp_zone);
     assign_zone_ids(c);
+    return true;
+}
+
+static const char *first_host_apex(const ctx_t *c)
+{
+    for (size_t i = 0; i < c->n_zones; i++)
+        if (c->zones[i].host_apex)
+            return c->zones[i].name;
+    return "";
+}
+
+/* ---- the host apexes' NS (issue 15: BIND refuses a zone without NS) ------ */
+
+/* "Dns-01.X.network." -> "dns-01.x.network" into out. */
+static void ns_key(const char *content, char out[IBP_NAME_MAX + 2])
+{
+    size_t n = 0;
+    for (; content[n] && n < IBP_NAME_MAX + 1; n++)
+        out[n] = (char)(content[n] >= 'A' && content[n] <= 'Z' ? content[n] + 32 : content[n]);
+    if (n && out[n - 1] == '.')
+        n--;
+    out[n] = '\0';
+}
+
+/* The static zone's NS names, normalised and sorted, into a string for
+ * comparing sets ("a b c"); false if it has none. */
+static bool zone_ns_set(const ctx_t *c, const char *zone, char *out, size_t cap)
+{
+    const ibp_statics_t *st = c->in->statics;
+    const char *keys[64];
+    char buf[64][IBP_NAME_MAX + 2];
+    size_t n = 0;
+    for (size_t i = 0; i < st->n && n < 64; i++)
+        if (st->v[i].type == IBP_T_NS && !strcmp(st->v[i].owner, zone)) {
+            ns_key(st->v[i].content, buf[n]);
+            keys[n] = buf[n];
+            n++;
+        }
+    if (n)
+        qsort(keys, n, sizeof *keys, cmp_str_ptr);
+    size_t len = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++)
+        if (i == 0 || strcmp(keys[i], keys[i - 1]))
+            len += (size_t)snprintf(out + len, len < cap ? cap - len : 0, "%s%s", len ? " " : "",
+                                    keys[i]);
+    return n > 0;
+}
+
+/* The NS the host apexes get: Routing.HostApexNs, else the set every static
+ * zone with NS records shares (the first such zone's order: its first NS
+ * becomes the MNAME). Leaves *zone_ns NULL when there is none to take. */
+static bool pick_host_apex_ns(ctx_t *c, const char **zone_ns)
+{
+    *zone_ns = NULL;
+    if (c->rc->n_host_apex_ns)
+        return true;
+    char first[4096], other[4096];
+    for (size_t i = 0; i < c->n_zones; i++) {
+        if (c->zones[i].host_apex ||
+            !zone_ns_set(c, c->zones[i].name, *zone_ns ? other : first, sizeof first))
+            continue;
+        if (!*zone_ns)
+            *zone_ns = c->zones[i].name;
+        else if (strcmp(first, other))
+            return ibp_err_set(c->err,
+                               "service hosts outside every static zone need NS records, and the "
+                               "static zones have different NS sets (%s: %s; %s: %s): set "
+                               "Routing.HostApexNs",
+                               *zone_ns, first, c->zones[i].name, other);
+    }
+    return true;
+}
+
+static bool add_static(ctx_t *c, const char *owner, uint32_t ttl, const char *ns)
+{
+    size_t len = strlen(ns);
+    char *content = malloc(len + 2);
+    if (!content)
+        return ibp_err_set(c->err, "out of memory");
+    memcpy(content, ns, len + 1);
+    if (!len || ns[len - 1] != '.')
+        memcpy(content + len, ".", 2);
+    if (!ibp_strv_push_owned(&c->added, content))
+        return ibp_err_set(c->err, "out of memory");
+    /* The owners are zone names, which outlive the compile; the records are
+     * only read. */
+    c->st.v[c->st.n++] = (ibp_static_rr_t){.owner = (char *)owner, .type = IBP_T_NS, .ttl = ttl,
+                                           .content = content};
+    return true;
+}
+
+/* c->st: the config's static records, then NS at every host apex. */
+static bool build_statics(ctx_t *c)
+{
+    const ibp_statics_t *in = c->in->statics;
+    size_t n_apex = 0;
+    for (size_t i = 0; i < c->n_zones; i++)
+        n_apex += c->zones[i].host_apex;
+    const char *zone_ns = NULL;
+    if (n_apex && !pick_host_apex_ns(c, &zone_ns))
+        return false;
+    size_t n_ns = c->rc->n_host_apex_ns;
+    for (size_t i = 0; zone_ns && i < in->n; i++)
+        n_ns += in->v[i].type == IBP_T_NS && !strcmp(in->v[i].owner, zone_ns);
+    c->st.v = calloc(in->n + n_apex * n_ns + 1, sizeof *c->st.v);
+    if (!c->st.v)
+        return ibp_err_set(c->err, "out of memory");
+    if (in->n)
+        memcpy(c->st.v, in->v, in->n * sizeof *in->v);
+    c->st.n = in->n;
+    for (size_t z = 0; z < c->n_zones; z++) {
+        if (!c->zones[z].host_apex)
+            continue;
+        for (size_t k = 0; k < c->rc->n_host_apex_ns; k++)
+            if (!add_static(c, c->zones[z].name, c->rc->soa_ttl, c->rc->host_apex_ns[k]))
+                return false;
+        for (size_t i = 0; zone_ns && i < in->n; i++)
+            if (in->v[i].type == IBP_T_NS && !strcmp(in->v[i].owner, zone_ns) &&
+                !add_static(c, c->zones[z].name, in->v[i].ttl, in->v[i].content))
+                return false;
+    }
+    if (n_apex && !n_ns)
+        return ctx_warn(c, "%zu service hosts outside every static zone (e.g. %s) have no NS "
+                           "records, which secondaries refuse: set Routing.HostApexNs",
+                        n_apex, first_host_apex(c));
     return true;
 }
 
@@ -219,7 +353,7 @@ static bool build_names(ctx_t *c, const char **hosts, size_t n_hosts)
         ok = push_unique(&all, &n, c->zones[i].name);
     for (size_t i = 0; ok && i < n_hosts; i++)
         ok = push_unique(&all, &n, hosts[i]);
-    const ibp_statics_t *st = c->in->statics;
+    const ibp_statics_t *st = &c->st;
     for (size_t i = 0; ok && i < st->n; i++) {
         if (enclosing_zone(c, st->v[i].owner) == IBP_TBL_NONE)
             ok = ctx_warn(c, "static record [%zu] %s %s: outside every zone, not served", i,
@@ -369,7 +503,7 @@ static const char *tb_string(const ctx_t *c, uint32_t off)
 
 static const char *apex_first_ns(const ctx_t *c, const char *zone)
 {
-    const ibp_statics_t *st = c->in->statics;
+    const ibp_statics_t *st = &c->st;
     for (size_t i = 0; i < st->n; i++)
         if (st->v[i].type == IBP_T_NS && !strcmp(st->v[i].owner, zone))
             return st->v[i].content;
@@ -415,7 +549,7 @@ static uint32_t rr_tail(ctx_t *c, const ibp_static_rr_t *rr, uint32_t zone_id)
 
 static void write_records_of(ctx_t *c, uint32_t name_idx, ibp_tbl_name_t *tn)
 {
-    const ibp_statics_t *st = c->in->statics;
+    const ibp_statics_t *st = &c->st;
     const name_ent_t *ne = &c->names[name_idx];
     tn->rr_first = (uint32_t)c->tb.sec[IBP_SEC_RRS].n;
     for (size_t i = 0; i < st->n; i++) {
@@ -1275,6 +1409,8 @@ static void ctx_free(ctx_t *c)
         free(c->hosts[i].assigned);
     free(c->hosts);
     free(c->zones);
+    free(c->st.v);
+    ibp_strv_free(&c->added);
     free(c->names);
     free(c->skip[0]);
     free(c->skip[1]);
@@ -1332,7 +1468,7 @@ static bool compile_all(ctx_t *c)
     const char **hosts = NULL;
     size_t n_hosts = 0;
     bool ok = collect_service_hosts(c, &hosts, &n_hosts) && build_zones(c, hosts, n_hosts) &&
-              build_names(c, hosts, n_hosts);
+              build_statics(c) && build_names(c, hosts, n_hosts);
     free(hosts);
     if (!ok || !register_hosts(c))
         return false;
@@ -1355,6 +1491,7 @@ static bool compile_all(ctx_t *c)
         .generation = c->in->generation, .build_time = c->in->build_time, .ttl = c->rc->ttl,
         .spread_v4_bits = SPREAD_V4_BITS, .spread_v6_bits = SPREAD_V6_BITS,
         .flags = c->rc->apex_soa_in_any ? 0 : IBP_HDR_NO_APEX_SOA_IN_ANY,
+        .acme_budget_ms = c->rc->acme_budget_ms,
     };
     uint8_t *reuse = c->reuse;
     c->reuse = NULL;

@@ -84,6 +84,14 @@ typedef struct ibp_routing_cfg {
     uint32_t soa_refresh, soa_retry, soa_expire, soa_minimum; /* 3600 600 1209600 3600 */
     uint32_t soa_ttl;           /* TTL of the SOA record itself, default 3600 */
     bool apex_soa_in_any;       /* the apex SOA in ANY answers (BEHAVIOR §2), default false */
+    /* Routing.HostApexNs: NS of the zones that service hosts outside every
+     * static zone become; normalised, without trailing dot. None given: the
+     * NS set the static zones share (the compiler decides). */
+    char **host_apex_ns;
+    size_t n_host_apex_ns;
+    uint32_t acme_budget_ms;    /* Routing.AcmeBudgetMs, default 1000 */
+    uint32_t acme_cache_s;      /* Routing.AcmeCacheSeconds, default 5 */
+    char *acme_socket;          /* Routing.AcmeSocket: "" = acme.sock beside TablePath */
 } ibp_routing_cfg_t;
 
 /* After a successful parse every char * below is non-NULL ("" when absent). */

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "ibp_dname.h"
 #include "ibp_json.h"
 #include "ibp_model.h"
 
@@ -184,7 +185,8 @@ static const str_field_t dnsapi_strs[] = {
     CFG_STR("ListenAddress", api_listen_address), CFG_NUM("ListenPort", api_listen_port),
     CFG_STR("MonitorAddress", monitor_address), CFG_NUM("MonitorPort", monitor_port),
     CFG_STR("BearerToken", api_token), {0}};
-static const str_field_t routing_strs[] = {CFG_STR("TablePath", routing.table_path), {0}};
+static const str_field_t routing_strs[] = {CFG_STR("TablePath", routing.table_path),
+                                           CFG_STR("AcmeSocket", routing.acme_socket), {0}};
 static const str_field_t storage_strs[] = {CFG_STR("Path", storage_path),
                                            CFG_STR("CounterDir", storage_counter_dir), {0}};
 
@@ -204,7 +206,7 @@ static const size_t cfg_str_offs[] = {
     offsetof(ibp_node_config_t, storage_path), offsetof(ibp_node_config_t, routing.table_path),
     offsetof(ibp_node_config_t, storage_counter_dir),
     offsetof(ibp_node_config_t, maxmind_download_url), offsetof(ibp_node_config_t, ca_file),
-    offsetof(ibp_node_config_t, api_token),
+    offsetof(ibp_node_config_t, api_token), offsetof(ibp_node_config_t, routing.acme_socket),
 };
 
 static char **cfg_str(ibp_node_config_t *cfg, size_t off)
@@ -230,7 +232,8 @@ static const char *const dnsapi_keys[] = {
     "AuthKeys", "BearerToken", NULL};
 static const char *const routing_keys[] = {
     "TablePath", "AnswersPerFamily", "AllDownPolicy", "Ttl", "SoaRefresh", "SoaRetry",
-    "SoaExpire", "SoaMinimum", "SoaTtl", "ApexSoaInAny", NULL};
+    "SoaExpire", "SoaMinimum", "SoaTtl", "ApexSoaInAny", "HostApexNs", "AcmeBudgetMs",
+    "AcmeCacheSeconds", "AcmeSocket", NULL};
 static const char *const storage_keys[] = {"Path", "CounterDir", "FlushSeconds", NULL};
 
 static void cfg_warn(cfg_ctx_t *x, const char *path, const char *msg)
@@ -356,6 +359,39 @@ static bool cfg_all_down(cfg_ctx_t *x, const json_t *r, ibp_all_down_t *out)
     return ibp_jerr(x->c, ".Routing.AllDownPolicy", "%s is not \"nearest\" or \"none\"", q);
 }
 
+/* Routing.HostApexNs: a list of NS names, normalised, no repeats. */
+static bool cfg_host_apex_ns(cfg_ctx_t *x, const json_t *r, ibp_routing_cfg_t *rt)
+{
+    json_t *arr = NULL;
+    if (!ibp_jget_array(x->c, r, ".Routing", "HostApexNs", IBP_J_OPTIONAL, &arr) || !arr)
+        return true;
+    size_t n = json_array_size(arr);
+    if (n > IBP_HOST_APEX_NS_MAX)
+        return ibp_jerr(x->c, ".Routing.HostApexNs", "%zu names, at most %d", n,
+                        IBP_HOST_APEX_NS_MAX);
+    ibp_strv_t names = {0};
+    for (size_t i = 0; i < n; i++) {
+        char path[IBP_JPATH_MAX], norm[IBP_NAME_MAX + 1];
+        snprintf(path, sizeof path, ".Routing.HostApexNs[%zu]", i);
+        const char *s = NULL;
+        ibp_err_t why;
+        bool ok = ibp_jval_string(x->c, path, json_array_get(arr, i), &s);
+        if (ok && !ibp_name_normalize_n(s, strlen(s), false, norm, &why))
+            ok = ibp_jerr(x->c, path, "%s", why.msg);
+        if (!ok || !ibp_strv_push(&names, norm)) {
+            ibp_strv_free(&names);
+            return ok ? ibp_jerr(x->c, path, "out of memory") : false;
+        }
+    }
+    if (!ibp_strv_dedup(&names)) {
+        ibp_strv_free(&names);
+        return ibp_jerr(x->c, ".Routing.HostApexNs", "out of memory");
+    }
+    rt->host_apex_ns = names.v;
+    rt->n_host_apex_ns = names.n;
+    return true;
+}
+
 static bool cfg_routing(cfg_ctx_t *x, const json_t *root)
 {
     json_t *r = NULL;
@@ -371,7 +407,12 @@ static bool cfg_routing(cfg_ctx_t *x, const json_t *root)
         !cfg_u32(x, r, "SoaExpire", 0, TTL_MAX, 1209600, &rt->soa_expire) ||
         !cfg_u32(x, r, "SoaMinimum", 0, TTL_MAX, 3600, &rt->soa_minimum) ||
         !cfg_u32(x, r, "SoaTtl", 0, TTL_MAX, 3600, &rt->soa_ttl) ||
-        !ibp_jget_bool(x->c, r, ".Routing", "ApexSoaInAny", IBP_J_OPTIONAL, &rt->apex_soa_in_any))
+        !ibp_jget_bool(x->c, r, ".Routing", "ApexSoaInAny", IBP_J_OPTIONAL, &rt->apex_soa_in_any) ||
+        !cfg_u32(x, r, "AcmeBudgetMs", 1, IBP_ACME_BUDGET_MS_MAX, IBP_ACME_BUDGET_MS_DEFAULT,
+                 &rt->acme_budget_ms) ||
+        !cfg_u32(x, r, "AcmeCacheSeconds", 0, IBP_ACME_CACHE_S_MAX, IBP_ACME_CACHE_S_DEFAULT,
+                 &rt->acme_cache_s) ||
+        !(r ? cfg_host_apex_ns(x, r, rt) : true))
         return false;
     rt->answers_per_family = answers;
     return true;
@@ -492,6 +533,7 @@ void ibp_node_config_free(ibp_node_config_t *c)
     for (size_t i = 0; i < sizeof cfg_str_offs / sizeof cfg_str_offs[0]; i++)
         free(*cfg_str(c, cfg_str_offs[i]));
     ibp_overrides_free(&c->overrides);
+    ibp_strarr_free(c->routing.host_apex_ns, c->routing.n_host_apex_ns);
     ibp_strarr_free(c->warnings, c->n_warnings);
     *c = (ibp_node_config_t){0};
 }

@@ -97,7 +97,8 @@ typedef struct ibp_tbl_header {
     uint32_t ttl;          /* dynamic A/AAAA TTL */
     uint32_t spread_v4_bits, spread_v6_bits; /* prefix hashed for unlocated clients */
     uint32_t flags;        /* IBP_HDR_*; a reader refuses bits it does not know */
-    uint32_t reserved[6];
+    uint32_t acme_budget_ms;   /* Routing.AcmeBudgetMs; 0 (tables before it) = the default */
+    uint32_t reserved[5];
     ibp_tbl_section_ent_t sections[IBP_SEC_COUNT];
 } ibp_tbl_header_t;
 

@@ -60,6 +60,9 @@ static bool check_header(const uint8_t *buf, size_t len, ibp_err_t *err)
     if (h->flags & ~(uint32_t)IBP_HDR_KNOWN_FLAGS)
         return ibp_err_set(err, "header flags 0x%x: unknown to this program (written by a newer one?)",
                            h->flags);
+    if (h->acme_budget_ms > IBP_ACME_BUDGET_MS_MAX)
+        return ibp_err_set(err, "ACME budget %u ms is over the %u ms a lookup may wait",
+                           h->acme_budget_ms, IBP_ACME_BUDGET_MS_MAX);
     /* Zero today, so a later writer's use of them is refused, not ignored. */
     for (size_t i = 0; i < sizeof h->reserved / sizeof h->reserved[0]; i++)
         if (h->reserved[i])

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "acme.h"
 #include "cluster.h"
 #include "harvest.h"
 #include "ibp_explain.h"
@@ -386,6 +387,28 @@ static void cluster_metrics(text_t *t, sc_state_t *s)
     add(t, "ibpdns_nats_peers{state=\"active\"} %zu\n", st.peers_active);
 }
 
+static void acme_metrics(text_t *t, const struct sc_acme *a)
+{
+    if (!a)
+        return;
+    const sc_acme_stats_t *st = sc_acme_stats(a);
+    metric(t, "ibpdns_acme_questions_total", "counter",
+           "ACME questions from coprocesses, by outcome");
+    add(t, "ibpdns_acme_questions_total{outcome=\"value\"} %llu\n",
+        (unsigned long long)atomic_load(&st->answered));
+    add(t, "ibpdns_acme_questions_total{outcome=\"none\"} %llu\n",
+        (unsigned long long)atomic_load(&st->unanswered));
+    add(t, "ibpdns_acme_questions_total{outcome=\"refused\"} %llu\n",
+        (unsigned long long)atomic_load(&st->refused));
+    metric(t, "ibpdns_acme_fetches_total", "counter", "ACME URLs fetched (after retries), by result");
+    add(t, "ibpdns_acme_fetches_total{result=\"ok\"} %llu\n",
+        (unsigned long long)atomic_load(&st->fetches_ok));
+    add(t, "ibpdns_acme_fetches_total{result=\"failed\"} %llu\n",
+        (unsigned long long)atomic_load(&st->fetches_failed));
+    metric(t, "ibpdns_acme_cache_hits_total", "counter", "ACME questions answered from the cache");
+    add(t, "ibpdns_acme_cache_hits_total %llu\n", (unsigned long long)atomic_load(&st->cache_hits));
+}
+
 static void usage_metrics(text_t *t, sc_usage_t *u)
 {
     if (!u)
@@ -434,6 +457,7 @@ char *sc_metrics_text(sc_state_t *s)
     add(&t, "ibpdns_ready %d\n", s->ready);
     pthread_mutex_unlock(&s->lock);
     usage_metrics(&t, s->usage);
+    acme_metrics(&t, s->acme);
     cluster_metrics(&t, s);
     if (t.oom) {
         free(t.buf);

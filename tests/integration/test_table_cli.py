@@ -10,6 +10,7 @@ the output table."""
 import ipaddress
 import json
 import os
+import subprocess
 import re
 import struct
 import time
@@ -598,6 +599,48 @@ def test_dump_client_independent_policy_collapses():
               '%s %s: one possible answer, yet %d network lines (the DB JSON lists %d '
               'networks) and scopes %r instead of 0' % (host, fam, len(nets), limit, scopes))
 
+
+
+def pipe_answer(table, qname, qtype='ANY'):
+    line = 'HELO\t3\nQ\t%s\tIN\t%s\t-1\t81.2.69.142\t0.0.0.0\t81.2.69.142/32\n' % (qname, qtype)
+    pipe = os.path.join(ibptest.BUILD, 'pipe', 'ibpdns-pipe')
+    out = subprocess.run([pipe, '--table', table, '--acme-socket='], input=line.encode(),
+                         capture_output=True, timeout=10).stdout.decode()
+    return [l.split('\t') for l in out.splitlines() if l.startswith('DATA')]
+
+
+def test_host_apexes_get_ns_records():
+    """Issue 15: a service host outside every static zone is a zone of its
+    own, and secondaries refuse a zone without NS: it takes the NS set the
+    static zones share, or Routing.HostApexNs; differing sets without the
+    setting fail the build, naming it."""
+    services = dict(SERVICES, Other=service('wss://rpc.other.org'))
+    static = STATIC + [static_record('example.net', 'NS', 'NS2.example.net.'),
+                       static_record('example.com', 'NS', 'ns2.example.net'),
+                       static_record('example.com', 'NS', 'ns1.example.net.')]
+    ws, cfg = ws_with(services_obj=services, static_obj=static)
+    table = ws.build_ok(cfg)
+    ns = pipe_answer(table, 'rpc.other.org', 'ANY')
+    eq([r[8] for r in ns if r[5] == 'NS'], ['ns2.example.net.', 'ns1.example.net.'],
+       'host apex NS: the set the static zones share, as the first zone lists it')
+    soa = pipe_answer(table, 'rpc.other.org', 'SOA')
+    check(soa and soa[0][8].startswith('ns2.example.net. hostmaster.rpc.other.org. '),
+          'host apex SOA MNAME: the first NS of the first zone: %r' % soa)
+
+    static.append(static_record('example.com', 'NS', 'ns3.example.com.'))
+    ws, cfg = ws_with(services_obj=services, static_obj=static)
+    expect_build_error(ws, cfg, 'different NS sets', [
+        'different NS sets', 'example.com: ns1.example.net ns2.example.net ns3.example.com',
+        'Routing.HostApexNs'])
+    ws, cfg = ws_with(services_obj=services, static_obj=static,
+                      routing={'HostApexNs': ['DNS-A.example.net.', 'dns-b.example.net']})
+    table = ws.build_ok(cfg)
+    ns = pipe_answer(table, 'rpc.other.org', 'ANY')
+    eq([r[8] for r in ns if r[5] == 'NS'], ['dns-a.example.net.', 'dns-b.example.net.'],
+       'host apex NS from Routing.HostApexNs, in its order')
+    ws, cfg = ws_with(services_obj=services, static_obj=static,
+                      routing={'HostApexNs': ['bad..name']})
+    expect_build_error(ws, cfg, 'bad HostApexNs', ['.Routing.HostApexNs[0]'])
 
 if __name__ == '__main__':
     ibptest.main(globals())

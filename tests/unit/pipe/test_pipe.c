@@ -199,9 +199,12 @@ static void soa_only_at_an_apex(void **state)
         "hostmaster.dotters.network. 1700000000 3600 600 1209600 3600\nEND\n");
     assert_string_equal(send(f, "Q\twww.dotters.network\tIN\tSOA\t-1\t0.0.0.0\t0.0.0.0\t0.0.0.0/0"), "END\n");
     assert_string_equal(send(f, "Q\tdotters.org\tIN\tSOA\t-1\t0.0.0.0\t0.0.0.0\t0.0.0.0/0"), "END\n");
-    /* A service host outside every static zone is its own apex. */
+    /* A service host outside every static zone is its own apex, with the
+     * static zones' NS and the first of them as MNAME (issue 15). */
     assert_non_null(strstr(send(f, "Q\tpolkadot.ibp.network\tIN\tSOA\t-1\t0.0.0.0\t0.0.0.0\t0.0.0.0/0"),
-                           "dns-01.polkadot.ibp.network. hostmaster.polkadot.ibp.network."));
+                           "\tdns-01.dotters.network. hostmaster.polkadot.ibp.network."));
+    assert_non_null(strstr(send(f, "Q\tpolkadot.ibp.network\tIN\tANY\t-1\t81.2.69.142\t0.0.0.0\t81.2.69.142/32"),
+                           "\tpolkadot.ibp.network\tIN\tNS\t3600\t"));
 }
 
 static void any_and_specific_types(void **state)

@@ -129,9 +129,15 @@ static void bad_indices_behind_a_good_checksum_are_rejected(void **state)
     free(c);
 
     c = copy_of(f);
-    ((ibp_tbl_header_t *)c)->reserved[5] = 7;
+    ((ibp_tbl_header_t *)c)->reserved[4] = 7;
     reseal(c, f->len);
-    expect_reject(c, f->len, "reserved header word 5 is 7");
+    expect_reject(c, f->len, "reserved header word 4 is 7");
+    free(c);
+
+    c = copy_of(f);
+    ((ibp_tbl_header_t *)c)->acme_budget_ms = IBP_ACME_BUDGET_MS_MAX + 1;
+    reseal(c, f->len);
+    expect_reject(c, f->len, "ACME budget 1501 ms is over the 1500 ms");
     free(c);
 }
 
