@@ -209,6 +209,7 @@ static void out_data_tag(const pipe_state_t *st, pipe_out_t *out, unsigned scope
 {
     char tag[16] = "DATA\t";
     char *p = tag + 5;
+    out->records++;
     if (st->abi >= 3 && scope > 999) {
         out_put(out, tag, 5);
         out_uint(out, scope);
@@ -334,10 +335,32 @@ static const ibp_tbl_name_t *find_name(const pipe_state_t *st, const field_t *qn
     return st->table ? ibp_table_find(st->table, qname->s, qname->len) : NULL;
 }
 
+/* A name that exists but has nothing to serve (an empty non-terminal, an
+ * ACME name without a value, a host without candidates) must be NODATA, and
+ * PowerDNS 4.7's pipe backend cannot carry its ENT marker (type 0 lines do
+ * not parse; 5.1 added them). A non-authoritative IXFR record with empty
+ * data does it: it makes the ANY set non-empty, so no NXDOMAIN, and being
+ * unauthoritative and of a type no lookup asks for, it is never served
+ * (packethandler.cc of auth-4.7.3; tests/integration/test_zones.py). ABI
+ * 1-2 have no auth field, so there it would be served: left out. */
+static void out_exists_marker(const pipe_state_t *st, pipe_out_t *out, const ibp_tbl_name_t *nm,
+                              const char *owner, size_t owner_len)
+{
+    if (st->abi < 3)
+        return;
+    out_put(out, "DATA\t0\t0\t", 9);
+    out->records++;
+    out_put(out, owner, owner_len);
+    out_str(out, "\tIN\tIXFR\t60\t");
+    out_uint(out, st->table->zones[nm->zone].id);
+    out_str(out, "\t\\# 0\n");
+}
+
 static void answer_query(pipe_state_t *st, pipe_out_t *out, const query_t *q,
                          const ibp_client_t *c)
 {
     const ibp_tbl_name_t *nm = find_name(st, &q->qname);
+    uint64_t before = out->records;
     if (nm) {
         bool apex = nm->apex_zone != IBP_TBL_NONE;
         bool any_soa = q->qtype == IBP_T_ANY &&
@@ -351,6 +374,8 @@ static void answer_query(pipe_state_t *st, pipe_out_t *out, const query_t *q,
                 out_dynamic(st, out, &st->table->hosts[nm->host], q->qtype, c,
                             q->qname.s, q->qname.len);
         }
+        if (q->qtype == IBP_T_ANY && out->records == before)
+            out_exists_marker(st, out, nm, q->qname.s, q->qname.len);
     }
     out_put(out, "END\n", 4);
 }

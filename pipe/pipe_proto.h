@@ -22,6 +22,7 @@ typedef struct pipe_out {
     bool (*flush)(struct pipe_out *out, void *ctx);
     void *flush_ctx;
     bool failed;           /* flush failed: the peer is gone */
+    uint64_t records;      /* DATA lines written */
 } pipe_out_t;
 
 typedef struct pipe_stats {

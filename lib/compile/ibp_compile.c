@@ -342,6 +342,25 @@ static int cmp_name_ent(const void *a, const void *b)
     return strcmp(((const name_ent_t *)a)->name, ((const name_ent_t *)b)->name);
 }
 
+/* Issue 15: the names between a zone's apex and a deeper name exist (empty
+ * non-terminals, RFC 8020): they become names without records, for which
+ * the coprocess answers NODATA, not NXDOMAIN. A parent is a suffix of its
+ * child's string, so it needs no copy. */
+static bool add_empty_non_terminals(const ctx_t *c, const char ***all, size_t *n)
+{
+    for (size_t i = 0; i < *n; i++) {
+        const char *name = (*all)[i];
+        uint32_t zone = enclosing_zone(c, name);
+        if (zone == IBP_TBL_NONE)
+            continue;
+        size_t apex_len = strlen(c->zones[zone].name);
+        for (const char *p = strchr(name, '.'); p && strlen(p + 1) > apex_len; p = strchr(p + 1, '.'))
+            if (!push_unique(all, n, p + 1))
+                return false;
+    }
+    return true;
+}
+
 /* Every name we answer for: zone apexes, static owners inside a zone, hosts,
  * and override domains inside a zone. */
 static bool build_names(ctx_t *c, const char **hosts, size_t n_hosts)
@@ -368,6 +387,7 @@ static bool build_names(ctx_t *c, const char **hosts, size_t n_hosts)
         else
             ok = push_unique(&all, &n, ov->v[i].domain);
     }
+    ok = ok && add_empty_non_terminals(c, &all, &n);
     if (!ok) {
         free(all);
         return ibp_err_set(c->err, "out of memory");

@@ -3,6 +3,7 @@
  * the sidecar turns it into TXT content. Asserts (abort) that every accepted
  * value passes the value check and lies inside the message, and that every
  * value made from a body is accepted. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -285,8 +285,18 @@ static void raw_acme_urls_are_never_served(void **state)
 {
     fix_t *f = *state;
     helo(f, "3");
-    assert_string_equal(send(f, "Q\t_acme-challenge.dotters.network\tIN\tANY\t1\t1.2.3.4\t1.2.3.4\t1.2.3.4/32"), "END\n");
+    /* No sidecar to ask here: no value, so ANY carries only the marker of a
+     * name that exists (NODATA, not NXDOMAIN: unauthoritative, never served). */
+    assert_string_equal(send(f, "Q\t_acme-challenge.dotters.network\tIN\tANY\t1\t1.2.3.4\t1.2.3.4\t1.2.3.4/32"),
+                        "DATA\t0\t0\t_acme-challenge.dotters.network\tIN\tIXFR\t60\t" ZID "\t\\# 0\nEND\n");
     assert_string_equal(send(f, "Q\t_acme-challenge.dotters.network\tIN\tTXT\t1\t1.2.3.4\t1.2.3.4\t1.2.3.4/32"), "END\n");
+}
+
+static void no_marker_without_an_auth_field(void **state)
+{
+    fix_t *f = *state;
+    helo(f, "2");   /* ABI 1-2 records are authoritative: the marker would be served */
+    assert_string_equal(send(f, "Q\t_acme-challenge.dotters.network\tIN\tANY\t1\t1.2.3.4\t1.2.3.4"), "END\n");
 }
 
 static void dynamic_answers_use_ecs_unless_it_is_the_remote(void **state)
@@ -446,6 +456,7 @@ int main(void)
         cmocka_unit_test(apex_soa_in_any_when_asked),
         cmocka_unit_test(apex_soa_in_any_can_be_left_out),
         cmocka_unit_test(raw_acme_urls_are_never_served),
+        cmocka_unit_test(no_marker_without_an_auth_field),
         cmocka_unit_test(dynamic_answers_use_ecs_unless_it_is_the_remote),
         cmocka_unit_test(explanations_agree_with_the_coprocess),
         cmocka_unit_test(hostile_lines_fail_and_do_not_shift_answers),
