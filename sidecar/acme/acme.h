@@ -9,8 +9,8 @@
  *
  * No asker waits past its budget: a question is answered when its values
  * are in, or at its deadline with what there is ("NONE": the coprocess
- * answers NODATA). A fetch already running for longer than the budget makes
- * later askers get their answer at once instead of waiting for it. */
+ * answers NODATA). Only the asker that starts a fetch waits for it; later
+ * askers get what there is at once, and the value once it is in. */
 #ifndef IBPDNS_SIDECAR_ACME_H
 #define IBPDNS_SIDECAR_ACME_H
 
