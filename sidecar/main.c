@@ -151,8 +151,13 @@ static int run(sc_state_t *s, const sigset_t *signals)
     sc_acme_socket_path(cfg->routing.acme_socket, s->table_path, acme_socket, sizeof acme_socket);
     sc_acme_cfg_t acme = {.socket_path = acme_socket, .budget_ms = cfg->routing.acme_budget_ms,
                           .cache_s = cfg->routing.acme_cache_s, .ca_file = cfg->ca_file};
+    /* Without its socket (a read-only table directory, say) ACME names get
+     * NODATA; the routing must go on. Logged at Error, /metrics ibpdns_acme_up. */
+    ibp_err_t acme_err = {{0}};
+    if (!sc_acme_start(s, &acme, &s->acme, &acme_err))
+        ibp_log(&s->log, IBP_LOG_ERROR, "ACME values unavailable until a restart: %s",
+                acme_err.msg);
     bool ok = sc_cluster_start(s, cfg, &s->cluster, &err) &&
-              sc_acme_start(s, &acme, &s->acme, &err) &&
               sc_api_start(s, cfg->api_listen_address, cfg->api_listen_port, cfg->api_token,
                            &api, &err);
     sc_ref_put(ref);

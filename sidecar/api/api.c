@@ -389,6 +389,8 @@ static void cluster_metrics(text_t *t, sc_state_t *s)
 
 static void acme_metrics(text_t *t, const struct sc_acme *a)
 {
+    metric(t, "ibpdns_acme_up", "gauge", "1 when the ACME socket for the coprocesses is open");
+    add(t, "ibpdns_acme_up %d\n", a != NULL);
     if (!a)
         return;
     const sc_acme_stats_t *st = sc_acme_stats(a);

@@ -237,8 +237,9 @@ def member_states(sc):
 
 
 def leftovers(directory, keep):
-    """Names in directory other than those in keep (stale temporaries)."""
-    return sorted(n for n in os.listdir(directory) if n not in keep)
+    """Names in directory other than those in keep (stale temporaries); the
+    sidecar's ACME socket (acme.sock beside the table) belongs there."""
+    return sorted(n for n in os.listdir(directory) if n not in keep and n != 'acme.sock')
 
 
 def dead_pid():
