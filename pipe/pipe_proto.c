@@ -287,7 +287,8 @@ static void out_acme(pipe_state_t *st, pipe_out_t *out, const ibp_tbl_name_t *nm
         return;
     }
     /* The tail is "IN\tTXT\t<ttl>\t<zone id>\t" followed by the URL. */
-    size_t url_len = strlen(ibp_table_str(t, acme->content));
+    /* Bounded: a table rewritten in place must not make this run off the map. */
+    size_t url_len = strnlen(ibp_table_str(t, acme->content), acme->tail_len);
     size_t head_len = acme->tail_len >= url_len ? acme->tail_len - url_len : 0;
     for (size_t i = 0; i < n; i++) {
         out_data_head(st, out, 0, owner, owner_len);
