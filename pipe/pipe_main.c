@@ -339,17 +339,6 @@ static void close_inherited_fds(void)
         close((int)fd);
 }
 
-/* acme.sock in the table's directory: where the sidecar listens unless
- * Routing.AcmeSocket says otherwise. */
-static const char *default_acme_socket(const char *table)
-{
-    static char path[4096];
-    const char *slash = strrchr(table, '/');
-    int dir = slash ? (int)(slash - table) : 1;
-    snprintf(path, sizeof path, "%.*s/acme.sock", dir, slash ? table : ".");
-    return path;
-}
-
 static int usage(void)
 {
     fputs("usage: ibpdns-pipe [--table PATH] [--check-interval MS] [--log-level LEVEL]\n"
@@ -417,8 +406,11 @@ int main(int argc, char **argv)
     }
     if (optind != argc)
         return usage();
-    if (!acme.socket_path)
-        acme.socket_path = default_acme_socket(w.path);
+    static char acme_default[4096];
+    if (!acme.socket_path) {
+        ibp_acme_default_socket(w.path, acme_default, sizeof acme_default);
+        acme.socket_path = acme_default;
+    }
     pipe_state_t st = {.table_path = w.path, .usage = counting.dir ? &counting : NULL,
                        .acme = pipe_acme_ask, .acme_ctx = &acme};
     watcher_check(&w, &st, true);

@@ -244,32 +244,34 @@ static void out_soa(const pipe_state_t *st, pipe_out_t *out, const ibp_tbl_zone_
     out_put(out, "\n", 1);
 }
 
-static void out_statics(const pipe_state_t *st, pipe_out_t *out, const ibp_tbl_name_t *nm,
-                        unsigned qtype, const char *owner, size_t owner_len)
+/* Returns the name's first ACME record, or NULL. */
+static const ibp_tbl_rr_t *out_statics(const pipe_state_t *st, pipe_out_t *out,
+                                       const ibp_tbl_name_t *nm, unsigned qtype,
+                                       const char *owner, size_t owner_len)
 {
     const ibp_table_t *t = st->table;
+    const ibp_tbl_rr_t *acme = NULL;
     for (uint32_t i = 0; i < nm->rr_count; i++) {
         const ibp_tbl_rr_t *rr = &t->rrs[nm->rr_first + i];
         /* The raw ACME URL is never served (BEHAVIOR §5). */
+        if ((rr->flags & IBP_RR_ACME) && !acme)
+            acme = rr;
         if ((rr->flags & IBP_RR_ACME) || (qtype != IBP_T_ANY && rr->type != qtype))
             continue;
         out_data_head(st, out, 0, owner, owner_len);
         out_put(out, ibp_table_str(t, rr->tail), rr->tail_len);
         out_put(out, "\n", 1);
     }
+    return acme;
 }
 
 /* An ACME name's TXT answer: the values the sidecar fetched from the URLs,
  * with the static record's TTL and zone id; nothing when none came in time
  * (NODATA, never the URL). */
-static void out_acme(pipe_state_t *st, pipe_out_t *out, const ibp_tbl_name_t *nm,
+static void out_acme(pipe_state_t *st, pipe_out_t *out, const ibp_tbl_rr_t *acme,
                      unsigned qtype, const char *owner, size_t owner_len)
 {
     const ibp_table_t *t = st->table;
-    const ibp_tbl_rr_t *acme = NULL;
-    for (uint32_t i = 0; i < nm->rr_count && !acme; i++)
-        if (t->rrs[nm->rr_first + i].flags & IBP_RR_ACME)
-            acme = &t->rrs[nm->rr_first + i];
     if (!acme || (qtype != IBP_T_ANY && qtype != IBP_T_TXT) || !st->acme)
         return;
     unsigned budget = t->h->acme_budget_ms ? t->h->acme_budget_ms : IBP_ACME_BUDGET_MS_DEFAULT;
@@ -369,8 +371,8 @@ static void answer_query(pipe_state_t *st, pipe_out_t *out, const query_t *q,
         if (apex && (q->qtype == IBP_T_SOA || any_soa))
             out_soa(st, out, &st->table->zones[nm->apex_zone], q->qname.s, q->qname.len);
         if (q->qtype != IBP_T_SOA) {
-            out_statics(st, out, nm, q->qtype, q->qname.s, q->qname.len);
-            out_acme(st, out, nm, q->qtype, q->qname.s, q->qname.len);
+            const ibp_tbl_rr_t *acme = out_statics(st, out, nm, q->qtype, q->qname.s, q->qname.len);
+            out_acme(st, out, acme, q->qtype, q->qname.s, q->qname.len);
             if (nm->host != IBP_TBL_NONE)
                 out_dynamic(st, out, &st->table->hosts[nm->host], q->qtype, c,
                             q->qname.s, q->qname.len);

@@ -6,6 +6,13 @@
 #define MAGIC_LEN (sizeof IBP_ACME_MAGIC - 1)
 #define TXT_STRING_MAX 255
 
+void ibp_acme_default_socket(const char *table_path, char *out, size_t cap)
+{
+    const char *slash = strrchr(table_path, '/');
+    snprintf(out, cap, "%.*s/acme.sock", slash ? (int)(slash - table_path) : 1,
+             slash ? table_path : ".");
+}
+
 size_t ibp_acme_request_encode(const char *name, size_t len, char *out, size_t cap)
 {
     if (len > IBP_NAME_MAX || cap < MAGIC_LEN + len + 1)

@@ -24,6 +24,10 @@
 #define IBP_ACME_REQUEST_MAX (sizeof IBP_ACME_MAGIC + IBP_NAME_MAX + 1)
 #define IBP_ACME_REPLY_MAX (16 + IBP_ACME_PER_NAME_MAX * (IBP_ACME_VALUE_MAX + 1))
 
+/* Where the sidecar listens unless configured otherwise: acme.sock in the
+ * table's directory. */
+void ibp_acme_default_socket(const char *table_path, char *out, size_t cap);
+
 /* "ACME1 <name>" into out (cap >= IBP_ACME_REQUEST_MAX); its length, or 0
  * if the name is longer than a DNS name. */
 size_t ibp_acme_request_encode(const char *name, size_t len, char *out, size_t cap);

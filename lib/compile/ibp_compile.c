@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "ibp_dname.h"
 #include "ibp_maps.h"
 #include "ibp_nlist.h"
 #include "ibp_strv.h"
@@ -221,28 +222,18 @@ static const char *first_host_apex(const ctx_t *c)
 
 /* ---- the host apexes' NS (issue 15: BIND refuses a zone without NS) ------ */
 
-/* "Dns-01.X.network." -> "dns-01.x.network" into out. */
-static void ns_key(const char *content, char out[IBP_NAME_MAX + 2])
-{
-    size_t n = 0;
-    for (; content[n] && n < IBP_NAME_MAX + 1; n++)
-        out[n] = (char)(content[n] >= 'A' && content[n] <= 'Z' ? content[n] + 32 : content[n]);
-    if (n && out[n - 1] == '.')
-        n--;
-    out[n] = '\0';
-}
-
 /* The static zone's NS names, normalised and sorted, into a string for
  * comparing sets ("a b c"); false if it has none. */
 static bool zone_ns_set(const ctx_t *c, const char *zone, char *out, size_t cap)
 {
     const ibp_statics_t *st = c->in->statics;
     const char *keys[64];
-    char buf[64][IBP_NAME_MAX + 2];
+    char buf[64][IBP_NAME_MAX + 1];
     size_t n = 0;
+    /* The parser validated every NS target, so normalising cannot fail. */
     for (size_t i = 0; i < st->n && n < 64; i++)
-        if (st->v[i].type == IBP_T_NS && !strcmp(st->v[i].owner, zone)) {
-            ns_key(st->v[i].content, buf[n]);
+        if (st->v[i].type == IBP_T_NS && !strcmp(st->v[i].owner, zone) &&
+            ibp_name_normalize(st->v[i].content, buf[n], NULL)) {
             keys[n] = buf[n];
             n++;
         }

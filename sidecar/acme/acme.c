@@ -91,9 +91,7 @@ void sc_acme_socket_path(const char *acme_socket, const char *table_path, char *
         snprintf(out, cap, "%s", acme_socket);
         return;
     }
-    const char *slash = strrchr(table_path, '/');
-    snprintf(out, cap, "%.*s/acme.sock", slash ? (int)(slash - table_path) : 1,
-             slash ? table_path : ".");
+    ibp_acme_default_socket(table_path, out, cap);
 }
 
 /* ---- fetching ---------------------------------------------------------------- */
