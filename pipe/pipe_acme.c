@@ -58,10 +58,10 @@ size_t pipe_acme_ask(void *ctx, const char *name, size_t len, unsigned budget_ms
                      const char **reply)
 {
     pipe_acme_t *a = ctx;
-    long long deadline = now_ms() + budget_ms;
+    long long now = now_ms(), deadline = now + budget_ms;
     char req[IBP_ACME_REQUEST_MAX];
     size_t req_len = ibp_acme_request_encode(name, len, req, sizeof req);
-    if (!req_len || !a->socket_path[0])
+    if (!req_len || !a->socket_path[0] || now < a->quiet_until_ms)
         return 0;
     int fd = connect_sidecar(a);
     if (fd < 0)
@@ -70,6 +70,11 @@ size_t pipe_acme_ask(void *ctx, const char *name, size_t len, unsigned budget_ms
     if (send(fd, req, req_len, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)req_len)
         got = wait_reply(a, fd, deadline);
     close(fd);
+    if (!got && now_ms() >= deadline) {
+        a->quiet_until_ms = deadline + IBP_ACME_QUIET_MS;
+        ibp_log(a->log, IBP_LOG_WARN, "ACME: no reply from %s within %u ms; not asking for %d ms",
+                a->socket_path, budget_ms, IBP_ACME_QUIET_MS);
+    }
     *reply = a->reply;
     return got;
 }

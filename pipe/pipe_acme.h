@@ -13,6 +13,10 @@
 typedef struct pipe_acme {
     const char *socket_path;
     ibp_log_t *log;
+    /* After a question that got no reply in time, none is asked until then:
+     * a hung sidecar costs a coprocess one budget, not one per lookup (a DNS
+     * query makes PowerDNS look a name up more than once). */
+    long long quiet_until_ms;
     char reply[IBP_ACME_REPLY_MAX];
 } pipe_acme_t;
 

@@ -339,7 +339,8 @@ static void close_inherited_fds(void)
         close((int)fd);
 }
 
-static int usage(void)
+/* --help asks for it (stdout, success); a mistake gets it on stderr. */
+static int usage(FILE *to)
 {
     fputs("usage: ibpdns-pipe [--table PATH] [--check-interval MS] [--log-level LEVEL]\n"
           "                   [--private-copy]   (a copy per process, immune to the file\n"
@@ -349,8 +350,9 @@ static int usage(void)
           "                   [--acme-socket PATH] (the sidecar's ACME socket; default:\n"
           "                                       acme.sock beside the table; \"\" = none)\n"
           "                   [--clock-offset S] (tests: seconds added to the usage clock)\n"
-          "  PowerDNS: launch=pipe, pipe-command=/usr/sbin/ibpdns-pipe --table=PATH\n", stderr);
-    return 2;
+          "       ibpdns-pipe --help | --version\n"
+          "  PowerDNS: launch=pipe, pipe-command=/usr/sbin/ibpdns-pipe --table=PATH\n", to);
+    return to == stdout ? 0 : 2;
 }
 
 int main(int argc, char **argv)
@@ -367,7 +369,7 @@ int main(int argc, char **argv)
         {"log-level", required_argument, NULL, 'l'}, {"private-copy", no_argument, NULL, 'p'},
         {"usage-dir", required_argument, NULL, 'u'},
         {"clock-offset", required_argument, NULL, 'o'}, {"help", no_argument, NULL, 'h'},
-        {"acme-socket", required_argument, NULL, 'a'},
+        {"acme-socket", required_argument, NULL, 'a'}, {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     ibp_log_t log = {.level = IBP_LOG_INFO, .ident = "ibpdns-pipe", .fd = STDERR_FILENO};
@@ -385,7 +387,7 @@ int main(int argc, char **argv)
         } else if (ch == 'i') {
             long ms = strtol(optarg, &end, 10);
             if (*end || ms < 10 || ms > 60000)
-                return usage();
+                return usage(stderr);
             w.interval_ms = (unsigned)ms;
         } else if (ch == 'l') {
             log.level = ibp_log_level_parse(optarg);
@@ -398,14 +400,18 @@ int main(int argc, char **argv)
         } else if (ch == 'o') {
             long long off = strtoll(optarg, &end, 10);
             if (*end || off < -(1LL << 40) || off > (1LL << 40))
-                return usage();
+                return usage(stderr);
             counting.clock_offset_s = off;
+        } else if (ch == 'h') {
+            return usage(stdout);
+        } else if (ch == 'V') {
+            return printf("ibpdns-pipe %s\n", IBPDNS_VERSION) < 0;
         } else {
-            return usage();
+            return usage(stderr);
         }
     }
     if (optind != argc)
-        return usage();
+        return usage(stderr);
     static char acme_default[4096];
     if (!acme.socket_path) {
         ibp_acme_default_socket(w.path, acme_default, sizeof acme_default);

@@ -67,6 +67,8 @@ static bool open_file(pipe_usage_t *u, const ibp_table_t *t, uint64_t now)
         u->ref_of_client = calloc(u->n_clients + 1, sizeof *u->ref_of_client);
         u->shortcuts = calloc(PIPE_USAGE_SHORTCUTS, sizeof *u->shortcuts);
         u->table = t;
+        u->packable = u->n_hosts <= 1u << 15 && u->n_targets <= 1u << 12 &&
+                      u->n_clients <= 1u << 20;
         if (!u->ref_of_host || !u->ref_of_target || !u->ref_of_client || !u->shortcuts) {
             free_refs(u);
             u->table = NULL;
@@ -144,12 +146,13 @@ static bool make_key(pipe_usage_t *u, const ibp_table_t *t, uint32_t host, unsig
     return k->domain && k->member && k->client;
 }
 
-/* day (16 bits), family (1), host (15), target (12), class (20): 0 when an
- * index does not fit (the slow path then serves the key). */
-static uint64_t pack_key(uint32_t day, unsigned fam, uint32_t host, uint32_t target,
-                         uint32_t cls)
+/* day (16 bits), family (1), host (15), target (12), class (20): 0 when a
+ * table's indices do not fit (u->packable, once per table) or the day does
+ * (in 2149): the slow path then serves the key. */
+static uint64_t pack_key(const pipe_usage_t *u, uint32_t day, unsigned fam, uint32_t host,
+                         uint32_t target, uint32_t cls)
 {
-    if (day >= 1u << 16 || host >= 1u << 15 || target >= 1u << 12 || cls >= 1u << 20)
+    if (!u->packable || day >= 1u << 16)
         return 0;
     return (uint64_t)day << 48 | (uint64_t)fam << 47 | (uint64_t)host << 32 |
            (uint64_t)target << 20 | cls;
@@ -171,7 +174,7 @@ static inline uint32_t slot_in_file(pipe_usage_t *u, const ibp_table_t *t, uint3
 {
     if (!u->file.base)
         return IBP_UC_NO_SLOT;
-    uint64_t packed = pack_key(day, fam, host, target, cls);
+    uint64_t packed = pack_key(u, day, fam, host, target, cls);
     pipe_usage_shortcut_t *e = packed ? shortcut_of(u, packed) : NULL;
     if (e && e->packed)
         return e->slot;
@@ -232,15 +235,13 @@ void pipe_usage_stage(pipe_usage_t *u, const ibp_table_t *t, uint32_t host, unsi
     }
 }
 
-uint32_t pipe_usage_client_class(pipe_usage_t *u, const ibp_table_t *t, const ibp_client_t *c)
+uint32_t pipe_usage_client_class_slow(pipe_usage_t *u, const ibp_table_t *t,
+                                      const ibp_client_t *c)
 {
-    if (u->class_table != t || u->class_generation != t->h->generation ||
-        memcmp(&u->class_addr, &c->addr, sizeof c->addr)) {
-        u->class_of_addr = ibp_table_client_class(t, c);
-        u->class_table = t;
-        u->class_generation = t->h->generation;
-        u->class_addr = c->addr;
-    }
+    u->class_of_addr = ibp_table_client_class(t, c);
+    u->class_table = t;
+    u->class_generation = t->h->generation;
+    u->class_addr = c->addr;
     return u->class_of_addr;
 }
 

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "ibp_counter.h"
 #include "ibp_log.h"
@@ -36,6 +37,7 @@ typedef struct pipe_usage {
     uint64_t table_generation;
     uint32_t *ref_of_host, *ref_of_target, *ref_of_client;   /* 0: not yet in this file */
     uint32_t n_hosts, n_targets, n_clients;
+    bool packable;            /* every index of the table fits pack_key's fields */
     uint64_t counted;         /* hits counted by this process */
     uint64_t uncounted;       /* hits no file could take (reported in the log) */
     int64_t last_fault_log;   /* monotonic seconds */
@@ -52,8 +54,20 @@ typedef struct pipe_usage {
 } pipe_usage_t;
 
 /* The client class of c (ibp_table_client_class), remembered for the next
- * lookup of the same client. */
-uint32_t pipe_usage_client_class(pipe_usage_t *u, const ibp_table_t *t, const ibp_client_t *c);
+ * lookup of the same client: the check is inline, as it is per lookup. */
+uint32_t pipe_usage_client_class_slow(pipe_usage_t *u, const ibp_table_t *t,
+                                      const ibp_client_t *c);
+static inline uint32_t pipe_usage_client_class(pipe_usage_t *u, const ibp_table_t *t,
+                                               const ibp_client_t *c)
+{
+    uint64_t seen[2], asked[2];
+    memcpy(seen, u->class_addr.b, sizeof seen);
+    memcpy(asked, c->addr.b, sizeof asked);
+    if (u->class_table == t && u->class_generation == t->h->generation && seen[0] == asked[0] &&
+        seen[1] == asked[1])
+        return u->class_of_addr;
+    return pipe_usage_client_class_slow(u, t, c);
+}
 
 /* One hit per target for host (an index) in family fam (0: A), for a
  * client of class client_class, held until pipe_usage_commit: the coprocess

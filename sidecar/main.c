@@ -1,7 +1,7 @@
 /* ibpdns-sidecar: keeps the routing table current from the remote configs,
  * the monitor and MaxMind, and serves a small local HTTP API.
  *
- * Threads: main (signals), config+MaxMind, monitor, builder, usage, the
+ * Threads: main (signals), config+MaxMind, monitor, builder, usage, events, the
  * NATS cluster's (cluster.h), and the HTTP server's own. Inputs that fail keep their last good state. */
 #include <getopt.h>
 #include <signal.h>
@@ -14,6 +14,7 @@
 #include "api.h"
 #include "builder.h"
 #include "cluster.h"
+#include "recorder.h"
 #include "fetch.h"
 #include "harvest.h"
 #include "ibp_file.h"
@@ -21,11 +22,16 @@
 #include "state.h"
 #include "workers.h"
 
-static int usage(void)
+/* --help asks for it (stdout, success); a mistake gets it on stderr. */
+static int usage(FILE *to)
 {
     fputs("usage: ibpdns-sidecar --config NODE.json\n"
-          "  SIGHUP reloads the configuration now; SIGTERM stops.\n", stderr);
-    return 2;
+          "       ibpdns-sidecar --help | --version\n"
+          "  Keeps the GeoDNS routing table of ibpdns-pipe current: fetches the configs,\n"
+          "  polls the monitor, refreshes MaxMind, compiles and publishes the table, stores\n"
+          "  usage, serves the local API (DnsApi.ListenAddress:ListenPort).\n"
+          "  SIGHUP reloads the configuration now; SIGTERM stops.\n", to);
+    return to == stdout ? 0 : 2;
 }
 
 static void log_config_warnings(sc_state_t *s, const ibp_node_config_t *cfg)
@@ -78,6 +84,29 @@ static bool usage_start(sc_state_t *s, sc_usage_t *u, ibp_err_t *err)
         sc_usage_flush(u);   /* what the last run left, and the directory the coprocesses need */
     }
     return ok;
+}
+
+/* BEHAVIOR §6a: the sidecar writes member_events with its own SQLite store,
+ * or with MySQL when Storage.RecordEvents says so (production's monitors
+ * write that table themselves); RecordEvents false: it only reads. */
+static bool events_start(sc_state_t *s, sc_usage_t *u, sc_events_t *ev, ibp_err_t *err)
+{
+    sc_ref_t *ref = sc_current_config(s);
+    const ibp_node_config_t *cfg = ref->model;
+    bool record = cfg->storage_record_events_set ? cfg->storage_record_events : !u->use_mysql;
+    int min_s = cfg->minimum_offline_s;
+    sc_ref_put(ref);
+    if (!record) {
+        ibp_log(&s->log, IBP_LOG_INFO, "member events: read from the store, not recorded "
+                "(Storage.RecordEvents)");
+        return true;
+    }
+    if (!sc_events_init(ev, s, min_s, sc_usage_open_events, u, err))
+        return false;
+    s->events = ev;
+    ibp_log(&s->log, IBP_LOG_INFO, "member events: recorded from the monitor snapshots "
+            "(System.MinimumOfflineTime %d s)", (int)ev->min_offline_s);
+    return true;
 }
 
 static bool first_round(sc_state_t *s, ibp_err_t *err)
@@ -144,6 +173,11 @@ static int run(sc_state_t *s, const sigset_t *signals)
         return 1;
     }
     s->usage = &usage;
+    static sc_events_t events;
+    if (!events_start(s, &usage, &events, &err)) {
+        ibp_log(&s->log, IBP_LOG_FATAL, "%s", err.msg);
+        return 1;
+    }
     sc_ref_t *ref = sc_current_config(s);
     const ibp_node_config_t *cfg = ref->model;
     sc_api_t *api = NULL;
@@ -175,6 +209,9 @@ static int run(sc_state_t *s, const sigset_t *signals)
     pthread_create(&threads[1], NULL, sc_config_thread, s);
     pthread_create(&threads[2], NULL, sc_monitor_thread, s);
     pthread_create(&usage_thread, NULL, sc_usage_thread, &usage);
+    pthread_t events_thread;
+    if (s->events)
+        pthread_create(&events_thread, NULL, sc_events_thread, s->events);
     wait_for_signals(s, signals);
     pthread_mutex_lock(&s->lock);
     s->stopping = true;
@@ -182,6 +219,8 @@ static int run(sc_state_t *s, const sigset_t *signals)
     pthread_mutex_unlock(&s->lock);
     for (int i = 0; i < 3; i++)
         pthread_join(threads[i], NULL);
+    if (s->events)
+        pthread_join(events_thread, NULL);   /* it tried once more to write what waits */
     sc_usage_stop(&usage);   /* after its last flush: counted hits are stored */
     pthread_join(usage_thread, NULL);
     sc_api_stop(api);
@@ -189,6 +228,9 @@ static int run(sc_state_t *s, const sigset_t *signals)
     s->acme = NULL;
     sc_cluster_stop(s->cluster);   /* after the API, which reads it; before the store */
     s->cluster = NULL;
+    if (s->events)
+        sc_events_free(s->events);   /* after the API, which reads its stats */
+    s->events = NULL;
     s->usage = NULL;
     sc_usage_free(&usage);
     sc_builder_free(&builder);
@@ -199,17 +241,21 @@ int main(int argc, char **argv)
 {
     static const struct option longs[] = {
         {"config", required_argument, NULL, 'c'}, {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0},
     };
     const char *config = NULL;
     int ch;
     while ((ch = getopt_long(argc, argv, "c:h", longs, NULL)) != -1) {
+        if (ch == 'h')
+            return usage(stdout);
+        if (ch == 'V')
+            return printf("ibpdns-sidecar %s\n", IBPDNS_VERSION) < 0;
         if (ch != 'c')
-            return usage();
+            return usage(stderr);
         config = optarg;
     }
     if (!config || optind != argc)
-        return usage();
+        return usage(stderr);
     sigset_t signals;
     sigemptyset(&signals);
     sigaddset(&signals, SIGHUP);

@@ -59,6 +59,7 @@ bool sc_state_init(sc_state_t *s, const char *config_path, ibp_err_t *err)
     snprintf(s->config_dir, sizeof s->config_dir, "%s", dirname(copy));
     pthread_mutex_init(&s->lock, NULL);
     sc_table_cache_init(&s->tables);
+    sc_map_cache_init(&s->maps);
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -75,6 +76,7 @@ void sc_state_free(sc_state_t *s)
         sc_ref_put(s->src[i].good);
         sc_fetch_cache_free(&s->src[i].cache);
     }
+    sc_map_cache_free(&s->maps);   /* a drawing holds a table of the cache */
     sc_table_cache_free(&s->tables);
     ibp_overrides_free(&s->ov_live);
     pthread_cond_destroy(&s->wake);

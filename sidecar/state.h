@@ -2,7 +2,9 @@
  * faults, and what was published.
  *
  * Threads: main (signals, readiness), config (config, members, services,
- * static, MaxMind), monitor (results), builder, and libmicrohttpd's API
+ * static, MaxMind), monitor (results), builder, events (member events from
+ * the results, recorder.h: it reads src[SC_SRC_RESULTS].good and
+ * last_change under the lock and waits on `wake`), and libmicrohttpd's API
  * thread with the API's watchdog. The contract, field by field below:
  *   [lock]    read and written with sc_state_t.lock held;
  *   [owner X] written only by thread X, which may read it without the lock;
@@ -20,16 +22,19 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "fetch.h"
 #include "ibp_err.h"
 #include "ibp_log.h"
 #include "ibp_model.h"
+#include "map_cache.h"
 #include "table_cache.h"
 
 struct sc_usage;
 struct sc_cluster;
+struct sc_events;
 
 typedef struct sc_ref {
     atomic_int refs;       /* [atomic] */
@@ -65,6 +70,12 @@ typedef struct sc_source {
     char last_error[IBP_ERR_MAX];
     uint64_t attempts, failures;
     bool configured;       /* false: e.g. no monitor address */
+    /* The config's Routing.Nets file as it was when read [owner: the
+     * config's fetching thread]: a change re-reads the config. */
+    struct stat nets_file;
+    bool have_nets_file;
+    struct stat map_file;      /* the same for a Routing.Map file */
+    bool have_map_file;
 } sc_source_t;
 
 /* The steps of a build, timed for /status: checking or walking the geo
@@ -87,15 +98,32 @@ typedef struct sc_publish {
     bool coarse_trie;
 } sc_publish_t;
 
+/* Routing.MaxShiftPercent's guard, as /status, /metrics and the log show it. */
+typedef struct sc_guard {
+    unsigned max_shift_percent;   /* of the config in hand; 0: off */
+    /* The last table weighed (built from changed configs, overrides or
+     * MaxMind data), published or not. */
+    bool weighed;
+    double shift_percent, health_percent;
+    char shift_where[512];        /* "host A, IPv4 clients: Amforc -> Dwellir" */
+    /* A table held back: the one in place stays until the inputs change
+     * again or POST /publish?force=1. */
+    bool held;
+    time_t held_since;
+    uint64_t refusals, forced;
+} sc_guard_t;
+
 typedef struct sc_state {
     pthread_mutex_t lock;
-    pthread_cond_t wake;   /* builder and workers sleep on it, with lock */
+    pthread_cond_t wake;   /* builder, workers and events sleep on it, with lock */
     sc_source_t src[SC_SRC_COUNT];   /* see sc_source_t */
     sc_publish_t pub;      /* [lock], written by the builder */
+    sc_guard_t guard;      /* [lock], written by the builder */
     /* [lock] from here to mmdb_path, but for the [init] ones */
     bool dirty_config, dirty_health, dirty_geo;   /* what the builder has to redo */
     bool reload_requested; /* SIGHUP, for the config thread */
     bool publish_now;      /* SIGHUP, for the builder: retry a failed publish without back-off */
+    bool force_publish;    /* POST /publish?force=1: publish a table the guard holds back */
     bool stopping;
     bool ready;            /* a table is in place */
     char config_path[4096];   /* [init] */
@@ -105,9 +133,14 @@ typedef struct sc_state {
     ibp_log_t log;            /* level [atomic], the rest [init] */
     time_t started;           /* [init] */
     sc_table_cache_t tables;  /* the API's readers' table; its own lock */
+    sc_map_cache_t maps;      /* GET /map.svg's last map; its own lock */
     struct sc_usage *usage;   /* [init] usage accounting (harvest.h); NULL: none */
     struct sc_cluster *cluster;   /* [init] the NATS link (cluster.h); NULL: no Nats.Url */
     struct sc_acme *acme;     /* [init] ACME values for the coprocesses (acme.h) */
+    /* [init] the member events recorder (recorder.h: its stats under its own
+     * lock, the rest its thread's); NULL: events are only read (MySQL
+     * without Storage.RecordEvents, or RecordEvents false) */
+    struct sc_events *events;
     /* [lock] The country overrides in force: the config file's, edited over
      * NATS (geodns.override.update) until members, services or the file's
      * overrides change, when the file's come back (BEHAVIOR §6b). */

@@ -12,6 +12,8 @@ int cli_info(int argc, char **argv);
 int cli_lookup(int argc, char **argv);
 int cli_dump(int argc, char **argv);
 int cli_verify(int argc, char **argv);
+int cli_diff(int argc, char **argv);
+int cli_map(int argc, char **argv);
 
 /* One line on stderr, exit status 1: the shape every failure takes. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -97,7 +97,9 @@ static bool load_all(const build_opts_t *o, inputs_t *in, ibp_err_t *err)
     char tmp[PATH_MAX];
     snprintf(tmp, sizeof tmp, "%s", o->config);
     snprintf(in->config_dir, sizeof in->config_dir, "%s", dirname(tmp));
-    if (!load(in, IBP_IN_NODE_CONFIG, o->config, &in->cfg, err))
+    if (!load(in, IBP_IN_NODE_CONFIG, o->config, &in->cfg, err) ||
+        !ibp_node_config_load_nets(&in->cfg, in->config_dir, err) ||
+        !ibp_node_config_load_map(&in->cfg, in->config_dir, err))
         return false;
     for (size_t i = 0; i < in->cfg.n_warnings; i++)
         fprintf(stderr, "ibpdns-table: warning: %s\n", in->cfg.warnings[i]);
@@ -221,11 +223,10 @@ int cli_build(int argc, char **argv)
     ibp_geo_classes_t geo = {0};
     ibp_client_classes_t clients = {0};
     bool ok = load_all(&o, in, &err) && mmdb_input(&o, in, mmdb, sizeof mmdb, &err) &&
-              ibp_geo_needs_from_model(&in->members, &in->cfg.overrides, &needs, &err);
+              ibp_geo_needs_from_model(&in->members, &in->cfg.overrides, &in->cfg.routing.nets, &in->cfg.routing.map,
+                                       &needs, &err);
     if (ok) {
-        ibp_geo_input_t gi = {.mmdb_path = mmdb, .sites = needs.sites, .n_sites = needs.n_sites,
-                              .ccs = (const char (*)[3])needs.ccs, .n_ccs = needs.n_ccs,
-                              .fingerprint = needs.fingerprint};
+        ibp_geo_input_t gi = ibp_geo_input_of(&needs, mmdb);
         char asn[PATH_MAX];   /* IBP's ASN file beside the City one, unless given */
         const char *slash = strrchr(mmdb, '/');
         snprintf(asn, sizeof asn, "%.*s/AsnLite.mmdb", slash ? (int)(slash - mmdb) : 1,

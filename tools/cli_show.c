@@ -64,6 +64,7 @@ int cli_info(int argc, char **argv)
     json_object_set_new(counts, "client_classes", json_integer(ibp_table_client_classes(&t)));
     json_object_set_new(counts, "client_class_nodes",
                         json_integer(t.n[IBP_SEC_CLIENT_NODES]));
+    json_object_set_new(counts, "nets", json_integer(t.n_nets));   /* Routing.Nets entries */
     json_t *zones = json_array();
     for (uint32_t i = 0; i < t.n[IBP_SEC_ZONES]; i++)
         json_array_append_new(zones, json_pack("{s:s, s:I}", "zone",
@@ -214,11 +215,16 @@ typedef struct dumper {
 
 static const char *answer_kind(const ibp_tbl_answer_t *a)
 {
-    static const char *const kinds[] = {"targets", "unlocated", "none", "undef"};
+    static const char *const kinds[] = {"targets", "unlocated", "none", "undef",
+                                        "failover-spread"};
     if (a->kind == IBP_ANS_TARGETS)
         return (a->flags & IBP_ANSF_OVERRIDE) ? "override"
-             : (a->flags & IBP_ANSF_FAIL_OPEN) ? "fail-open" : "nearest";
-    return a->kind <= IBP_ANS_UNDEF ? kinds[a->kind] : "?";
+             : (a->flags & IBP_ANSF_FAIL_OPEN) ? "fail-open"
+             : (a->flags & IBP_ANSF_NET) ? "net"
+             : (a->flags & IBP_ANSF_NET_FALLBACK) ? "net-fallback"
+             : (a->flags & IBP_ANSF_MAP) ? "map"
+             : (a->flags & IBP_ANSF_MAP_FALLBACK) ? "map-fallback" : "nearest";
+    return a->kind <= IBP_ANS_FAILOVER_SPREAD ? kinds[a->kind] : "?";
 }
 
 static void print_network(const uint8_t addr[16], unsigned len, char *out, size_t cap)

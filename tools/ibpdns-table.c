@@ -27,7 +27,10 @@ int cli_usage(void)
           "       ibpdns-table lookup TABLE NAME IP [--type A|AAAA] [--ecs PREFIX] [--mmdb CITY.mmdb]\n"
           "       ibpdns-table lookup TABLE NAME --batch [--type A|AAAA] [--mmdb CITY.mmdb] < \"IP [PREFIX]\" lines\n"
           "       ibpdns-table dump TABLE\n"
-          "       ibpdns-table verify TABLE\n", stderr);
+          "       ibpdns-table verify TABLE\n"
+          "       ibpdns-table diff OLD NEW [--text]\n"
+          "       ibpdns-table map TABLE --host NAME [--family A|AAAA] --mmdb CITY.mmdb -o MAP.svg\n"
+          "       ibpdns-table --version\n", stderr);
     return 2;
 }
 
@@ -46,9 +49,13 @@ int main(int argc, char **argv)
 {
     if (argc < 2)
         return cli_usage();
+    if (!strcmp(argv[1], "--version")) {
+        printf("ibpdns-table %s\n", IBPDNS_VERSION);
+        return 0;
+    }
     static const struct { const char *name; int (*run)(int, char **); } cmds[] = {
         {"build", cli_build}, {"info", cli_info}, {"lookup", cli_lookup},
-        {"dump", cli_dump}, {"verify", cli_verify},
+        {"dump", cli_dump}, {"verify", cli_verify}, {"diff", cli_diff}, {"map", cli_map},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(argv[1], cmds[i].name))

@@ -38,7 +38,21 @@
 #define IBP_ACME_CACHE_S_MAX 300
 #define IBP_ACME_ATTEMPTS 3
 #define IBP_ACME_PER_NAME_MAX 8      /* ACME TXT records at one name */
+#define IBP_ACME_QUIET_MS 2000       /* a coprocess whose question went unanswered asks again after */
 #define IBP_HOST_APEX_NS_MAX 16      /* Routing.HostApexNs entries */
 #define IBP_TXT_MAX 4000             /* static TXT content and CAA values, bytes */
+
+/* Member events (BEHAVIOR §6a, IBP-NODE §7.5) */
+#define IBP_MIN_OFFLINE_DEFAULT_S 30 /* System.MinimumOfflineTime: IBP's value for <= 0 or absent */
+#define IBP_EVENT_CHECK_NAME_MAX 100 /* characters: member_events.check_name VARCHAR(100) */
+#define IBP_EVENT_ENDPOINT_MAX 2048  /* bytes of RpcUrl: a longer result is not recorded */
+#define IBP_EVENT_ERROR_MAX 4096     /* bytes of ErrorText kept (cut at a character) */
+#define IBP_EVENT_DATA_MAX 16384     /* bytes of Data as JSON: a larger one is stored as NULL */
+#define IBP_EVENTS_OPEN_MAX 65536    /* open events the recorder follows at once */
+#define IBP_EVENTS_QUEUE_MAX 65536   /* event writes waiting for the store */
+#define IBP_NET_LIST_MAX 1024       /* Routing.Nets: member keys in one list (as members) */
+#define IBP_EVENTS_BATCH 512         /* event writes per store transaction */
+#define IBP_EVENTS_ANSWER_MAX 10000  /* /events: events in one answer (more: narrow the query) */
+#define IBP_EVENTS_ANSWER_BYTES (16 << 20)   /* /events: bytes of one answer */
 
 #endif

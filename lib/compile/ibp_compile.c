@@ -8,6 +8,8 @@
 #include <strings.h>
 
 #include "ibp_dname.h"
+#include "ibp_json.h"
+#include "ibp_map.h"
 #include "ibp_maps.h"
 #include "ibp_nlist.h"
 #include "ibp_strv.h"
@@ -832,6 +834,8 @@ static uint32_t answer_intern(answers_t *a, const ibp_tbl_answer_t *ans)
     return (uint32_t)a->n++;
 }
 
+#define MEMO_KINDS 6   /* plain, fail open, net, net fallback, map, map fallback */
+
 typedef struct policy_build {
     ctx_t *c;
     policy_view_t pv;
@@ -843,29 +847,81 @@ typedef struct policy_build {
     uint32_t *class_answer;
     unsigned per_family;
     const char *host;      /* the first host with this policy */
-    uint32_t *memo;        /* [2 * member + fail_open]: answer index, or NONE */
+    uint32_t *memo;        /* [MEMO_KINDS * member + memo_kind]: answer index, or NONE */
     uint32_t only;         /* see policy_end */
     bool varies;
     uint32_t n_seed;       /* answers numbered as in the previous table */
     bool renumber;
 } policy_build_t;
 
-static ibp_tbl_answer_t answer_for_order(const policy_build_t *b, const uint16_t *order)
+/* Routing.FailoverSpread: the nearest candidate is down, so the next
+ * failover_spread healthy ones share its clients; n stays 0 (not this case)
+ * when the nearest is up or fewer than two are left. */
+static ibp_tbl_answer_t answer_failover_spread(const policy_build_t *b, const uint16_t *order)
+{
+    ibp_tbl_answer_t a = {.kind = IBP_ANS_FAILOVER_SPREAD};
+    size_t n_members = b->c->in->members->n, i = 0;
+    unsigned k = b->c->rc->failover_spread;
+    while (i < n_members && b->state[order[i]] == 0)
+        i++;
+    if (k < 2 || i == n_members || b->state[order[i]] != 2)
+        return a;
+    for (; i < n_members && a.n < k; i++)
+        if (b->state[order[i]] == 1)
+            a.target[a.n++] = member_target(b->c, order[i], b->pv.family == 6);
+    if (a.n < 2)
+        a.n = 0;
+    return a;
+}
+
+/* The first healthy candidates in order (else, failing open, the first
+ * offline ones); *first: the position in order of the first one taken. */
+static ibp_tbl_answer_t pick_in_order(const policy_build_t *b, const uint16_t *order,
+                                      size_t *first)
 {
     ibp_tbl_answer_t a = {.kind = IBP_ANS_TARGETS};
     size_t n_members = b->c->in->members->n;
     int fam = b->pv.family == 6;
+    *first = n_members;
     for (uint8_t want = 1; want <= 2 && a.n == 0; want++) {
         if (want == 2 && b->c->rc->all_down == IBP_ALL_DOWN_NONE)
             break;
         for (size_t i = 0; i < n_members && a.n < b->per_family; i++)
-            if (b->state[order[i]] == want)
+            if (b->state[order[i]] == want) {
+                if (a.n == 0)
+                    *first = i;
                 a.target[a.n++] = member_target(b->c, order[i], fam);
+            }
         if (want == 2 && a.n)
             a.flags = IBP_ANSF_FAIL_OPEN;
     }
     if (a.n == 0)
         a.kind = IBP_ANS_NONE;
+    return a;
+}
+
+static ibp_tbl_answer_t answer_for_order(const policy_build_t *b, const uint16_t *order)
+{
+    ibp_tbl_answer_t a = answer_failover_spread(b, order);
+    if (a.n)
+        return a;
+    size_t first;
+    return pick_in_order(b, order, &first);
+}
+
+/* Routing.Nets, as gdnsd applies a datacentre list: the first healthy
+ * listed member answers; none healthy, the distance order that follows the
+ * list in the class's order. Never a failover spread: the list is the
+ * operator's choice of who takes over. */
+static ibp_tbl_answer_t answer_for_net(const policy_build_t *b, const ibp_geo_class_t *cls,
+                                       bool net)
+{
+    size_t first;
+    ibp_tbl_answer_t a = pick_in_order(b, &b->c->in->geo->orders[cls->order], &first);
+    if (a.kind == IBP_ANS_TARGETS && net)
+        a.flags |= first < cls->n_listed ? IBP_ANSF_NET : IBP_ANSF_NET_FALLBACK;
+    else if (a.kind == IBP_ANS_TARGETS)   /* a Routing.Map list: the same, flagged map */
+        a.flags |= first < cls->n_listed ? IBP_ANSF_MAP : IBP_ANSF_MAP_FALLBACK;
     return a;
 }
 
@@ -898,6 +954,8 @@ static ibp_tbl_answer_t answer_for_class(const policy_build_t *b, uint32_t id)
                                           .flags = IBP_ANSF_OVERRIDE,
                                           .target = {b->pv.ovr[2 * i + 1]}};
     }
+    if (cls->n_listed)
+        return answer_for_net(b, cls, cls->net != IBP_GEO_NO_NET);
     if (!cls->located)
         return answer_unlocated(b);
     return answer_for_order(b, &g->orders[cls->order]);
@@ -961,7 +1019,8 @@ static bool settle_seeded(policy_build_t *b, uint32_t seeded)
         if (used[i])
             continue;
         ibp_tbl_answer_t *a = &b->answers.v[i];
-        bool valid = a->kind <= IBP_ANS_UNDEF && a->n <= IBP_TBL_MAX_ANSWERS;
+        bool valid = a->kind <= IBP_ANS_FAILOVER_SPREAD && a->n <= IBP_TBL_MAX_ANSWERS &&
+                     (a->kind != IBP_ANS_FAILOVER_SPREAD || a->n >= 2);
         for (unsigned j = 0; valid && j < a->n; j++)
             valid = a->target[j] < n_targets;
         if (!valid)
@@ -981,10 +1040,11 @@ static bool policy_begin(policy_build_t *b, bool seed)
     b->varies = false;
     b->n_seed = 0;
     b->class_answer = calloc(g->n_cls ? g->n_cls : 1, sizeof *b->class_answer);
-    b->memo = malloc(2 * (b->c->in->members->n + 1) * sizeof *b->memo);
+    size_t memo_slots = MEMO_KINDS * (b->c->in->members->n + 1);
+    b->memo = malloc(memo_slots * sizeof *b->memo);
     if (!b->class_answer || !b->memo)
         return false;
-    memset(b->memo, 0xFF, 2 * (b->c->in->members->n + 1) * sizeof *b->memo);
+    memset(b->memo, 0xFF, memo_slots * sizeof *b->memo);
     ibp_tbl_answer_t undef = {.kind = IBP_ANS_UNDEF};
     if (answer_intern(&b->answers, &undef) == IBP_TBL_NONE)
         return false;
@@ -995,18 +1055,33 @@ static bool policy_begin(policy_build_t *b, bool seed)
     return true;
 }
 
+/* The flags a one-member answer is remembered under (memo_kind). */
+static const uint8_t memo_flags[MEMO_KINDS] = {
+    0, IBP_ANSF_FAIL_OPEN, IBP_ANSF_NET, IBP_ANSF_NET_FALLBACK, IBP_ANSF_MAP, IBP_ANSF_MAP_FALLBACK,
+};
+
+/* a's memo kind, or MEMO_KINDS when its flags are not remembered. */
+static unsigned memo_kind(const ibp_tbl_answer_t *a)
+{
+    unsigned k = 0;
+    while (k < MEMO_KINDS && memo_flags[k] != a->flags)
+        k++;
+    return k;
+}
+
 /* One answer for the common case (one answer per family, a member's):
- * remembered by member, so that most classes cost no hashing. */
+ * remembered by member and flags, so that most classes cost no hashing. */
 static uint32_t memo_answer(policy_build_t *b, const ibp_tbl_answer_t *a)
 {
     uint32_t *slot = NULL;
-    if (a->kind == IBP_ANS_TARGETS && a->n == 1 && !(a->flags & IBP_ANSF_OVERRIDE)) {
+    unsigned kind = memo_kind(a);
+    if (a->kind == IBP_ANS_TARGETS && a->n == 1 && kind < MEMO_KINDS) {
         uint32_t m = b->c->tb.sec[IBP_SEC_TARGETS].n > a->target[0]
                          ? ((ibp_tbl_target_t *)ibp_tb_at(&b->c->tb, IBP_SEC_TARGETS,
                                                            a->target[0]))->member
                          : IBP_TBL_NONE;
         if (m < b->c->in->members->n)
-            slot = &b->memo[2 * m + !!(a->flags & IBP_ANSF_FAIL_OPEN)];
+            slot = &b->memo[MEMO_KINDS * m + kind];
     }
     if (slot && *slot != IBP_TBL_NONE)
         return *slot;
@@ -1016,12 +1091,13 @@ static uint32_t memo_answer(policy_build_t *b, const ibp_tbl_answer_t *a)
     return idx;
 }
 
-static void record_class(policy_build_t *b, uint32_t id, uint32_t idx, bool unlocated)
+/* hashed: the answer picks by the client's prefix (spread, failover spread). */
+static void record_class(policy_build_t *b, uint32_t id, uint32_t idx, bool hashed)
 {
     b->class_answer[id] = idx;
     if (id == IBP_CLASS_UNDEF)
         return;
-    if (unlocated && b->n_spread > 1)
+    if (hashed)
         b->varies = true;
     if (b->only == IBP_TBL_NONE)
         b->only = idx;
@@ -1035,39 +1111,67 @@ static bool policy_class(policy_build_t *b, uint32_t id)
     uint32_t idx = memo_answer(b, &a);
     if (idx == IBP_TBL_NONE)
         return false;
-    record_class(b, id, idx, a.kind == IBP_ANS_UNLOCATED);
+    record_class(b, id, idx, a.kind == IBP_ANS_FAILOVER_SPREAD ||
+                                 (a.kind == IBP_ANS_UNLOCATED && b->n_spread > 1));
     return true;
 }
 
 /* The common case for many policies at once: one answer per family, a
- * located class in no override country. healthy[m] has bit p set when
- * member m is a healthy candidate of policy p; one walk down the class's
- * member order settles every policy whose nearest healthy candidate it
- * passes. The rest (all candidates down: fail open) go the general way. */
+ * located or listed class in no override country. healthy[m] has bit p set
+ * when member m is a healthy candidate of policy p; one walk down the
+ * class's member order settles every policy whose nearest healthy candidate
+ * it passes. The rest (all candidates down: fail open) go the general way.
+ * A listed class (Routing.Nets, Routing.Map) is walked alike: its order is
+ * the list, then distance; only its flags say which of the two answered. */
 typedef struct fast_scan {
     uint64_t *healthy;     /* n_members x words */
+    uint64_t *down;        /* the same for offline candidates, with failover spread only */
     size_t words;
     uint64_t *open;        /* words: policies still to settle */
+    uint64_t *general;     /* words: policies this class must settle the general way */
     uint64_t *eligible;    /* words: policies that take part */
 } fast_scan_t;
+
+/* The flags of a listed class's answer whose member is at position i of
+ * the class's order (answer_for_net). */
+static uint8_t listed_flags(const ibp_geo_class_t *cls, size_t i)
+{
+    if (!cls->n_listed)
+        return 0;
+    if (cls->net != IBP_GEO_NO_NET)
+        return i < cls->n_listed ? IBP_ANSF_NET : IBP_ANSF_NET_FALLBACK;
+    return i < cls->n_listed ? IBP_ANSF_MAP : IBP_ANSF_MAP_FALLBACK;
+}
 
 static bool fast_class(ctx_t *c, policy_build_t *bs, size_t n, const fast_scan_t *f, uint32_t id)
 {
     const ibp_geo_classes_t *g = c->in->geo;
-    const uint16_t *order = &g->orders[g->cls[id].order];
+    const ibp_geo_class_t *cls = &g->cls[id];
+    const uint16_t *order = &g->orders[cls->order];
     size_t left = 0;
     for (size_t w = 0; w < f->words; w++)
-        left += (size_t)__builtin_popcountll(f->open[w] = f->eligible[w]);
+        left += (size_t)__builtin_popcountll(f->open[w] = f->eligible[w]), f->general[w] = 0;
+    /* A list is never spread over (answer_for_net). */
+    const uint64_t *down = cls->n_listed ? NULL : f->down;
     for (size_t i = 0; left && i < g->n_members; i++) {
         const uint64_t *h = &f->healthy[(size_t)order[i] * f->words];
+        const uint64_t *d = down ? &down[(size_t)order[i] * f->words] : NULL;
+        uint8_t flags = listed_flags(cls, i);
+        unsigned kind = memo_kind(&(ibp_tbl_answer_t){.flags = flags});
         for (size_t w = 0; w < f->words; w++) {
+            /* A down nearest candidate under failover spread: the general way. */
+            uint64_t spread = d ? f->open[w] & d[w] : 0;
+            f->open[w] &= ~spread;
+            f->general[w] |= spread;
+            left -= (size_t)__builtin_popcountll(spread);
             uint64_t hit = f->open[w] & h[w];
             f->open[w] &= ~hit;
             for (; hit; hit &= hit - 1) {
                 policy_build_t *b = &bs[w * 64 + (size_t)__builtin_ctzll(hit)];
-                uint32_t idx = b->memo[2 * order[i]];   /* the member's answer, once known */
+                /* the member's answer, once known */
+                uint32_t idx = b->memo[MEMO_KINDS * order[i] + kind];
                 if (idx == IBP_TBL_NONE) {
-                    ibp_tbl_answer_t a = {.kind = IBP_ANS_TARGETS, .n = 1,
+                    ibp_tbl_answer_t a = {.kind = IBP_ANS_TARGETS, .n = 1, .flags = flags,
                                           .target = {member_target(c, order[i],
                                                                    b->pv.family == 6)}};
                     if ((idx = memo_answer(b, &a)) == IBP_TBL_NONE)
@@ -1079,7 +1183,7 @@ static bool fast_class(ctx_t *c, policy_build_t *bs, size_t n, const fast_scan_t
         }
     }
     for (size_t w = 0; w < f->words; w++)
-        for (uint64_t rest = f->open[w]; rest; rest &= rest - 1) {
+        for (uint64_t rest = f->open[w] | f->general[w]; rest; rest &= rest - 1) {
             size_t p = w * 64 + (size_t)__builtin_ctzll(rest);
             if (p < n && !policy_class(&bs[p], id))
                 return false;
@@ -1093,8 +1197,12 @@ static bool fast_scan_init(ctx_t *c, policy_build_t *bs, size_t n, fast_scan_t *
     f->words = (n + 63) / 64;
     f->healthy = calloc((n_members ? n_members : 1) * f->words, sizeof *f->healthy);
     f->open = calloc(f->words ? f->words : 1, sizeof *f->open);
+    f->general = calloc(f->words ? f->words : 1, sizeof *f->general);
     f->eligible = calloc(f->words ? f->words : 1, sizeof *f->eligible);
-    if (!f->healthy || !f->open || !f->eligible)
+    bool spread = c->rc->failover_spread > 1;
+    if (spread)
+        f->down = calloc((n_members ? n_members : 1) * f->words, sizeof *f->down);
+    if (!f->healthy || !f->open || !f->general || !f->eligible || (spread && !f->down))
         return false;
     for (size_t p = 0; p < n; p++) {
         if (bs[p].renumber || bs[p].per_family != 1)
@@ -1103,6 +1211,8 @@ static bool fast_scan_init(ctx_t *c, policy_build_t *bs, size_t n, fast_scan_t *
         for (size_t m = 0; m < n_members; m++)
             if (bs[p].state[m] == 1)
                 f->healthy[m * f->words + p / 64] |= 1ull << (p % 64);
+            else if (bs[p].state[m] == 2 && spread)
+                f->down[m * f->words + p / 64] |= 1ull << (p % 64);
     }
     return true;
 }
@@ -1110,6 +1220,8 @@ static bool fast_scan_init(ctx_t *c, policy_build_t *bs, size_t n, fast_scan_t *
 static void fast_scan_free(fast_scan_t *f)
 {
     free(f->healthy);
+    free(f->down);
+    free(f->general);
     free(f->open);
     free(f->eligible);
 }
@@ -1122,7 +1234,7 @@ static bool map_all_classes(ctx_t *c, policy_build_t *bs, size_t n)
     bool ok = fast_scan_init(c, bs, n, &f);
     for (uint32_t id = 0; ok && id < g->n_cls; id++) {
         const ibp_geo_class_t *cls = &g->cls[id];
-        bool fast = id >= IBP_CLASS_FIRST && cls->located && !cls->cc[0];
+        bool fast = id >= IBP_CLASS_FIRST && (cls->located || cls->n_listed) && !cls->cc[0];
         if (fast)
             ok = fast_class(c, bs, n, &f, id);
         for (size_t p = 0; ok && p < n; p++)
@@ -1370,20 +1482,148 @@ static void write_inputs(ctx_t *c)
 
 /* ---- geo needs ------------------------------------------------------------ */
 
+static int member_key_cmp(const void *key, const void *elem)
+{
+    return strcmp(key, ((const ibp_member_t *)elem)->key);
+}
+
+/* The index of member key (members are sorted by key), or an error naming
+ * src, the list's JSON path and the position k in it. */
+static bool member_index(const ibp_members_t *m, const char *key, const char *src,
+                         const char *path, size_t k, uint16_t *out, ibp_err_t *err)
+{
+    const ibp_member_t *mem = bsearch(key, m->v, m->n, sizeof *m->v, member_key_cmp);
+    if (!mem) {
+        char q[IBP_JQUOTE_MAX + 8];
+        ibp_json_quote(q, sizeof q, key);
+        return ibp_err_set(err, "%s: %s[%zu]: %s is not a member key", src, path, k, q);
+    }
+    *out = (uint16_t)(mem - m->v);
+    return true;
+}
+
+/* Routing.Nets with member keys as indexes. */
+static bool needs_nets(const ibp_members_t *m, const ibp_nets_t *nets, ibp_geo_needs_t *out,
+                       ibp_err_t *err)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < nets->n; i++)
+        total += nets->v[i].n_members;
+    out->nets = calloc(nets->n ? nets->n : 1, sizeof *out->nets);
+    out->listed = calloc(total ? total : 1, sizeof *out->listed);
+    if (!out->nets || !out->listed)
+        return ibp_err_set(err, "out of memory");
+    size_t at = 0;
+    for (size_t i = 0; i < nets->n; i++) {
+        const ibp_net_t *n = &nets->v[i];
+        ibp_u128_t start = 0;
+        for (int b = 0; b < 16; b++)
+            start = start << 8 | n->addr[b];
+        out->nets[i] = (ibp_geo_net_t){.start = start, .len = n->len, .is_auto = n->is_auto,
+                                       .listed = &out->listed[at], .n_listed = n->n_members};
+        for (size_t k = 0; k < n->n_members; k++)
+            if (!member_index(m, n->members[k], nets->src, n->path, k, &out->listed[at++], err))
+                return false;
+    }
+    out->n_nets = nets->n;
+    return true;
+}
+
+/* Routing.Map's lists with member indexes; ids are 1-based, in walk order. */
+typedef struct map_lists_ctx {
+    const ibp_members_t *m;
+    ibp_geo_needs_t *out;
+    size_t at;
+    ibp_err_t *err;
+    bool ok;
+} map_lists_ctx_t;
+
+static void map_list_add(void *ctx, const ibp_map_node_t *n)
+{
+    map_lists_ctx_t *x = ctx;
+    if (!x->ok)
+        return;
+    ibp_geo_map_list_t *l = &x->out->map_lists[n->id - 1];
+    l->listed = &x->out->map_listed[x->at];
+    for (size_t k = 0; k < n->n_members && x->ok; k++) {
+        x->ok = member_index(x->m, n->members[k], x->out->map->src, n->path, k,
+                             &x->out->map_listed[x->at++], x->err);
+        l->n_listed += x->ok;
+    }
+}
+
+static void map_count(void *ctx, const ibp_map_node_t *n)
+{
+    *(size_t *)ctx += n->n_members;
+}
+
+static bool needs_map(const ibp_members_t *m, const ibp_map_t *map, ibp_geo_needs_t *out,
+                      ibp_err_t *err)
+{
+    size_t total = 0;
+    ibp_map_each_list(map, map_count, &total);
+    out->map = map;
+    out->map_lists = calloc(map->n_lists ? map->n_lists : 1, sizeof *out->map_lists);
+    out->map_listed = calloc(total ? total : 1, sizeof *out->map_listed);
+    if (!out->map_lists || !out->map_listed)
+        return ibp_err_set(err, "out of memory");
+    map_lists_ctx_t x = {m, out, 0, err, true};
+    ibp_map_each_list(map, map_list_add, &x);
+    out->n_map_lists = map->n_lists;
+    return x.ok;
+}
+
+/* The map's shape: a key moved or a default changed re-walks MaxMind even
+ * when the lists stay. Lengths before strings keep the encoding unambiguous. */
+static void map_digest(XXH3_state_t *st, const ibp_map_node_t *n)
+{
+    uint64_t head[5] = {strlen(n->key), n->kind, n->skip_level, n->n_kids,
+                        n->dflt && n->dflt->kind == IBP_MAP_LIST ? n->dflt->id : 0};
+    XXH3_64bits_update(st, head, sizeof head);
+    XXH3_64bits_update(st, n->key, strlen(n->key));
+    for (size_t i = 0; i < n->n_members; i++) {
+        uint64_t len = strlen(n->members[i]);
+        XXH3_64bits_update(st, &len, sizeof len);
+        XXH3_64bits_update(st, n->members[i], len);
+    }
+    if (n->own_dflt)
+        map_digest(st, n->own_dflt);
+    for (size_t i = 0; i < n->n_kids; i++)
+        map_digest(st, &n->kids[i]);
+}
+
+static void needs_digest(XXH3_state_t *st, const ibp_geo_needs_t *n)
+{
+    if (n->map && n->map->root) {   /* no map: the fingerprint tables before maps had */
+        XXH3_64bits_update(st, "map", 3);
+        map_digest(st, n->map->root);
+    }
+    for (size_t i = 0; i < n->n_nets; i++) {
+        const ibp_geo_net_t *g = &n->nets[i];
+        uint8_t head[18] = {(uint8_t)g->len, g->is_auto};
+        memcpy(head + 2, &g->start, 16);
+        XXH3_64bits_update(st, head, sizeof head);
+        uint64_t count = g->n_listed;
+        XXH3_64bits_update(st, &count, sizeof count);
+        XXH3_64bits_update(st, g->listed, g->n_listed * sizeof *g->listed);
+    }
+}
+
 bool ibp_geo_needs_from_model(const ibp_members_t *m, const ibp_overrides_t *o,
+                              const ibp_nets_t *nets, const ibp_map_t *map,
                               ibp_geo_needs_t *out, ibp_err_t *err)
 {
     memset(out, 0, sizeof *out);
     out->sites = calloc(m->n ? m->n : 1, sizeof *out->sites);
     out->ccs = calloc(o && o->n ? o->n : 1, sizeof *out->ccs);
-    if (!out->sites || !out->ccs) {
-        ibp_geo_needs_free(out);
-        return ibp_err_set(err, "out of memory");
-    }
     XXH3_state_t *st = XXH3_createState();
-    if (!st) {
+    bool ok = (out->sites && out->ccs && st) || ibp_err_set(err, "out of memory");
+    ok = ok && (!nets || needs_nets(m, nets, out, err));
+    ok = ok && (!map || !map->root || needs_map(m, map, out, err));
+    if (!ok) {
+        XXH3_freeState(st);
         ibp_geo_needs_free(out);
-        return ibp_err_set(err, "out of memory");
+        return false;
     }
     XXH3_64bits_reset(st);
     for (size_t i = 0; i < m->n; i++) {
@@ -1400,15 +1640,41 @@ bool ibp_geo_needs_from_model(const ibp_members_t *m, const ibp_overrides_t *o,
             XXH3_64bits_update(st, o->v[i].cc, 3);
         }
     }
+    needs_digest(st, out);   /* no nets: the fingerprint tables before them had */
     out->fingerprint = XXH3_64bits_digest(st);
     XXH3_freeState(st);
     return true;
+}
+
+/* The MaxMind walk's callback: a record's names -> the map list deciding them. */
+static uint32_t map_rule_of(const void *ctx, const ibp_geo_names_t *names)
+{
+    ibp_map_loc_t loc = {.continent = names->continent, .country = names->country,
+                         .city = names->city};
+    for (size_t i = 0; i < names->n_subs && i < IBP_MAP_SUBS_MAX; i++)
+        loc.subs[loc.n_subs++] = names->subs[i];
+    ibp_map_rule_t r;
+    return ibp_map_resolve(ctx, &loc, &r) == IBP_MAP_LIST ? r.node->id : 0;
+}
+
+ibp_geo_input_t ibp_geo_input_of(const ibp_geo_needs_t *n, const char *mmdb_path)
+{
+    return (ibp_geo_input_t){.mmdb_path = mmdb_path, .sites = n->sites, .n_sites = n->n_sites,
+                             .ccs = (const char (*)[3])n->ccs, .n_ccs = n->n_ccs,
+                             .nets = n->nets, .n_nets = n->n_nets,
+                             .map_rule = n->map ? map_rule_of : NULL, .map_ctx = n->map,
+                             .map_lists = n->map_lists, .n_map_lists = n->n_map_lists,
+                             .fingerprint = n->fingerprint};
 }
 
 void ibp_geo_needs_free(ibp_geo_needs_t *n)
 {
     free(n->sites);
     free(n->ccs);
+    free(n->nets);
+    free(n->listed);
+    free(n->map_lists);
+    free(n->map_listed);
     memset(n, 0, sizeof *n);
 }
 
@@ -1442,7 +1708,8 @@ static bool check_geo(const ibp_compile_in_t *in, ibp_err_t *err)
 {
     const ibp_overrides_t *split = in->geo_overrides ? in->geo_overrides : in->overrides;
     ibp_geo_needs_t needs;
-    if (!ibp_geo_needs_from_model(in->members, split, &needs, err))
+    if (!ibp_geo_needs_from_model(in->members, split, &in->config->routing.nets,
+                                  &in->config->routing.map, &needs, err))
         return false;
     bool fresh = needs.fingerprint == in->geo->fingerprint && in->geo->n_members == in->members->n;
     ibp_geo_needs_free(&needs);
@@ -1474,6 +1741,22 @@ static void write_clients(ctx_t *c)
         ibp_tb_borrow(&c->tb, IBP_SEC_CLIENT_INDEX, cl->index, 2 * IBP_TBL_INDEX_SIZE);
 }
 
+/* Routing.Nets as configured, for the explanations' rule (already sorted
+ * and distinct: the parser saw to it). */
+static void write_nets(ctx_t *c)
+{
+    const ibp_nets_t *nets = &c->rc->nets;
+    uint32_t first = ibp_tb_push(&c->tb, IBP_SEC_NETS, nets->n);
+    for (size_t i = 0; first != IBP_TBL_NONE && i < nets->n; i++) {
+        const ibp_net_t *n = &nets->v[i];
+        ibp_tbl_net_t *t = ibp_tb_at(&c->tb, IBP_SEC_NETS, first + (uint32_t)i);
+        memcpy(t->addr, n->addr, 16);
+        t->len = n->len;
+        t->flags = n->is_auto ? IBP_NET_AUTO : 0;
+        t->text = ibp_tb_str(&c->tb, n->text, strlen(n->text));
+    }
+}
+
 static bool compile_all(ctx_t *c)
 {
     const char **hosts = NULL;
@@ -1497,12 +1780,16 @@ static bool compile_all(ctx_t *c)
     c->out->maps = ibp_map_set_stats(c->maps);
     c->out->n_nodes = c->tb.sec[IBP_SEC_NODES].n;
     write_clients(c);
+    write_nets(c);
     write_inputs(c);
+    const char *map = c->rc->map.json;
+    uint32_t map_text = map ? ibp_tb_str(&c->tb, map, strlen(map)) : IBP_TBL_NONE;
     ibp_tbl_header_t fields = {
         .generation = c->in->generation, .build_time = c->in->build_time, .ttl = c->rc->ttl,
         .spread_v4_bits = SPREAD_V4_BITS, .spread_v6_bits = SPREAD_V6_BITS,
         .flags = c->rc->apex_soa_in_any ? 0 : IBP_HDR_NO_APEX_SOA_IN_ANY,
         .acme_budget_ms = c->rc->acme_budget_ms,
+        .map_text = map_text == IBP_TBL_NONE ? 0 : map_text + 1,
     };
     uint8_t *reuse = c->reuse;
     c->reuse = NULL;

@@ -67,20 +67,34 @@ typedef struct ibp_compile_out {
     ibp_map_stats_t maps;
 } ibp_compile_out_t;
 
-/* What the MaxMind walk needs from the model: member sites in key order and
- * the countries that have overrides. The geo classes stay valid while these
- * are unchanged (compare fingerprints). Free *sites and *ccs. */
+/* What the MaxMind walk needs from the model: member sites in key order,
+ * the countries that have overrides and Routing.Nets with its member keys
+ * resolved. The geo classes stay valid while these are unchanged (compare
+ * fingerprints). Free with ibp_geo_needs_free. */
 typedef struct ibp_geo_needs {
     ibp_site_t *sites;
     size_t n_sites;
     char (*ccs)[3];
     size_t n_ccs;
+    ibp_geo_net_t *nets;
+    size_t n_nets;
+    uint16_t *listed;      /* the nets' member indexes, back to back */
+    const ibp_map_t *map;  /* Routing.Map (borrowed), NULL: none */
+    ibp_geo_map_list_t *map_lists;   /* [id - 1] of its lists */
+    size_t n_map_lists;
+    uint16_t *map_listed;  /* their member indexes, back to back */
     uint64_t fingerprint;
 } ibp_geo_needs_t;
 
+/* nets and map may be NULL. A member key the members do not have is an
+ * error naming the nets' (map's) file and the entry's path. The needs
+ * borrow the map: it must outlive them. */
 IBP_MUST_CHECK
 bool ibp_geo_needs_from_model(const ibp_members_t *m, const ibp_overrides_t *o,
+                              const ibp_nets_t *nets, const ibp_map_t *map,
                               ibp_geo_needs_t *out, ibp_err_t *err);
+/* The MaxMind walk's input for these needs. */
+ibp_geo_input_t ibp_geo_input_of(const ibp_geo_needs_t *n, const char *mmdb_path);
 void ibp_geo_needs_free(ibp_geo_needs_t *n);
 
 IBP_MUST_CHECK

@@ -1,8 +1,10 @@
 #include "ibp_explain.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "ibp_geo.h"
+#include "ibp_map.h"
 
 static json_t *location_json(const ibp_geo_point_t *p)
 {
@@ -77,6 +79,64 @@ static void locate(ibp_geo_locator_t *loc, const ibp_client_t *c, const ibp_rout
         memset(p, 0, sizeof *p);   /* a lookup error shows as "no location" */
 }
 
+/* "net 203.0.113.0/24": the most specific Routing.Nets entry holding the
+ * address routed on (an IPv4-embedding IPv6 address as its IPv4 one, as the
+ * lookup did), as the config wrote it, normalised. */
+static json_t *net_rule(const ibp_table_t *t, const ibp_client_t *c)
+{
+    uint8_t key[16];
+    memcpy(key, c->addr.b, 16);
+    uint32_t v4bits;
+    if (!c->v4 && ibp_addr_v4_embedded(&c->addr, &v4bits)) {
+        memset(key, 0, 12);
+        for (int i = 0; i < 4; i++)
+            key[12 + i] = (uint8_t)(v4bits >> (24 - 8 * i));
+    }
+    const ibp_tbl_net_t *n = ibp_table_net_of(t, key);
+    if (!n || n->text >= t->strings_size)
+        return json_string("net");
+    return json_sprintf("net %s", ibp_table_str(t, n->text));
+}
+
+/* "map EU/DE/BY/Munich": the table's Routing.Map resolved again for the
+ * location the lookup used (the classes keep no names; the map is small and
+ * this runs once per explanation). Without the database: "map". */
+static json_t *map_rule(const ibp_table_t *t, const ibp_geo_point_t *p)
+{
+    uint32_t at = t->h->map_text;
+    if (!at || !p->found)
+        return json_string("map");
+    const char *text = ibp_table_str(t, at - 1);
+    ibp_map_t m;
+    ibp_err_t err;
+    if (!ibp_map_parse(text, strlen(text), "table", &m, &err))
+        return json_string("map");
+    ibp_map_loc_t loc = {.continent = p->continent, .country = p->cc, .city = p->city};
+    for (size_t i = 0; i < p->n_subs && i < IBP_MAP_SUBS_MAX; i++)
+        loc.subs[loc.n_subs++] = p->subs[i];
+    ibp_map_rule_t r;
+    json_t *out = ibp_map_resolve(&m, &loc, &r) == IBP_MAP_LIST
+                      ? json_sprintf("map %s", r.text) : json_string("map");
+    ibp_map_free(&m);
+    return out;
+}
+
+/* The rule that decided, with its detail: "failover-spread 2 of 3" is the
+ * second of three next-nearest members the down nearest one's clients share. */
+static json_t *rule_json(const ibp_table_t *t, const ibp_client_t *c, const ibp_route_t *r,
+                         const ibp_geo_point_t *where)
+{
+    if (r->how == IBP_HOW_NET || r->how == IBP_HOW_NET_FALLBACK)
+        return net_rule(t, c);
+    if (r->how == IBP_HOW_MAP || r->how == IBP_HOW_MAP_FALLBACK)
+        return map_rule(t, where);
+    if (r->how != IBP_HOW_FAILOVER_SPREAD)
+        return json_string(ibp_route_how_name(r->how));
+    char rule[48];
+    snprintf(rule, sizeof rule, "failover-spread %u of %u", r->spread_pick, r->spread_of);
+    return json_string(rule);
+}
+
 json_t *ibp_explain_lookup(const ibp_table_t *t, const char *name, unsigned family,
                            const char *ip, const char *ecs, const ibp_client_t *client,
                            ibp_geo_locator_t *loc)
@@ -96,6 +156,7 @@ json_t *ibp_explain_lookup(const ibp_table_t *t, const char *name, unsigned fami
     json_object_set_new(out, "scope", json_integer(r.scope));
     json_object_set_new(out, "ttl", json_integer(t->h->ttl));
     json_object_set_new(out, "how", json_string(ibp_route_how_name(r.how)));
+    json_object_set_new(out, "rule", rule_json(t, client, &r, &where));
     json_object_set_new(out, "location", location_json(&where));
     json_object_set_new(out, "candidates", ibp_explain_candidates(t, h, family));
     json_object_set_new(out, "records", records_json(t, nm));

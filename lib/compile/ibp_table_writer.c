@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const size_t elem_sizes[IBP_SEC_COUNT] = {
+static const size_t elem_sizes[IBP_SEC_ALL] = {
     [IBP_SEC_STRINGS] = 1,
     [IBP_SEC_ZONES] = sizeof(ibp_tbl_zone_t),
     [IBP_SEC_NAMES] = sizeof(ibp_tbl_name_t),
@@ -39,12 +39,13 @@ static const size_t elem_sizes[IBP_SEC_COUNT] = {
     [IBP_SEC_CLIENT_TEXT] = 1,
     [IBP_SEC_CLIENT_OFFS] = sizeof(uint32_t),
     [IBP_SEC_CLIENT_INDEX] = sizeof(uint32_t),
+    [IBP_SEC_NETS] = sizeof(ibp_tbl_net_t),
 };
 
 void ibp_tb_init(ibp_tb_t *b)
 {
     memset(b, 0, sizeof *b);
-    for (int s = 0; s < IBP_SEC_COUNT; s++)
+    for (int s = 0; s < IBP_SEC_ALL; s++)
         b->sec[s].elem = elem_sizes[s];
     /* Offset 0 is the empty string, so a zeroed reference is always valid. */
     ibp_tb_str(b, "", 0);
@@ -59,7 +60,7 @@ static void free_section(ibp_tb_section_t *sec)
 
 void ibp_tb_free(ibp_tb_t *b)
 {
-    for (int s = 0; s < IBP_SEC_COUNT; s++)
+    for (int s = 0; s < IBP_SEC_ALL; s++)
         free_section(&b->sec[s]);
     memset(b, 0, sizeof *b);
 }
@@ -195,6 +196,16 @@ bool ibp_tb_finish_into(ibp_tb_t *b, const ibp_tbl_header_t *fields, uint8_t *re
         h.sections[s].elem_size = (uint32_t)b->sec[s].elem;
         off = align8(off + h.sections[s].size);
     }
+    size_t nets_off = off, nets_size = b->sec[IBP_SEC_NETS].n * sizeof(ibp_tbl_net_t);
+    if (nets_size) {
+        if (nets_off / 8 > UINT32_MAX) {
+            free(reuse);
+            return ibp_err_set(err, "table too large for Routing.Nets (%zu bytes)", off);
+        }
+        h.nets_offset8 = (uint32_t)(nets_off / 8);
+        h.n_nets = (uint32_t)b->sec[IBP_SEC_NETS].n;
+        off = align8(off + nets_size);
+    }
     h.file_size = off;
     uint8_t *buf = table_buffer(&h, reuse, reuse_cap, out_cap);
     if (!buf)
@@ -206,6 +217,9 @@ bool ibp_tb_finish_into(ibp_tb_t *b, const ibp_tbl_header_t *fields, uint8_t *re
             memcpy(buf + h.sections[s].offset, b->sec[s].data, h.sections[s].size);
         free_section(&b->sec[s]);
     }
+    if (nets_size)
+        memcpy(buf + nets_off, b->sec[IBP_SEC_NETS].data, nets_size);
+    free_section(&b->sec[IBP_SEC_NETS]);
     h.checksum = 0;
     memcpy(buf, &h, sizeof h);
     h.checksum = ibp_table_checksum(buf, off);

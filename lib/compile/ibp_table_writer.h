@@ -18,7 +18,7 @@ typedef struct ibp_tb_section {
 } ibp_tb_section_t;
 
 typedef struct ibp_tb {
-    ibp_tb_section_t sec[IBP_SEC_COUNT];
+    ibp_tb_section_t sec[IBP_SEC_ALL];
     bool oom;              /* sticky: any failed allocation */
 } ibp_tb_t;
 

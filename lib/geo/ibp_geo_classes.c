@@ -82,6 +82,26 @@ bool ibp_geo_classes_index_updates(ibp_geo_classes_t *c, ibp_err_t *err)
     return true;
 }
 
+bool ibp_geo_classes_room(ibp_geo_classes_t *c, size_t *cap, const char *what, ibp_err_t *err)
+{
+    size_t n = c->n_members ? c->n_members : 1;
+    if (c->n_cls + 1 >= IBP_GEO_NO_NET / n || c->n_cls + 1 >= IBP_TBL_LEAF)
+        return ibp_err_set(err, "%s: too many classes", what);
+    if (c->n_cls < *cap)
+        return true;
+    size_t grown = 2 * c->n_cls + 16;
+    ibp_geo_class_t *cls = realloc(c->cls, grown * sizeof *cls);
+    if (!cls)
+        return ibp_err_set(err, "out of memory");
+    c->cls = cls;
+    uint16_t *orders = realloc(c->orders, grown * n * sizeof *orders);
+    if (!orders)
+        return ibp_err_set(err, "out of memory");
+    c->orders = orders;
+    *cap = grown;
+    return true;
+}
+
 void ibp_geo_classes_free(ibp_geo_classes_t *c)
 {
     free_index(c);

@@ -8,57 +8,12 @@
 #include <string.h>
 #include <strings.h>
 
+#include "ibp_u64map.h"
+
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
 /* ---- small open-addressing maps ---------------------------------------- */
-
-typedef struct u64map {        /* data-record offset + 1 -> class id */
-    uint64_t *keys;
-    uint32_t *vals;
-    size_t cap, n;
-} u64map_t;
-
-static size_t hash_u64(uint64_t k)
-{
-    k ^= k >> 33;
-    k *= 0xff51afd7ed558ccdULL;
-    k ^= k >> 33;
-    return (size_t)k;
-}
-
-static bool u64map_grow(u64map_t *m)
-{
-    size_t cap = m->cap ? m->cap * 2 : 1 << 16;
-    uint64_t *keys = calloc(cap, sizeof *keys);
-    uint32_t *vals = calloc(cap, sizeof *vals);
-    if (!keys || !vals) {
-        free(keys);
-        free(vals);
-        return false;
-    }
-    for (size_t i = 0; i < m->cap; i++) {
-        if (!m->keys[i])
-            continue;
-        size_t j = hash_u64(m->keys[i]) & (cap - 1);
-        while (keys[j])
-            j = (j + 1) & (cap - 1);
-        keys[j] = m->keys[i];
-        vals[j] = m->vals[i];
-    }
-    free(m->keys);
-    free(m->vals);
-    m->keys = keys;
-    m->vals = vals;
-    m->cap = cap;
-    return true;
-}
-
-static void u64map_free(u64map_t *m)
-{
-    free(m->keys);
-    free(m->vals);
-}
 
 /* Data-record offset -> class id. Probed once per network of the database
  * (millions of times, in random order), so key and value share one 8-byte
@@ -77,7 +32,7 @@ static bool offmap_grow(offmap_t *m)
     for (size_t i = 0; i < m->cap; i++) {
         if (!m->slots[i].key)
             continue;
-        size_t j = hash_u64(m->slots[i].key) & (cap - 1);
+        size_t j = ibp_u64_hash(m->slots[i].key) & (cap - 1);
         while (slots[j].key)
             j = (j + 1) & (cap - 1);
         slots[j] = m->slots[i];
@@ -90,7 +45,7 @@ static bool offmap_grow(offmap_t *m)
 
 static struct offslot *offmap_slot(const offmap_t *m, uint32_t key)
 {
-    size_t j = hash_u64(key) & (m->cap - 1);
+    size_t j = ibp_u64_hash(key) & (m->cap - 1);
     while (m->slots[j].key && m->slots[j].key != key)
         j = (j + 1) & (m->cap - 1);
     return &m->slots[j];
@@ -102,6 +57,7 @@ struct place {
     double lat, lon;
     char cc[3];
     bool used;
+    uint32_t rule;         /* Routing.Map list, 0 none */
     uint32_t id;
 };
 
@@ -110,8 +66,9 @@ typedef struct walker {
     const ibp_geo_input_t *in;
     ibp_geo_classes_t *out;
     offmap_t by_offset;    /* record offset -> class */
-    u64map_t by_key;       /* class key hash -> class id + 1 (chained by probing on key bytes) */
+    ibp_u64map_t by_key;       /* class key hash -> class id + 1 (chained by probing on key bytes) */
     uint16_t *order_buf;
+    uint16_t *order_tmp;   /* order_listed_first's scratch */
     ibp_geo_rank_t *rank_buf;
     /* Records at the same place and country are one class: a thousand members
      * sort for each place once, not for each of the half million records. */
@@ -132,16 +89,16 @@ static bool cc_relevant(const ibp_geo_input_t *in, const char *cc)
 }
 
 static bool class_equal(const walker_t *w, uint32_t id, bool located, const char cc[3],
-                        const uint16_t *order)
+                        uint32_t rule, const uint16_t *order)
 {
     const ibp_geo_class_t *c = &w->out->cls[id];
     size_t n = w->out->n_members;
-    return c->located == located && !memcmp(c->cc, cc, 3) &&
+    return c->located == located && !memcmp(c->cc, cc, 3) && c->map_rule == rule &&
            (!located || !memcmp(&w->out->orders[c->order], order, n * sizeof *order));
 }
 
-static bool class_append(walker_t *w, bool located, const char cc[3], const uint16_t *order,
-                         double lat, double lon, uint32_t *id)
+static bool class_append(walker_t *w, bool located, const char cc[3], uint32_t rule,
+                         const uint16_t *order, double lat, double lon, uint32_t *id)
 {
     ibp_geo_classes_t *o = w->out;
     size_t n = o->n_members;
@@ -167,6 +124,9 @@ static bool class_append(walker_t *w, bool located, const char cc[3], const uint
     c->order = (uint32_t)(o->n_cls * n);
     c->lat = lat;
     c->lon = lon;
+    c->net = IBP_GEO_NO_NET;
+    c->map_rule = rule;
+    c->n_listed = rule ? (uint32_t)w->in->map_lists[rule - 1].n_listed : 0;
     if (located)
         memcpy(&o->orders[c->order], order, n * sizeof *order);
     else
@@ -175,27 +135,28 @@ static bool class_append(walker_t *w, bool located, const char cc[3], const uint
     return true;
 }
 
-static uint64_t class_hash(bool located, const char cc[3], const uint16_t *order, size_t n)
+static uint64_t class_hash(bool located, const char cc[3], uint32_t rule, const uint16_t *order,
+                           size_t n)
 {
-    uint64_t h = XXH3_64bits_withSeed(cc, 3, located);
+    uint64_t h = XXH3_64bits_withSeed(cc, 3, located + ((uint64_t)rule << 1));
     return located ? XXH3_64bits_withSeed(order, n * sizeof *order, h) : h;
 }
 
-static bool class_intern(walker_t *w, bool located, const char cc[3], double lat, double lon,
-                         uint32_t *id)
+static bool class_intern(walker_t *w, bool located, const char cc[3], uint32_t rule,
+                         double lat, double lon, uint32_t *id)
 {
     const uint16_t *order = w->order_buf;
-    uint64_t key = class_hash(located, cc, order, w->out->n_members) | 1; /* never 0 */
-    if (w->by_key.n * 2 >= w->by_key.cap && !u64map_grow(&w->by_key))
+    uint64_t key = class_hash(located, cc, rule, order, w->out->n_members) | 1; /* never 0 */
+    if (w->by_key.n * 2 >= w->by_key.cap && !ibp_u64map_grow(&w->by_key, 1u << 16))
         return ibp_err_set(w->err, "out of memory");
-    size_t j = hash_u64(key) & (w->by_key.cap - 1);
+    size_t j = ibp_u64_hash(key) & (w->by_key.cap - 1);
     for (; w->by_key.keys[j]; j = (j + 1) & (w->by_key.cap - 1))
         if (w->by_key.keys[j] == key &&
-            class_equal(w, w->by_key.vals[j], located, cc, order)) {
+            class_equal(w, w->by_key.vals[j], located, cc, rule, order)) {
             *id = w->by_key.vals[j];
             return true;
         }
-    if (!class_append(w, located, cc, order, lat, lon, id))
+    if (!class_append(w, located, cc, rule, order, lat, lon, id))
         return false;
     w->by_key.keys[j] = key;
     w->by_key.vals[j] = *id;
@@ -253,9 +214,9 @@ static bool record_location(walker_t *w, MMDB_entry_s *entry, bool *located,
     return true;
 }
 
-static size_t place_hash(double lat, double lon, const char cc[3])
+static size_t place_hash(double lat, double lon, const char cc[3], uint32_t rule)
 {
-    uint64_t k[3] = {0, 0, 0};
+    uint64_t k[3] = {0, 0, (uint64_t)rule << 32};
     memcpy(&k[0], &lat, sizeof lat);
     memcpy(&k[1], &lon, sizeof lon);
     memcpy(&k[2], cc, 3);
@@ -263,20 +224,22 @@ static size_t place_hash(double lat, double lon, const char cc[3])
 }
 
 /* The slot of (lat, lon, cc): its class if used, else where it goes. */
-static struct place *place_slot(walker_t *w, double lat, double lon, const char cc[3])
+static struct place *place_slot(walker_t *w, double lat, double lon, const char cc[3],
+                                uint32_t rule)
 {
     size_t mask = w->places_cap - 1;
-    for (size_t h = place_hash(lat, lon, cc) & mask;; h = (h + 1) & mask) {
+    for (size_t h = place_hash(lat, lon, cc, rule) & mask;; h = (h + 1) & mask) {
         struct place *p = &w->places[h];
-        if (!p->used || (p->lat == lat && p->lon == lon && !memcmp(p->cc, cc, 3)))
+        if (!p->used ||
+            (p->lat == lat && p->lon == lon && !memcmp(p->cc, cc, 3) && p->rule == rule))
             return p;
     }
 }
 
 static bool place_put(walker_t *w, struct place *p, double lat, double lon, const char cc[3],
-                      uint32_t id)
+                      uint32_t rule, uint32_t id)
 {
-    *p = (struct place){.lat = lat, .lon = lon, .used = true, .id = id};
+    *p = (struct place){.lat = lat, .lon = lon, .used = true, .rule = rule, .id = id};
     memcpy(p->cc, cc, 3);
     w->places_n++;
     if (2 * w->places_n < w->places_cap)
@@ -289,7 +252,7 @@ static bool place_put(walker_t *w, struct place *p, double lat, double lon, cons
         const struct place *q = &w->places[i];
         if (!q->used)
             continue;
-        size_t h = place_hash(q->lat, q->lon, q->cc) & (cap - 1);
+        size_t h = place_hash(q->lat, q->lon, q->cc, q->rule) & (cap - 1);
         while (grown[h].used)
             h = (h + 1) & (cap - 1);
         grown[h] = *q;
@@ -301,6 +264,76 @@ static bool place_put(walker_t *w, struct place *p, double lat, double lon, cons
 }
 
 static bool record_class_lookup(walker_t *w, MMDB_entry_s *entry, uint32_t key, uint32_t *id);
+
+#define NAME_MAX_BYTES 64   /* longer names match no map key gdnsd would take either */
+
+/* The string at path into buf (NUL-terminated), or "" when absent, not a
+ * string or too long. */
+static bool record_name(walker_t *w, MMDB_entry_s *entry, const char *const *path, char *buf)
+{
+    MMDB_entry_data_s data;
+    buf[0] = '\0';
+    if (!get_value(w, entry, &data, path))
+        return false;
+    if (data.has_data && data.type == MMDB_DATA_TYPE_UTF8_STRING &&
+        data.data_size < NAME_MAX_BYTES && !memchr(data.utf8_string, 0, data.data_size)) {
+        memcpy(buf, data.utf8_string, data.data_size);
+        buf[data.data_size] = '\0';
+    }
+    return true;
+}
+
+/* The Routing.Map list this record's names resolve to (gdnsd reads the
+ * same fields: continent.code, country.iso_code, subdivisions[i].iso_code,
+ * city.names.en). */
+static bool record_map_rule(walker_t *w, MMDB_entry_s *entry, uint32_t *rule)
+{
+    static const char *const cont_path[] = {"continent", "code", NULL};
+    static const char *const cc_path[] = {"country", "iso_code", NULL};
+    static const char *const city_path[] = {"city", "names", "en", NULL};
+    char names[3 + IBP_GEO_SUBS_MAX][NAME_MAX_BYTES];
+    ibp_geo_names_t n = {.continent = names[0], .country = names[1], .city = names[2]};
+    if (!record_name(w, entry, cont_path, names[0]) ||
+        !record_name(w, entry, cc_path, names[1]) || !record_name(w, entry, city_path, names[2]))
+        return false;
+    for (size_t i = 0; i < IBP_GEO_SUBS_MAX; i++) {
+        char idx[4];
+        snprintf(idx, sizeof idx, "%zu", i);
+        const char *const sub_path[] = {"subdivisions", idx, "iso_code", NULL};
+        if (!record_name(w, entry, sub_path, names[3 + i]))
+            return false;
+        if (!names[3 + i][0])
+            break;   /* subdivisions past the end of the array read as absent */
+        n.subs[n.n_subs++] = names[3 + i];
+    }
+    *rule = w->in->map_rule(w->in->map_ctx, &n);
+    if (*rule > w->in->n_map_lists)
+        return ibp_err_set(w->err, "map rule %u out of range", *rule);
+    return true;
+}
+
+/* order_buf: the rule's list, then the other members as they were (by
+ * distance when located, else by key). */
+static void order_listed_first(walker_t *w, uint32_t rule, bool located)
+{
+    const ibp_geo_map_list_t *l = &w->in->map_lists[rule - 1];
+    size_t n = w->in->n_sites, at = 0;
+    uint16_t *tmp = w->order_tmp;
+    if (!located)
+        for (size_t i = 0; i < n; i++)
+            w->order_buf[i] = (uint16_t)i;
+    for (size_t i = 0; i < l->n_listed && at < n; i++)
+        if (l->listed[i] < n)   /* the compiler resolved them against these members */
+            tmp[at++] = l->listed[i];
+    for (size_t i = 0; i < n; i++) {
+        bool listed = false;
+        for (size_t k = 0; k < l->n_listed; k++)
+            listed |= l->listed[k] == w->order_buf[i];
+        if (!listed && at < n)
+            tmp[at++] = w->order_buf[i];
+    }
+    memcpy(w->order_buf, tmp, n * sizeof *tmp);
+}
 
 static bool record_class(walker_t *w, MMDB_entry_s *entry, uint32_t *id)
 {
@@ -330,13 +363,15 @@ static bool record_class_lookup(walker_t *w, MMDB_entry_s *entry, uint32_t key, 
     bool located;
     double lat = 0, lon = 0;
     char cc[3];
-    if (!record_location(w, entry, &located, &lat, &lon, cc))
+    uint32_t rule = 0;
+    if (!record_location(w, entry, &located, &lat, &lon, cc) ||
+        (w->in->map_rule && !record_map_rule(w, entry, &rule)))
         return false;
     w->out->n_records++;
-    if (!located && !cc[0]) {
+    if (!located && !cc[0] && !rule) {
         *id = IBP_CLASS_NODATA;
     } else {
-        struct place *p = located ? place_slot(w, lat, lon, cc) : NULL;
+        struct place *p = located ? place_slot(w, lat, lon, cc, rule) : NULL;
         if (p && p->used) {
             *id = p->id;
         } else {
@@ -344,8 +379,10 @@ static bool record_class_lookup(walker_t *w, MMDB_entry_s *entry, uint32_t key, 
                 ibp_site_t client = ibp_site_from_degrees(lat, lon);
                 ibp_geo_order(&client, w->in->sites, w->in->n_sites, w->order_buf, w->rank_buf);
             }
-            if (!class_intern(w, located, cc, lat, lon, id) ||
-                (p && !place_put(w, p, lat, lon, cc, *id)))
+            if (rule)
+                order_listed_first(w, rule, located);
+            if (!class_intern(w, located || rule, cc, rule, lat, lon, id) ||
+                (p && !place_put(w, p, lat, lon, cc, rule, *id)))
                 return false;
         }
     }
@@ -383,16 +420,17 @@ static bool walker_init(walker_t *w, const ibp_geo_input_t *in, ibp_geo_classes_
     out->n_members = in->n_sites;
     out->fingerprint = in->fingerprint;
     w->order_buf = calloc(in->n_sites + 1, sizeof *w->order_buf);
+    w->order_tmp = calloc(in->n_sites + 1, sizeof *w->order_tmp);
     w->rank_buf = calloc(in->n_sites + 1, sizeof *w->rank_buf);
     w->places_cap = 1u << 16;
     w->places = calloc(w->places_cap, sizeof *w->places);
-    if (!w->order_buf || !w->rank_buf || !w->places || !offmap_grow(&w->by_offset) ||
-        !u64map_grow(&w->by_key))
+    if (!w->order_buf || !w->order_tmp || !w->rank_buf || !w->places || !offmap_grow(&w->by_offset) ||
+        !ibp_u64map_grow(&w->by_key, 1u << 16))
         return ibp_err_set(err, "out of memory");
     uint32_t id;   /* classes 0 and 1 are fixed: NODATA and UNDEF */
     static const char no_cc[3] = {0};
-    return class_append(w, false, no_cc, w->order_buf, 0, 0, &id) &&
-           class_append(w, false, no_cc, w->order_buf, 0, 0, &id);
+    return class_append(w, false, no_cc, 0, w->order_buf, 0, 0, &id) &&
+           class_append(w, false, no_cc, 0, w->order_buf, 0, 0, &id);
 }
 
 bool ibp_geo_classes_build(const ibp_geo_input_t *in, ibp_geo_classes_t *out, ibp_err_t *err)
@@ -405,16 +443,18 @@ bool ibp_geo_classes_build(const ibp_geo_input_t *in, ibp_geo_classes_t *out, ib
                                 .nodata = IBP_CLASS_NODATA, .undef = IBP_CLASS_UNDEF, .err = err};
         ok = ibp_mmdb_walk(&walk);
         out->n_nodes = walk.n_nodes;
+        ok = ok && (!in->n_nets || ibp_geo_nets_overlay(out, in->nets, in->n_nets, err));
         ok = ok && ibp_geo_classes_index(out, err);
         if (!ok)
             ibp_err_prefix(err, "%s", in->mmdb_path);
         MMDB_close(&w.db);
     }
     free(w.order_buf);
+    free(w.order_tmp);
     free(w.rank_buf);
     free(w.places);
     free(w.by_offset.slots);
-    u64map_free(&w.by_key);
+    ibp_u64map_free(&w.by_key);
     if (!ok)
         ibp_geo_classes_free(out);
     return ok;
@@ -507,5 +547,15 @@ bool ibp_geo_locate(ibp_geo_locator_t *loc, const uint8_t addr[16], bool is_v4,
     if (strlen(cc) == 2)
         memcpy(out->cc, cc, 3);
     entry_string(&r.entry, city_path, out->city, sizeof out->city);
+    static const char *const cont_path[] = {"continent", "code", NULL};
+    entry_string(&r.entry, cont_path, out->continent, sizeof out->continent);
+    for (; out->n_subs < IBP_GEO_SUBS_MAX; out->n_subs++) {
+        char idx[4];
+        snprintf(idx, sizeof idx, "%zu", out->n_subs);
+        const char *const sub_path[] = {"subdivisions", idx, "iso_code", NULL};
+        entry_string(&r.entry, sub_path, out->subs[out->n_subs], sizeof out->subs[0]);
+        if (!out->subs[out->n_subs][0])
+            break;
+    }
     return true;
 }

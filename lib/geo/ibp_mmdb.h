@@ -13,13 +13,36 @@
 #include "ibp_geo.h"
 #include "ibp_geo_classes.h"
 
+/* A data record's place names, as Routing.Map keys them (NULL: absent). */
+#define IBP_GEO_SUBS_MAX 10
+typedef struct ibp_geo_names {
+    const char *continent, *country;
+    const char *subs[IBP_GEO_SUBS_MAX];
+    size_t n_subs;
+    const char *city;
+} ibp_geo_names_t;
+
+/* Routing.Map, resolved by the compiler's callback (geo knows no JSON):
+ * a record's names -> the map list that decides them (1-based), 0 for none. */
+typedef uint32_t (*ibp_geo_map_fn)(const void *ctx, const ibp_geo_names_t *names);
+typedef struct ibp_geo_map_list {
+    const uint16_t *listed;    /* member indexes in list order */
+    size_t n_listed;
+} ibp_geo_map_list_t;
+
 typedef struct ibp_geo_input {
     const char *mmdb_path;
     const ibp_site_t *sites;   /* members, sorted by key */
     size_t n_sites;
     const char (*ccs)[3];      /* countries with overrides, uppercase */
     size_t n_ccs;
-    uint64_t fingerprint;      /* copied into the result */
+    const ibp_geo_net_t *nets; /* Routing.Nets, overlaid after the walk */
+    size_t n_nets;
+    ibp_geo_map_fn map_rule;   /* NULL: no Routing.Map */
+    const void *map_ctx;
+    const ibp_geo_map_list_t *map_lists;  /* [rule - 1] */
+    size_t n_map_lists;
+    uint64_t fingerprint;      /* copied into the result (covers the nets and map too) */
 } ibp_geo_input_t;
 
 IBP_MUST_CHECK
@@ -32,6 +55,9 @@ typedef struct ibp_geo_point {
     double lat, lon;
     char cc[3];
     char city[64];
+    char continent[4];         /* what Routing.Map keys (continent.code) */
+    char subs[IBP_GEO_SUBS_MAX][64];   /* subdivisions[i].iso_code */
+    size_t n_subs;
 } ibp_geo_point_t;
 
 typedef struct ibp_geo_locator ibp_geo_locator_t;

@@ -152,3 +152,27 @@ void ibp_trie_free(ibp_trie_t *t)
     free(t->nodes);
     memset(t, 0, sizeof *t);
 }
+
+bool ibp_nlist_intersect(const ibp_nlist_t *a, const ibp_nlist_t *b, ibp_nlist_combine_fn combine,
+                         void *ctx, ibp_nlist_t *out, ibp_err_t *err)
+{
+    if (!a->n || !b->n)
+        return ibp_err_set(err, "network lists do not partition the space");
+    size_t i = 0, j = 0;
+    ibp_u128_t end_a = ibp_nlist_block(a->len[0]), end_b = ibp_nlist_block(b->len[0]);
+    while (!out->full) {
+        if (i >= a->n || j >= b->n)
+            return ibp_err_set(err, "network lists do not partition the space");
+        unsigned len = a->len[i] > b->len[j] ? a->len[i] : b->len[j];
+        uint32_t id;
+        if (!combine(ctx, a->val[i], b->val[j], &id) || !ibp_nlist_append(out, len, id, err))
+            return false;
+        if (out->full)
+            break;
+        if (out->end == end_a && ++i < a->n)
+            end_a += ibp_nlist_block(a->len[i]);
+        if (out->end == end_b && ++j < b->n)
+            end_b += ibp_nlist_block(b->len[j]);
+    }
+    return true;
+}

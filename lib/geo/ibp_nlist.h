@@ -40,6 +40,21 @@ static inline bool ibp_nlist_aligned(const ibp_nlist_t *l, unsigned plen)
     return (l->end & low) == 0;
 }
 
+/* The addresses a prefix of length len covers (0: the whole space, 2^128). */
+static inline ibp_u128_t ibp_nlist_block(unsigned len)
+{
+    return len == 0 ? 0 : (ibp_u128_t)1 << (128 - len);
+}
+
+/* Two complete lists intersected into out: every block where a's entry
+ * with value va meets b's with vb gets combine(ctx, va, vb). Both lists
+ * partition the space into aligned blocks, so at every step the smaller of
+ * the two current blocks starts there and lies in the other. */
+typedef bool (*ibp_nlist_combine_fn)(void *ctx, uint32_t va, uint32_t vb, uint32_t *out);
+IBP_MUST_CHECK
+bool ibp_nlist_intersect(const ibp_nlist_t *a, const ibp_nlist_t *b, ibp_nlist_combine_fn combine,
+                         void *ctx, ibp_nlist_t *out, ibp_err_t *err);
+
 /* A binary trie over a complete list, in the table's node layout: node i has
  * children nodes[2i], nodes[2i+1]; a child with IBP_TBL_LEAF set is a leaf
  * whose low 31 bits are the entry's value. */

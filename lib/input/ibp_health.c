@@ -30,7 +30,135 @@ void ibp_health_free(ibp_health_t *h)
         ibp_strarr_free(h->groups[i].offline, h->groups[i].n_offline);
     }
     free(h->groups);
+    for (size_t i = 0; i < h->n_obs; i++) {
+        ibp_health_obs_t *o = &h->obs[i];
+        free(o->member);
+        free(o->check);
+        free(o->domain);
+        free(o->endpoint);
+        free(o->error);
+        free(o->data);
+    }
+    free(h->obs);
     *h = (ibp_health_t){0};
+}
+
+/* ---- member events' view ------------------------------------------------- */
+
+static const char *const kind_names[] = {"site", "domain", "endpoint"};
+
+const char *ibp_check_kind_name(ibp_check_kind_t kind)
+{
+    return kind_names[kind];
+}
+
+bool ibp_check_kind_parse(const char *name, ibp_check_kind_t *out)
+{
+    for (int i = 0; i < 3; i++)
+        if (name && !strcmp(name, kind_names[i])) {
+            *out = (ibp_check_kind_t)i;
+            return true;
+        }
+    return false;
+}
+
+void ibp_health_event_key(ibp_check_kind_t kind, const char *check, const char *domain,
+                          const char *endpoint, const char *member, bool ipv6, uint64_t *hi,
+                          uint64_t *lo)
+{
+    XXH3_state_t st;
+    XXH3_128bits_reset(&st);
+    const char head[2] = {(char)('0' + kind), ipv6 ? '6' : '4'};
+    XXH3_128bits_update(&st, head, 2);
+    const char *parts[] = {check, domain, endpoint, member};
+    for (int i = 0; i < 4; i++) {
+        const char *p = parts[i] ? parts[i] : "";
+        XXH3_128bits_update(&st, p, strlen(p) + 1);   /* with the NUL: no two keys run together */
+    }
+    XXH128_hash_t d = XXH3_128bits_digest(&st);
+    *hi = d.high64;
+    *lo = d.low64;
+}
+
+/* At most max bytes, cut before a UTF-8 continuation byte. */
+static char *dup_cut_bytes(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n > max) {
+        n = max;
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+            n--;
+    }
+    return strndup(s, n);
+}
+
+/* At most max characters of UTF-8 (a VARCHAR's width). */
+static char *dup_cut_chars(const char *s, size_t max)
+{
+    size_t i = 0, chars = 0;
+    while (s[i] && chars < max) {
+        i++;
+        while (((unsigned char)s[i] & 0xC0) == 0x80)
+            i++;
+        chars++;
+    }
+    return strndup(s, i);
+}
+
+/* A group as its results' events name it. */
+typedef struct group_ctx {
+    ibp_check_kind_t kind;
+    bool ipv6;
+    const char *check, *domain, *url;
+    ibp_health_t *h;
+    ibp_health_obs_t *obs;     /* room for this group's results */
+    size_t n_obs;
+} group_ctx_t;
+
+static char *data_text(const json_t *r)
+{
+    json_t *d = ibp_json_get(r, "Data");
+    if (!json_is_object(d))
+        return NULL;
+    char *text = json_dumps(d, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (text && strlen(text) > IBP_EVENT_DATA_MAX) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
+/* The failed result's texts; false only when out of memory. */
+static bool obs_texts(const group_ctx_t *g, const json_t *r, const char *member,
+                      const char *error, ibp_health_obs_t *o)
+{
+    o->member = strdup(member);
+    o->check = dup_cut_chars(g->check, IBP_EVENT_CHECK_NAME_MAX);
+    o->domain = g->kind != IBP_CHECK_SITE ? strdup(g->domain) : NULL;
+    o->endpoint = g->kind == IBP_CHECK_ENDPOINT ? strdup(g->url) : NULL;
+    o->error = dup_cut_bytes(error, IBP_EVENT_ERROR_MAX);
+    o->data = data_text(r);
+    return o->member && o->check && (g->kind == IBP_CHECK_SITE || o->domain) &&
+           (g->kind != IBP_CHECK_ENDPOINT || o->endpoint) && o->error;
+}
+
+static bool obs_add(group_ctx_t *g, const json_t *r, const char *member, const char *error,
+                    bool online)
+{
+    if (g->kind == IBP_CHECK_ENDPOINT && strlen(g->url) > IBP_EVENT_ENDPOINT_MAX) {
+        g->h->n_obs_skipped++;
+        return true;
+    }
+    ibp_health_obs_t *o = &g->obs[g->n_obs++];
+    *o = (ibp_health_obs_t){.online = online, .ipv6 = g->ipv6, .kind = g->kind};
+    char *check = dup_cut_chars(g->check, IBP_EVENT_CHECK_NAME_MAX);
+    if (!check)
+        return false;
+    ibp_health_event_key(g->kind, check, g->kind != IBP_CHECK_SITE ? g->domain : NULL,
+                         g->kind == IBP_CHECK_ENDPOINT ? g->url : NULL, member, g->ipv6,
+                         &o->key_hi, &o->key_lo);
+    free(check);
+    return online || obs_texts(g, r, member, error, o);
 }
 
 /* ---- RFC 3339 ------------------------------------------------------------- */
@@ -100,7 +228,7 @@ static bool result_time(const ibp_jctx_t *c, const json_t *r, const char *path)
 /* Checks every field Go would decode, so a snapshot Go would refuse is
  * refused here too; keeps the member if its Status is false (or absent). */
 static bool result_parse(const ibp_jctx_t *c, const json_t *r, const char *path,
-                         ibp_strv_t *offline)
+                         ibp_strv_t *offline, group_ctx_t *g)
 {
     bool status = false, v6 = false;
     const char *name = NULL, *text = NULL;
@@ -117,6 +245,8 @@ static bool result_parse(const ibp_jctx_t *c, const json_t *r, const char *path,
         return ibp_jerr(c, npath, "%zu bytes is longer than any member name (%d)", strlen(name),
                         IBP_MEMBER_NAME_MAX);
     }
+    if (!obs_add(g, r, name ? name : "", text ? text : "", status))
+        return ibp_jerr(c, path, "out of memory");
     if (status)
         return true;
     if (!ibp_strv_push(offline, name ? name : ""))
@@ -124,12 +254,27 @@ static bool result_parse(const ibp_jctx_t *c, const json_t *r, const char *path,
     return true;
 }
 
+/* Room in h->obs for n more results (the group's). */
+static bool obs_reserve(ibp_health_t *h, size_t n, group_ctx_t *g)
+{
+    ibp_health_obs_t *o = realloc(h->obs, (h->n_obs + n ? h->n_obs + n : 1) * sizeof *o);
+    if (!o)
+        return false;
+    h->obs = o;
+    g->obs = o + h->n_obs;
+    g->n_obs = 0;
+    return true;
+}
+
 static bool group_results(const ibp_jctx_t *c, const json_t *g, const char *path,
-                          ibp_strv_t *offline)
+                          ibp_strv_t *offline, group_ctx_t *gc)
 {
     json_t *results = NULL;
     if (!ibp_jget_array(c, g, path, "Results", IBP_J_OPTIONAL, &results))
         return false;
+    if (!obs_reserve(gc->h, json_array_size(results), gc))
+        return ibp_jerr(c, path, "out of memory");
+    bool ok = true;
     char rpath[IBP_JPATH_MAX];
     ibp_jpath_key(rpath, path, "Results");
     size_t i;
@@ -137,14 +282,26 @@ static bool group_results(const ibp_jctx_t *c, const json_t *g, const char *path
     json_array_foreach(results, i, r) {
         char ipath[IBP_JPATH_MAX];
         ibp_jpath_index(ipath, rpath, i);
-        if (!result_parse(c, r, ipath, offline))
-            return false;
+        if (!(ok = result_parse(c, r, ipath, offline, gc)))
+            break;
     }
-    return true;
+    gc->h->n_obs += gc->n_obs;   /* a half-filled one too, for ibp_health_free */
+    return ok;
+}
+
+/* Checked before the results, whose events name the domain. */
+static bool group_domain_ok(const ibp_jctx_t *c, const char *path, const char *domain)
+{
+    if (!domain || strlen(domain) <= IBP_NAME_MAX)
+        return true;
+    char dpath[IBP_JPATH_MAX];
+    ibp_jpath_key(dpath, path, "Domain");
+    return ibp_jerr(c, dpath, "%zu bytes is longer than a DNS name (%d)", strlen(domain),
+                    IBP_NAME_MAX);
 }
 
 static bool group_parse(const ibp_jctx_t *c, const json_t *g, const char *path,
-                        ibp_health_group_t *out)
+                        ibp_health_t *h, ibp_health_group_t *out)
 {
     const char *check = NULL, *domain = NULL, *url = NULL;
     ibp_strv_t offline = {0};
@@ -153,7 +310,13 @@ static bool group_parse(const ibp_jctx_t *c, const json_t *g, const char *path,
         !ibp_jget_string(c, g, path, "Domain", IBP_J_OPTIONAL, &domain) ||
         !ibp_jget_string(c, g, path, "RpcUrl", IBP_J_OPTIONAL, &url) ||
         !ibp_jget_bool(c, g, path, "IsIPv6", IBP_J_OPTIONAL, &out->ipv6) ||
-        !group_results(c, g, path, &offline)) {
+        !group_domain_ok(c, path, domain)) {
+        ibp_strv_free(&offline);
+        return false;
+    }
+    group_ctx_t gc = {.kind = out->kind, .ipv6 = out->ipv6, .check = check ? check : "",
+                      .domain = domain ? domain : "", .url = url ? url : "", .h = h};
+    if (!group_results(c, g, path, &offline, &gc)) {
         ibp_strv_free(&offline);
         return false;
     }
@@ -162,13 +325,6 @@ static bool group_parse(const ibp_jctx_t *c, const json_t *g, const char *path,
     if (!ibp_strv_dedup(&offline)) {
         ibp_strv_free(&offline);
         return ibp_jerr(c, path, "out of memory");
-    }
-    if (domain && strlen(domain) > IBP_NAME_MAX) {
-        ibp_strv_free(&offline);
-        char dpath[IBP_JPATH_MAX];
-        ibp_jpath_key(dpath, path, "Domain");
-        return ibp_jerr(c, dpath, "%zu bytes is longer than a DNS name (%d)", strlen(domain),
-                        IBP_NAME_MAX);
     }
     out->offline = offline.v;
     out->n_offline = offline.n;
@@ -205,7 +361,7 @@ static bool list_parse(const ibp_jctx_t *c, const json_t *root, size_t li, ibp_h
         ibp_jpath_index(gpath, lpath, i);
         ibp_health_group_t *grp = &h->groups[h->n_groups++];
         *grp = (ibp_health_group_t){.kind = health_lists[li].kind};
-        if (!group_parse(c, g, gpath, grp))
+        if (!group_parse(c, g, gpath, h, grp))
             return false;
         /* Groups where everybody is up change no answer: only count them. */
         if (grp->n_offline == 0) {
@@ -299,7 +455,6 @@ bool ibp_health_digest(const ibp_health_t *h, uint64_t *hi, uint64_t *lo)
     XXH3_state_t *st = XXH3_createState();
     bool ok = lines && st;
     size_t k = 0;
-    static const char *const kind_names[] = {"site", "domain", "endpoint"};
     for (size_t g = 0; ok && h && g < h->n_groups; g++) {
         const ibp_health_group_t *grp = &h->groups[g];
         for (size_t i = 0; ok && i < grp->n_offline; i++) {

@@ -118,6 +118,12 @@ bool ibp_statics_walk(const ibp_jctx_t *c, const json_t *root, void *model);
 IBP_MUST_CHECK
 bool ibp_health_walk(const ibp_jctx_t *c, const json_t *root, void *model);
 
+/* Routing.Nets from its object at path; repeats of a network with another
+ * list are warned about in warn. On failure *out is freed. */
+IBP_MUST_CHECK
+bool ibp_nets_from_json(const ibp_jctx_t *c, const json_t *obj, const char *path,
+                        ibp_nets_t *out, ibp_strv_t *warn);
+
 /* A top-level object keyed by entry key (members, services): each entry
  * parsed by parse(key, value, element) into a zeroed array of elem_size
  * elements (*v, *n). On failure *n counts the failed entry too, so freeing

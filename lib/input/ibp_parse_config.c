@@ -10,7 +10,9 @@
 #include <strings.h>
 
 #include "ibp_dname.h"
+#include "ibp_file.h"
 #include "ibp_json.h"
+#include "ibp_map.h"
 #include "ibp_model.h"
 
 #define CFG_MAX_WARNINGS 64    /* a hostile file must not make us log forever */
@@ -207,6 +209,7 @@ static const size_t cfg_str_offs[] = {
     offsetof(ibp_node_config_t, storage_counter_dir),
     offsetof(ibp_node_config_t, maxmind_download_url), offsetof(ibp_node_config_t, ca_file),
     offsetof(ibp_node_config_t, api_token), offsetof(ibp_node_config_t, routing.acme_socket),
+    offsetof(ibp_node_config_t, routing.nets_file), offsetof(ibp_node_config_t, routing.map_file),
 };
 
 static char **cfg_str(ibp_node_config_t *cfg, size_t off)
@@ -233,8 +236,9 @@ static const char *const dnsapi_keys[] = {
 static const char *const routing_keys[] = {
     "TablePath", "AnswersPerFamily", "AllDownPolicy", "Ttl", "SoaRefresh", "SoaRetry",
     "SoaExpire", "SoaMinimum", "SoaTtl", "ApexSoaInAny", "HostApexNs", "AcmeBudgetMs",
-    "AcmeCacheSeconds", "AcmeSocket", NULL};
-static const char *const storage_keys[] = {"Path", "CounterDir", "FlushSeconds", NULL};
+    "AcmeCacheSeconds", "AcmeSocket", "FailoverSpread", "Nets", "Map", "MaxShiftPercent", NULL};
+static const char *const storage_keys[] = {"Path", "CounterDir", "FlushSeconds",
+                                            "RecordEvents", NULL};
 
 static void cfg_warn(cfg_ctx_t *x, const char *path, const char *msg)
 {
@@ -392,14 +396,52 @@ static bool cfg_host_apex_ns(cfg_ctx_t *x, const json_t *r, ibp_routing_cfg_t *r
     return true;
 }
 
+/* Routing.Nets: the object inline, or a file holding it (read later, by
+ * ibp_node_config_load_nets, which knows the config's directory). */
+static bool cfg_nets(cfg_ctx_t *x, const json_t *r, ibp_routing_cfg_t *rt)
+{
+    const json_t *v = ibp_json_get(r, "Nets");
+    if (!v || json_is_null(v))
+        return true;
+    if (json_is_string(v)) {
+        if (!json_string_value(v)[0])
+            return ibp_jerr(x->c, ".Routing.Nets", "empty file name");
+        return (rt->nets_file = strdup(json_string_value(v))) != NULL ||
+               ibp_jerr(x->c, ".Routing.Nets", "out of memory");
+    }
+    if (!json_is_object(v))
+        return ibp_jerr(x->c, ".Routing.Nets", "expected an object of CIDR networks or a file "
+                        "name, got %s", ibp_json_type_name(v));
+    return ibp_nets_from_json(x->c, v, ".Routing.Nets", &rt->nets, &x->warn);
+}
+
+/* Routing.Map: the object inline, or a file holding it (read later, by
+ * ibp_node_config_load_map); member keys are checked by the compiler, which
+ * knows the members. */
+static bool cfg_map(cfg_ctx_t *x, const json_t *r, ibp_routing_cfg_t *rt)
+{
+    const json_t *v = ibp_json_get(r, "Map");
+    if (!v || json_is_null(v))
+        return true;
+    if (json_is_string(v)) {
+        if (!json_string_value(v)[0])
+            return ibp_jerr(x->c, ".Routing.Map", "empty file name");
+        return (rt->map_file = strdup(json_string_value(v))) != NULL ||
+               ibp_jerr(x->c, ".Routing.Map", "out of memory");
+    }
+    return ibp_map_from_json(x->c, v, ".Routing.Map", &rt->map);
+}
+
 static bool cfg_routing(cfg_ctx_t *x, const json_t *root)
 {
     json_t *r = NULL;
     ibp_routing_cfg_t *rt = &x->cfg->routing;
-    uint32_t answers = 1;
+    uint32_t answers = 1, failover_spread = 1;
     rt->apex_soa_in_any = false;   /* BEHAVIOR §2: PowerDNS adds its own copy */
     if (!cfg_section(x, root, "", "Routing", routing_keys, routing_strs, &r) ||
         !cfg_u32(x, r, "AnswersPerFamily", 1, IBP_MAX_ANSWERS, 1, &answers) ||
+        !cfg_u32(x, r, "FailoverSpread", 1, IBP_MAX_ANSWERS, 1, &failover_spread) ||
+        !cfg_u32(x, r, "MaxShiftPercent", 0, 100, 0, &rt->max_shift_percent) ||
         !cfg_all_down(x, r, &rt->all_down) ||
         !cfg_u32(x, r, "Ttl", 0, TTL_MAX, 30, &rt->ttl) ||
         !cfg_u32(x, r, "SoaRefresh", 0, TTL_MAX, 3600, &rt->soa_refresh) ||
@@ -412,9 +454,11 @@ static bool cfg_routing(cfg_ctx_t *x, const json_t *root)
                  &rt->acme_budget_ms) ||
         !cfg_u32(x, r, "AcmeCacheSeconds", 0, IBP_ACME_CACHE_S_MAX, IBP_ACME_CACHE_S_DEFAULT,
                  &rt->acme_cache_s) ||
-        !(r ? cfg_host_apex_ns(x, r, rt) : true))
+        !(r ? cfg_host_apex_ns(x, r, rt) : true) || !(r ? cfg_nets(x, r, rt) : true) ||
+        !(r ? cfg_map(x, r, rt) : true))
         return false;
     rt->answers_per_family = answers;
+    rt->failover_spread = failover_spread;
     return true;
 }
 
@@ -431,6 +475,7 @@ static bool cfg_system(cfg_ctx_t *x, const json_t *root)
     long long timeout = IBP_FETCH_TIMEOUT_S_DEFAULT;
     if (!cfg_section(x, root, "", "System", system_keys, system_strs, &sys) ||
         !cfg_period(x, sys, ".System", "ConfigReloadTime", &x->cfg->config_reload_s) ||
+        !cfg_period(x, sys, ".System", "MinimumOfflineTime", &x->cfg->minimum_offline_s) ||
         !cfg_int(x, sys, ".System", "FetchTimeoutSeconds", 1, IBP_FETCH_TIMEOUT_S_MAX,
                  IBP_FETCH_TIMEOUT_S_DEFAULT, &timeout) ||
         !cfg_int(x, sys, ".System", "FetchMaxBytes", 1024, 1LL << 32, IBP_FETCH_MAX_BYTES_DEFAULT,
@@ -503,9 +548,12 @@ static bool cfg_storage(cfg_ctx_t *x, const json_t *root)
     long long flush = IBP_FLUSH_DEFAULT_S;
     if (!cfg_section(x, root, "", "Storage", storage_keys, storage_strs, &st) ||
         !cfg_int(x, st, ".Storage", "FlushSeconds", 1, IBP_PERIOD_MAX_S, IBP_FLUSH_DEFAULT_S,
-                 &flush))
+                 &flush) ||
+        !ibp_jget_bool(x->c, st, ".Storage", "RecordEvents", IBP_J_OPTIONAL,
+                       &x->cfg->storage_record_events))
         return false;
     x->cfg->storage_flush_s = (int)flush;
+    x->cfg->storage_record_events_set = ibp_json_present(st, "RecordEvents");
     return true;
 }
 
@@ -514,6 +562,7 @@ static bool cfg_from(cfg_ctx_t *x, const json_t *root)
     if (!json_is_object(root))
         return ibp_jerr(x->c, ".", "expected an object, got %s", ibp_json_type_name(root));
     x->cfg->config_reload_s = IBP_PERIOD_DEFAULT_S;
+    x->cfg->minimum_offline_s = IBP_MIN_OFFLINE_DEFAULT_S;
     x->cfg->monitor_refresh_s = IBP_PERIOD_DEFAULT_S;
     cfg_check_keys(x, root, "", top_keys);
     return cfg_system(x, root) && cfg_maxmind(x, root) &&
@@ -534,6 +583,8 @@ void ibp_node_config_free(ibp_node_config_t *c)
         free(*cfg_str(c, cfg_str_offs[i]));
     ibp_overrides_free(&c->overrides);
     ibp_strarr_free(c->routing.host_apex_ns, c->routing.n_host_apex_ns);
+    ibp_nets_free(&c->routing.nets);
+    ibp_map_free(&c->routing.map);
     ibp_strarr_free(c->warnings, c->n_warnings);
     *c = (ibp_node_config_t){0};
 }
@@ -555,4 +606,18 @@ bool ibp_node_config_parse(const char *buf, size_t len, const char *src,
     if (!ok)
         ibp_node_config_free(out);
     return ok;
+}
+
+bool ibp_node_config_read_side_file(const ibp_node_config_t *cfg, const char *config_dir,
+                                    const char *file, const char *key, size_t max, char *path,
+                                    size_t path_cap, const char **name, char **buf, size_t *len,
+                                    ibp_err_t *err)
+{
+    const char *config = cfg->path ? cfg->path : "config";
+    if (!ibp_local_path(file, config_dir, path, path_cap, err) ||
+        !ibp_file_read(path, max, buf, len, err))
+        return ibp_err_prefix(err, "%s: .Routing.%s", config, key);
+    const char *slash = strrchr(path, '/');
+    *name = slash ? slash + 1 : path;
+    return true;
 }

@@ -48,6 +48,10 @@ typedef struct ibp_table {
     const uint32_t *client_offs;
     const uint32_t *client_index;     /* NULL: none (walks start at the root) */
     uint32_t n[IBP_SEC_COUNT];   /* element counts */
+    /* Routing.Nets, for explanations only: in a shared mapping they stay in
+     * the file (the coprocess never reads them). */
+    const ibp_tbl_net_t *nets;
+    uint32_t n_nets;
 } ibp_table_t;
 
 uint64_t ibp_table_checksum(const uint8_t *file, size_t len);
@@ -112,6 +116,13 @@ bool ibp_table_peek(const char *path, uint64_t *generation, uint64_t *build_time
 static inline const char *ibp_table_str(const ibp_table_t *t, uint32_t off)
 {
     return t->strings + off;
+}
+
+/* What a member is called to people: Details.Name, else its key (m in range). */
+static inline const char *ibp_table_member_label(const ibp_table_t *t, uint32_t m)
+{
+    const char *name = ibp_table_str(t, t->members[m].name);
+    return *name ? name : ibp_table_str(t, t->members[m].key);
 }
 
 /* Case-insensitive; one trailing dot is ignored. NULL if unknown. */
@@ -180,6 +191,12 @@ enum ibp_route_how {
     IBP_HOW_OVERRIDE,      /* country override */
     IBP_HOW_RESOLVER,      /* client prefix unlocated: resolver's location */
     IBP_HOW_SPREAD,        /* nobody located: stable hash over candidates */
+    IBP_HOW_FAILOVER_SPREAD, /* nearest down: stable hash over the next ones */
+    IBP_HOW_NET,           /* a Routing.Nets list */
+    IBP_HOW_NET_FALLBACK,  /* a Routing.Nets list with nobody healthy: nearest */
+    IBP_HOW_MAP,           /* a Routing.Map list */
+    IBP_HOW_MAP_FALLBACK,  /* a Routing.Map list with nobody healthy: nearest */
+    IBP_HOW_LAST = IBP_HOW_MAP_FALLBACK   /* bounds checks: the one place to move */
 };
 
 typedef struct ibp_route {
@@ -188,6 +205,7 @@ typedef struct ibp_route {
     unsigned scope;        /* ECS scope in the client address's family */
     enum ibp_route_how how;
     uint32_t answer;       /* answer index (diagnostics) */
+    unsigned spread_pick, spread_of;   /* failover spread: the first target's rank (1-based) of */
 } ibp_route_t;
 
 /* family: 0 = A (IPv4 answers), 1 = AAAA. */
@@ -206,6 +224,8 @@ uint32_t ibp_table_client_class(const ibp_table_t *t, const ibp_client_t *client
 const char *ibp_table_client_text(const ibp_table_t *t, uint32_t cls, uint32_t *len);
 
 const char *ibp_route_how_name(enum ibp_route_how how);
+/* The most specific Routing.Nets entry holding addr (IPv4 at ::/96), or NULL. */
+const ibp_tbl_net_t *ibp_table_net_of(const ibp_table_t *t, const uint8_t addr[16]);
 const char *ibp_skip_name(unsigned skip);
 const char *ibp_rrtype_name(unsigned type);
 

@@ -65,7 +65,12 @@ enum ibp_tbl_section {
     IBP_SEC_CLIENT_OFFS,   /* uint32_t per class, then one more: its text in CLIENT_TEXT */
     IBP_SEC_CLIENT_INDEX,  /* none, or 2 x IBP_TBL_INDEX_SIZE uint32_t: the client-class trie
                               16 bits into ::/96 (IPv4) and from the root (IPv6) */
-    IBP_SEC_COUNT
+    IBP_SEC_COUNT,
+    /* Past the header's section table, found by header fields, so that a
+     * table without it is the format it always was (older readers refuse
+     * only tables that have it): */
+    IBP_SEC_NETS = IBP_SEC_COUNT,   /* ibp_tbl_net_t, Routing.Nets, for explanations */
+    IBP_SEC_ALL
 };
 
 typedef struct ibp_tbl_section_ent {
@@ -98,7 +103,11 @@ typedef struct ibp_tbl_header {
     uint32_t spread_v4_bits, spread_v6_bits; /* prefix hashed for unlocated clients */
     uint32_t flags;        /* IBP_HDR_*; a reader refuses bits it does not know */
     uint32_t acme_budget_ms;   /* Routing.AcmeBudgetMs; 0 (tables before it) = the default */
-    uint32_t reserved[5];
+    uint32_t nets_offset8;     /* IBP_SEC_NETS at byte 8 x this, 0 when n_nets is 0 */
+    uint32_t n_nets;           /* (were reserved[0], reserved[1]) */
+    uint32_t map_text;         /* Routing.Map as compact JSON for explanations: its string
+                                  offset + 1, 0 without a map (was reserved[2]) */
+    uint32_t reserved[2];
     ibp_tbl_section_ent_t sections[IBP_SEC_COUNT];
 } ibp_tbl_header_t;
 
@@ -179,9 +188,22 @@ enum ibp_answer_kind {
     IBP_ANS_UNLOCATED,     /* no location: try the resolver, then spread */
     IBP_ANS_NONE,          /* nothing to answer */
     IBP_ANS_UNDEF,         /* v4-alias placeholder in the v6 space */
+    /* The nearest candidate is down (Routing.FailoverSpread): the targets
+     * (2 or more, in distance order) share its clients by a stable hash of
+     * the client prefix (spread_v4_bits, spread_v6_bits): highest random
+     * weight, so a target that comes or goes moves only its own share. */
+    IBP_ANS_FAILOVER_SPREAD,
 };
 
-enum { IBP_ANSF_FAIL_OPEN = 1u, IBP_ANSF_OVERRIDE = 2u };
+/* NET: a Routing.Nets list chose the first target; NET_FALLBACK: the
+ * client's net lists nobody healthy, the distance order chose. MAP and
+ * MAP_FALLBACK: the same for a Routing.Map list. At most one of the four. */
+enum {
+    IBP_ANSF_FAIL_OPEN = 1u, IBP_ANSF_OVERRIDE = 2u, IBP_ANSF_NET = 4u, IBP_ANSF_NET_FALLBACK = 8u,
+    IBP_ANSF_MAP = 16u, IBP_ANSF_MAP_FALLBACK = 32u,
+    IBP_ANSF_LISTED = 60u,   /* any of NET, NET_FALLBACK, MAP, MAP_FALLBACK */
+    IBP_ANSF_KNOWN = 63u,
+};
 
 typedef struct ibp_tbl_answer {
     uint8_t kind;
@@ -259,6 +281,19 @@ typedef struct ibp_tbl_input {
     uint64_t size;
 } ibp_tbl_input_t;
 
+/* Routing.Nets as the config gave it, sorted by (addr, len): what lookup
+ * explanations name as the rule that decided (the answers carry
+ * IBP_ANSF_NET). The coprocess never reads it. */
+typedef struct ibp_tbl_net {
+    uint8_t addr[16];      /* network start, host bits zero; IPv4 at ::/96 */
+    uint8_t len;           /* in the 128-bit space */
+    uint8_t flags;         /* IBP_NET_* */
+    uint16_t pad;
+    uint32_t text;         /* string: the network normalised, "203.0.113.0/24" */
+} ibp_tbl_net_t;
+
+enum { IBP_NET_AUTO = 1u };
+
 static inline bool ibp_uniform_bit(const uint64_t *words, uint32_t node)
 {
     return (words[node >> 6] >> (node & 63)) & 1u;
@@ -307,5 +342,6 @@ static_assert(sizeof(ibp_tbl_policy_t) == 32, "policy layout");
 static_assert(sizeof(ibp_tbl_geo_t) == 8, "geo layout");
 static_assert(sizeof(ibp_tbl_map_t) == 32, "map layout");
 static_assert(sizeof(ibp_tbl_input_t) == 40, "input layout");
+static_assert(sizeof(ibp_tbl_net_t) == 24, "net layout");
 
 #endif

@@ -63,7 +63,9 @@ static bool check_header(const uint8_t *buf, size_t len, ibp_err_t *err)
     if (h->acme_budget_ms > IBP_ACME_BUDGET_MS_MAX)
         return ibp_err_set(err, "ACME budget %u ms is over the %u ms a lookup may wait",
                            h->acme_budget_ms, IBP_ACME_BUDGET_MS_MAX);
-    /* Zero today, so a later writer's use of them is refused, not ignored. */
+    /* Zero today, so a later writer's use of them is refused, not ignored.
+     * Words 0, 1 and 2 of the five there were became nets_offset8, n_nets
+     * and map_text. */
     for (size_t i = 0; i < sizeof h->reserved / sizeof h->reserved[0]; i++)
         if (h->reserved[i])
             return ibp_err_set(err, "reserved header word %zu is %u, not 0 (written by a newer "
@@ -73,6 +75,23 @@ static bool check_header(const uint8_t *buf, size_t len, ibp_err_t *err)
                            (unsigned long long)h->file_size, len);
     if (ibp_table_checksum(buf, len) != h->checksum)
         return ibp_err_set(err, "checksum mismatch: the file is corrupt");
+    return true;
+}
+
+/* IBP_SEC_NETS: after the header, inside the file, whole. */
+static bool map_nets(ibp_table_t *t, ibp_err_t *err)
+{
+    const ibp_tbl_header_t *h = t->h;
+    uint64_t off = (uint64_t)h->nets_offset8 * 8, size = (uint64_t)h->n_nets * sizeof *t->nets;
+    if (!h->n_nets) {
+        if (h->nets_offset8)
+            return ibp_err_set(err, "nets offset %llu without nets", (unsigned long long)off);
+        return true;
+    }
+    if (off < sizeof *h || off > t->size || size > t->size - off)
+        return ibp_err_set(err, "the nets lie outside the file");
+    t->nets = (const ibp_tbl_net_t *)(t->base + off);
+    t->n_nets = h->n_nets;
     return true;
 }
 
@@ -113,7 +132,7 @@ static bool map_sections(ibp_table_t *t, ibp_err_t *err)
     t->client_text = at[IBP_SEC_CLIENT_TEXT];
     t->client_offs = at[IBP_SEC_CLIENT_OFFS];
     t->client_index = t->n[IBP_SEC_CLIENT_INDEX] ? at[IBP_SEC_CLIENT_INDEX] : NULL;
-    return true;
+    return map_nets(t, err);
 }
 
 static bool str_ok(const ibp_table_t *t, uint32_t off)
@@ -523,6 +542,31 @@ bool ibp_table_check_derived(const ibp_table_t *t, ibp_err_t *err)
     return ok;
 }
 
+static bool net_host_bits_zero(const ibp_tbl_net_t *n)
+{
+    for (unsigned bit = n->len; bit < 128; bit++)
+        if (n->addr[bit / 8] >> (7 - bit % 8) & 1)
+            return false;
+    return true;
+}
+
+/* Sorted and distinct, so that the most specific holder is well defined. */
+static bool check_nets(const ibp_table_t *t, ibp_err_t *err)
+{
+    for (uint32_t i = 0; i < t->n_nets; i++) {
+        const ibp_tbl_net_t *n = &t->nets[i];
+        CHECK(n->len <= 128 && !(n->flags & ~(unsigned)IBP_NET_AUTO) && !n->pad &&
+                  str_ok(t, n->text) && net_host_bits_zero(n),
+              "net %u is malformed", i);
+        if (i) {
+            int r = memcmp(t->nets[i - 1].addr, n->addr, 16);
+            CHECK(r < 0 || (r == 0 && t->nets[i - 1].len < n->len),
+                  "net %u is out of order or repeated", i);
+        }
+    }
+    return true;
+}
+
 static bool check_policy(const ibp_table_t *t, uint32_t i, ibp_err_t *err)
 {
     const ibp_tbl_policy_t *p = &t->policies[i];
@@ -534,10 +578,19 @@ static bool check_policy(const ibp_table_t *t, uint32_t i, ibp_err_t *err)
           "policy %u is malformed", i);
     for (uint32_t k = 0; k < p->answer_count; k++) {
         const ibp_tbl_answer_t *a = &t->answers[p->answer_first + k];
-        CHECK(a->kind <= IBP_ANS_UNDEF && a->n <= IBP_TBL_MAX_ANSWERS,
+        unsigned net = a->flags & IBP_ANSF_LISTED;
+        CHECK(a->kind <= IBP_ANS_FAILOVER_SPREAD && a->n <= IBP_TBL_MAX_ANSWERS &&
+                  (a->kind != IBP_ANS_FAILOVER_SPREAD || a->n >= 2) &&
+                  !(a->flags & ~(unsigned)IBP_ANSF_KNOWN) &&
+                  (net & (net - 1)) == 0 &&   /* one of the four at most */
+                  (!net || (a->kind == IBP_ANS_TARGETS && !(a->flags & IBP_ANSF_OVERRIDE) &&
+                            a->n >= 1)),
               "policy %u: answer %u is malformed", i, k);
         for (unsigned j = 0; j < a->n; j++)
             CHECK(a->target[j] < t->n[IBP_SEC_TARGETS], "policy %u: answer %u is malformed", i, k);
+        /* A net's list names members, never a country override's address. */
+        CHECK(!net || t->targets[a->target[0]].member != IBP_TBL_NONE,
+              "policy %u: answer %u is malformed", i, k);
     }
     for (uint32_t k = 0; k < p->spread_count; k++)
         CHECK(t->spread[p->spread_first + k] < t->n[IBP_SEC_TARGETS],
@@ -603,8 +656,10 @@ static bool validate(ibp_table_t *t, const ibp_table_t *trusted, ibp_err_t *err)
         return false;
     CHECK(t->strings_size > 0 && t->strings[t->strings_size - 1] == '\0',
           "string section is not terminated");
+    CHECK(!t->h->map_text || str_ok(t, t->h->map_text - 1), "Routing.Map text out of range");
     t->hash_mask = t->n[IBP_SEC_NAME_HASH] - 1;
-    if (!check_names(t, err) || !check_geo_shape(t, trusted, err) || !check_maps(t, err) ||
+    if (!check_names(t, err) || !check_nets(t, err) || !check_geo_shape(t, trusted, err) ||
+        !check_maps(t, err) ||
         !check_clients(t, trusted, err))
         return false;
     for (uint32_t i = 0; i < t->n[IBP_SEC_POLICIES]; i++)
@@ -1007,6 +1062,53 @@ static void spread(const ibp_table_t *t, const ibp_tbl_policy_t *p, const leaf_t
         out->scope = l->spread_bits;
 }
 
+static uint32_t fnv1a(uint32_t h, const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 16777619u;
+    return h;
+}
+
+/* Highest random weight of (client prefix, target address): each target
+ * keeps its share when others come or go, and the shares are equal. */
+static void failover_spread(const ibp_table_t *t, const ibp_tbl_policy_t *p, const leaf_t *l,
+                            const ibp_tbl_answer_t *a, ibp_route_t *out)
+{
+    ibp_addr_t masked = l->key;
+    ibp_addr_mask(&masked, l->scope_base == 96 ? 96 + t->h->spread_v4_bits : t->h->spread_v6_bits);
+    uint32_t prefix_hash = fnv1a(2166136261u, masked.b, 16);
+    uint32_t weight[IBP_TBL_MAX_ANSWERS];
+    bool taken[IBP_TBL_MAX_ANSWERS] = {false};
+    unsigned n = a->n <= IBP_TBL_MAX_ANSWERS ? a->n : IBP_TBL_MAX_ANSWERS;
+    for (unsigned i = 0; i < n; i++) {
+        if (a->target[i] >= t->n[IBP_SEC_TARGETS]) {   /* a shared mapping rewritten under us */
+            weight[i] = 0;
+            continue;
+        }
+        /* FNV alone mixes the last bytes poorly: finish with a multiply-shift. */
+        uint32_t w = fnv1a(prefix_hash, t->targets[a->target[i]].addr, 16);
+        w ^= w >> 15;
+        w *= 0x2c1b3c6du;
+        weight[i] = w ^ (w >> 12);
+    }
+    unsigned want = p->answers_per_family < n ? p->answers_per_family : n;
+    out->n = 0;
+    for (unsigned k = 0; k < want; k++) {
+        unsigned best = n;
+        for (unsigned i = 0; i < n; i++)
+            if (!taken[i] && (best == n || weight[i] > weight[best]))
+                best = i;
+        taken[best] = true;
+        out->target[out->n++] = a->target[best];
+        if (k == 0)
+            out->spread_pick = best + 1;
+    }
+    out->spread_of = n;
+    out->how = IBP_HOW_FAILOVER_SPREAD;
+    if (out->scope < l->spread_bits)
+        out->scope = l->spread_bits;
+}
+
 static void take_targets(const ibp_tbl_answer_t *a, enum ibp_route_how how, ibp_route_t *out)
 {
     out->n = a->n;
@@ -1015,6 +1117,14 @@ static void take_targets(const ibp_tbl_answer_t *a, enum ibp_route_how how, ibp_
         how = IBP_HOW_OVERRIDE;
     else if (a->flags & IBP_ANSF_FAIL_OPEN && how == IBP_HOW_NEAREST)
         how = IBP_HOW_FAIL_OPEN;
+    else if (a->flags & IBP_ANSF_NET && how == IBP_HOW_NEAREST)
+        how = IBP_HOW_NET;
+    else if (a->flags & IBP_ANSF_NET_FALLBACK && how == IBP_HOW_NEAREST)
+        how = IBP_HOW_NET_FALLBACK;
+    else if (a->flags & IBP_ANSF_MAP && how == IBP_HOW_NEAREST)
+        how = IBP_HOW_MAP;
+    else if (a->flags & IBP_ANSF_MAP_FALLBACK && how == IBP_HOW_NEAREST)
+        how = IBP_HOW_MAP_FALLBACK;
     out->how = how;
 }
 
@@ -1038,10 +1148,16 @@ void ibp_table_route(const ibp_table_t *t, const ibp_tbl_host_t *host, unsigned 
             take_targets(r.answer, IBP_HOW_RESOLVER, out);
             out->answer = r.index;
             a = NULL;
+        } else if (r.answer->kind == IBP_ANS_FAILOVER_SPREAD) {
+            failover_spread(t, p, &l, r.answer, out);   /* the client's prefix decides */
+            out->answer = r.index;
+            a = NULL;
         }
     }
     if (a && a->kind == IBP_ANS_TARGETS)
         take_targets(a, IBP_HOW_NEAREST, out);
+    else if (a && a->kind == IBP_ANS_FAILOVER_SPREAD)
+        failover_spread(t, p, &l, a, out);
     else if (a && a->kind == IBP_ANS_UNLOCATED)
         spread(t, p, &l, out);
     /* A zero scope lets PowerDNS cache one client's answer for everybody. */
@@ -1141,8 +1257,52 @@ const char *ibp_table_client_text(const ibp_table_t *t, uint32_t cls, uint32_t *
 const char *ibp_route_how_name(enum ibp_route_how how)
 {
     static const char *const names[] = {"none", "nearest", "fail-open", "override",
-                                        "resolver-location", "spread"};
-    return how <= IBP_HOW_SPREAD ? names[how] : "?";
+                                        "resolver-location", "spread", "failover-spread",
+                                        "net", "net-fallback", "map", "map-fallback"};
+    static_assert(sizeof names / sizeof names[0] == IBP_HOW_LAST + 1, "a name per how");
+    return how <= IBP_HOW_LAST ? names[how] : "?";
+}
+
+static void mask_to(uint8_t out[16], const uint8_t addr[16], unsigned len)
+{
+    for (unsigned i = 0; i < 16; i++) {
+        unsigned keep = len >= 8 * (i + 1) ? 8 : len > 8 * i ? len - 8 * i : 0;
+        out[i] = keep ? (uint8_t)(addr[i] & (0xFFu << (8 - keep))) : 0;
+    }
+}
+
+/* The net that is exactly start/len, by binary search over the nets'
+ * (start, len) order (check_nets). */
+static const ibp_tbl_net_t *net_exact(const ibp_table_t *t, const uint8_t start[16], unsigned len)
+{
+    uint32_t lo = 0, hi = t->n_nets;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        const ibp_tbl_net_t *n = &t->nets[mid];
+        int r = memcmp(n->addr, start, 16);
+        if (r == 0 && n->len == len)
+            return n;
+        if (r < 0 || (r == 0 && n->len < len))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+/* The most specific net holding addr: one exact search per prefix length,
+ * longest first (129 searches at most, whatever the number of nets; a scan
+ * would cost an explanation of a million-net table a million compares). */
+const ibp_tbl_net_t *ibp_table_net_of(const ibp_table_t *t, const uint8_t addr[16])
+{
+    uint8_t start[16];
+    for (int len = 128; len >= 0 && t->n_nets; len--) {
+        mask_to(start, addr, (unsigned)len);
+        const ibp_tbl_net_t *n = net_exact(t, start, (unsigned)len);
+        if (n)
+            return n;
+    }
+    return NULL;
 }
 
 const char *ibp_skip_name(unsigned skip)

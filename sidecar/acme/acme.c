@@ -20,8 +20,18 @@
 #define MAX_ENTRIES 256        /* URLs fetched or cached at once */
 #define ATTEMPT_TIMEOUT_MS 5000L   /* IBP-NODE §6: 5 s per attempt */
 #define MAX_REDIRS 10L         /* Go's default, as IBP */
-#define FAIL_CACHE_MS 1000     /* a failed URL is not asked again within this */
+/* A failed URL is not asked again within this: short, because a token put
+ * in place just after a failed fetch (a prefetch, an ACME client's early
+ * check) must be seen by the validation that follows. */
+#define FAIL_CACHE_MS 250
 #define REPLY_MARGIN_MS 20     /* the reply must reach the asker before its deadline */
+#define TABLE_CHECK_MS 500     /* how often a new table's URLs are looked for */
+#define PREFETCH_MAX (MAX_ENTRIES / 2)   /* per table: askers must still find room */
+#define PREFETCH_PARALLEL 8    /* within their first budget: a slow one frees its slot then */
+#define MAX_ORIGINS 64         /* servers remembered as slow at once */
+#define ORIGIN_SLOW_MS 30000   /* how long one slow answer makes its server slow */
+#define WAIT_FACTOR 4          /* a refetch is waited for this many times the last one's time */
+#define WAIT_EXTRA_MS 100      /* plus this: TCP's delayed ACK alone varies a fetch by 40 ms */
 
 typedef enum { E_FREE = 0, E_FETCHING, E_OK, E_FAILED } entry_state_t;
 
@@ -31,6 +41,12 @@ typedef struct entry {
     char name[IBP_NAME_MAX + 1];   /* for logs: the URL is never logged above Debug */
     long long started_ms, done_ms;
     unsigned attempts;
+    /* How long the URL's last fetch took, -1 before the first: the next
+     * one is waited for about that long and no longer, and not at all once
+     * it outlasted the budget. A waiting coprocess holds up its PowerDNS
+     * thread and every ordinary lookup queued behind it (bench/acme_load.py). */
+    long long took_ms;
+    bool prefetch;         /* started unasked, for a new table */
     CURL *easy;
     char body[IBP_ACME_BODY_MAX + 1];
     size_t body_len;
@@ -39,9 +55,19 @@ typedef struct entry {
     size_t value_len;
 } entry_t;
 
+/* A server (scheme://authority of the URLs) that lately kept an asker
+ * waiting past its budget: its other URLs are waited for by nobody either
+ * (a member's token server that hangs hangs for all its names), until one
+ * of its fetches ends within the budget. */
+typedef struct origin {
+    char key[IBP_TXT_MAX + 1];
+    long long slow_until_ms;   /* 0: free */
+} origin_t;
+
 typedef struct asker {
     int fd;                /* -1: free */
     long long deadline_ms;
+    bool waits;            /* for a running fetch, until deadline_ms */
     unsigned entry[IBP_ACME_PER_NAME_MAX];
     size_t n;
 } asker_t;
@@ -58,7 +84,13 @@ struct sc_acme {
     /* Below: the thread's own. */
     entry_t entries[MAX_ENTRIES];
     asker_t askers[MAX_ASKERS];
+    origin_t origins[MAX_ORIGINS];
     char urls[IBP_ACME_PER_NAME_MAX][IBP_TXT_MAX + 1];   /* of the question in hand */
+    uint64_t table_generation;   /* the last table whose URLs were prefetched */
+    bool prefetch_pending;       /* that table may have URLs not fetched yet */
+    unsigned prefetched;         /* of that table */
+    unsigned budget_ms;          /* the table's, which the coprocesses keep */
+    long long table_checked_ms;
     sc_acme_stats_t stats;
 };
 
@@ -92,6 +124,52 @@ void sc_acme_socket_path(const char *acme_socket, const char *table_path, char *
         return;
     }
     ibp_acme_default_socket(table_path, out, cap);
+}
+
+/* ---- servers ---------------------------------------------------------------- */
+
+/* The length of url's scheme://authority. */
+static size_t origin_len(const char *url)
+{
+    const char *p = strstr(url, "://");
+    p = p ? p + 3 : url;
+    return (size_t)(p - url) + strcspn(p, "/?#");
+}
+
+static origin_t *origin_find(sc_acme_t *a, const char *url)
+{
+    size_t len = origin_len(url);
+    for (size_t i = 0; i < MAX_ORIGINS; i++)
+        if (a->origins[i].slow_until_ms && strlen(a->origins[i].key) == len &&
+            !memcmp(a->origins[i].key, url, len))
+            return &a->origins[i];
+    return NULL;
+}
+
+static bool origin_slow(sc_acme_t *a, const char *url, long long now)
+{
+    const origin_t *o = origin_find(a, url);
+    return o && o->slow_until_ms > now;
+}
+
+/* Marks url's server slow, or (slow false) forgets that it was. */
+static void origin_mark(sc_acme_t *a, const char *url, bool slow, long long now)
+{
+    origin_t *o = origin_find(a, url);
+    if (!slow) {
+        if (o)
+            o->slow_until_ms = 0;
+        return;
+    }
+    for (size_t i = 0; i < MAX_ORIGINS && !o; i++)
+        if (a->origins[i].slow_until_ms <= now)
+            o = &a->origins[i];
+    if (!o)
+        return;   /* 64 slow servers at once: the 65th is learnt per URL only */
+    size_t len = origin_len(url);
+    memcpy(o->key, url, len);
+    o->key[len] = 0;
+    o->slow_until_ms = now + ORIGIN_SLOW_MS;
 }
 
 /* ---- fetching ---------------------------------------------------------------- */
@@ -137,10 +215,13 @@ static void entry_done(sc_acme_t *a, entry_t *e, bool ok, const char *why)
 {
     e->state = ok ? E_OK : E_FAILED;
     e->done_ms = now_ms();
+    e->took_ms = e->done_ms - e->started_ms;
+    if (e->took_ms < (long long)a->budget_ms - REPLY_MARGIN_MS)
+        origin_mark(a, e->url, false, e->done_ms);
     if (ok) {
         atomic_fetch_add(&a->stats.fetches_ok, 1);
-        ibp_log(&a->s->log, IBP_LOG_DEBUG, "ACME %s: %s gave %zu bytes", e->name, e->url,
-                e->body_len);
+        ibp_log(&a->s->log, IBP_LOG_DEBUG, "ACME %s: %s gave %zu bytes in %lld ms", e->name,
+                e->url, e->body_len, e->took_ms);
         return;
     }
     atomic_fetch_add(&a->stats.fetches_failed, 1);
@@ -217,11 +298,22 @@ static void entry_clear(entry_t *e)
     e->easy = easy;
 }
 
-/* The entry for url: a fresh one as it is, else a (re)started fetch.
- * MAX_ENTRIES when nothing can be had. */
-static unsigned entry_for(sc_acme_t *a, const char *name, const char *url, long long now)
+static bool entry_known(const sc_acme_t *a, const char *url)
 {
+    for (unsigned i = 0; i < MAX_ENTRIES; i++)
+        if (a->entries[i].state != E_FREE && !strcmp(a->entries[i].url, url))
+            return true;
+    return false;
+}
+
+/* The entry for url: a fresh one as it is, else a (re)started fetch
+ * (*started). MAX_ENTRIES when nothing can be had. */
+static unsigned entry_for(sc_acme_t *a, const char *name, const char *url, long long now,
+                          bool *started)
+{
+    *started = false;
     unsigned spare = MAX_ENTRIES;
+    long long took_ms = -1;
     for (unsigned i = 0; i < MAX_ENTRIES; i++) {
         entry_t *e = &a->entries[i];
         if (e->state != E_FREE && !strcmp(e->url, url)) {
@@ -230,6 +322,7 @@ static unsigned entry_for(sc_acme_t *a, const char *name, const char *url, long 
                 return i;
             }
             spare = i;
+            took_ms = e->took_ms;
             break;
         }
         bool reusable = e->state == E_FREE ||
@@ -246,6 +339,8 @@ static unsigned entry_for(sc_acme_t *a, const char *name, const char *url, long 
     snprintf(e->name, sizeof e->name, "%s", name);
     e->state = E_FETCHING;
     e->started_ms = now;
+    e->took_ms = took_ms;
+    *started = true;
     if (!start_attempt(a, e)) {
         entry_done(a, e, false, "cannot start a transfer");
         return spare;
@@ -255,8 +350,29 @@ static unsigned entry_for(sc_acme_t *a, const char *name, const char *url, long 
 
 /* ---- askers ---------------------------------------------------------------- */
 
+/* How long after its start a fetch is waited for: the budget for a URL
+ * never fetched, else about the last fetch's time, and not at all when that
+ * outlasted the budget. Askers that come later wait what is left of it
+ * (origin_t rations the waits too). */
+static long long fetch_wait_ms(const sc_acme_t *a, const entry_t *e)
+{
+    long long budget = (long long)a->budget_ms - REPLY_MARGIN_MS;
+    if (e->took_ms < 0)
+        return budget;
+    if (e->took_ms >= budget)
+        return 0;
+    long long w = WAIT_FACTOR * e->took_ms + WAIT_EXTRA_MS;
+    return w < budget ? w : budget;
+}
+
 static void reply(sc_acme_t *a, asker_t *k)
 {
+    long long now = now_ms();
+    for (size_t i = 0; k->waits && now >= k->deadline_ms && i < k->n; i++) {
+        const entry_t *e = &a->entries[k->entry[i]];
+        if (e->state == E_FETCHING)   /* waited for, not in within the budget */
+            origin_mark(a, e->url, true, now);
+    }
     char msg[IBP_ACME_REPLY_MAX];
     size_t len = (size_t)snprintf(msg, sizeof msg, "%sOK", IBP_ACME_MAGIC);
     size_t values = 0;
@@ -328,23 +444,91 @@ static void take_question(sc_acme_t *a, asker_t *k)
     atomic_fetch_add(&a->stats.questions, 1);
     size_t n = urls_at(a, name, a->urls);
     long long now = now_ms();
-    long long deadline = now + a->cfg.budget_ms - REPLY_MARGIN_MS;
+    long long wait_ms = 0;
     k->n = 0;
     for (size_t i = 0; i < n; i++) {
-        unsigned idx = entry_for(a, name, a->urls[i], now);
+        bool started;   /* unused: a running fetch is waited for alike */
+        unsigned idx = entry_for(a, name, a->urls[i], now, &started);
         if (idx == MAX_ENTRIES)
             continue;
         const entry_t *e = &a->entries[idx];
         k->entry[k->n++] = idx;
-        /* Only the asker that started a fetch waits for it: every waiting
-         * coprocess holds up a PowerDNS thread and the ordinary lookups
-         * queued behind it (bench/acme_load.py). */
-        if (e->state == E_FETCHING && e->started_ms < now)
-            deadline = now;
+        /* Whoever started it: a CA asks from several places at once, and
+         * each must get the value a quick URL gives. */
+        bool unmeasured_prefetch = e->prefetch && e->took_ms < 0;   /* nobody's wait */
+        long long until = e->started_ms + (unmeasured_prefetch ? 0 : fetch_wait_ms(a, e));
+        if (e->state == E_FETCHING && until > now && !origin_slow(a, e->url, now))
+            wait_ms = until - now > wait_ms ? until - now : wait_ms;
     }
-    k->deadline_ms = deadline;
+    k->deadline_ms = now + wait_ms;
+    k->waits = wait_ms > 0;
     if (asker_ready(a, k, now))
         reply(a, k);
+}
+
+static unsigned prefetches_running(const sc_acme_t *a, long long now)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < MAX_ENTRIES; i++) {
+        const entry_t *e = &a->entries[i];
+        n += e->state == E_FETCHING && e->prefetch && now - e->started_ms < a->budget_ms;
+    }
+    return n;
+}
+
+/* Starts the fetch of one URL of t never seen; false when there is none. */
+static bool prefetch_one(sc_acme_t *a, const ibp_table_t *t, long long now)
+{
+    uint32_t n_names = t->h->sections[IBP_SEC_NAMES].count;
+    for (uint32_t i = 0; i < n_names; i++) {
+        const ibp_tbl_name_t *nm = &t->names[i];
+        for (uint32_t k = 0; k < nm->rr_count; k++) {
+            const ibp_tbl_rr_t *rr = &t->rrs[nm->rr_first + k];
+            const char *url = ibp_table_str(t, rr->content);
+            if (!(rr->flags & IBP_RR_ACME) || entry_known(a, url))
+                continue;
+            bool started = false;
+            unsigned idx = entry_for(a, ibp_table_str(t, nm->name), url, now, &started);
+            if (idx == MAX_ENTRIES || !started)
+                return false;   /* no room */
+            a->entries[idx].prefetch = true;
+            atomic_fetch_add(&a->stats.prefetches, 1);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A table that brings URLs never seen has them fetched soon, asked for or
+ * not: the value is then in when a validation asks, and a slow URL is known
+ * as slow before anyone would wait for it. A few at a time, so that a burst
+ * of our own does not make a server look slow. */
+static void prefetch_new_urls(sc_acme_t *a, long long now)
+{
+    bool check = now - a->table_checked_ms >= TABLE_CHECK_MS;
+    if (!check && (!a->prefetch_pending || prefetches_running(a, now) >= PREFETCH_PARALLEL))
+        return;
+    if (check)
+        a->table_checked_ms = now;
+    ibp_err_t err;
+    sc_cached_table_t *ct = sc_table_acquire(&a->s->tables, a->s->table_path, &err);
+    if (!ct)
+        return;
+    const ibp_table_t *t = &ct->t;
+    if (t->h->generation != a->table_generation) {
+        a->table_generation = t->h->generation;
+        /* A config reload may change it: a sidecar that waited longer than
+         * the coprocesses would reply to nobody. */
+        a->budget_ms = t->h->acme_budget_ms ? t->h->acme_budget_ms : IBP_ACME_BUDGET_MS_DEFAULT;
+        a->prefetch_pending = true;
+        a->prefetched = 0;
+    }
+    while (a->prefetch_pending && prefetches_running(a, now) < PREFETCH_PARALLEL)
+        if (a->prefetched >= PREFETCH_MAX || !prefetch_one(a, t, now))
+            a->prefetch_pending = false;
+        else
+            a->prefetched++;
+    sc_table_release(&a->s->tables, ct);
 }
 
 /* An asker that gave up (closed) or talks out of turn while it waits. */
@@ -373,7 +557,7 @@ static void accept_askers(sc_acme_t *a)
             close(fd);   /* the coprocess answers NODATA at once */
             continue;
         }
-        *k = (asker_t){.fd = fd, .deadline_ms = now_ms() + a->cfg.budget_ms};
+        *k = (asker_t){.fd = fd, .deadline_ms = now_ms() + a->budget_ms};
     }
 }
 
@@ -411,6 +595,7 @@ static void *acme_thread(void *arg)
                 owner[i]->n ? drop_if_gone(owner[i]) : take_question(a, owner[i]);
         reap_transfers(a);
         long long now = now_ms();
+        prefetch_new_urls(a, now);
         for (size_t i = 0; i < MAX_ASKERS; i++) {
             asker_t *k = &a->askers[i];
             /* A connection that says nothing within the budget is dropped. */
@@ -478,6 +663,7 @@ bool sc_acme_start(sc_state_t *s, const sc_acme_cfg_t *cfg, sc_acme_t **out, ibp
         return ibp_err_set(err, "out of memory");
     a->s = s;
     a->cfg = *cfg;
+    a->budget_ms = cfg->budget_ms;
     a->listen_fd = -1;
     for (size_t i = 0; i < MAX_ASKERS; i++)
         a->askers[i].fd = -1;

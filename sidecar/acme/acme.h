@@ -9,8 +9,14 @@
  *
  * No asker waits past its budget: a question is answered when its values
  * are in, or at its deadline with what there is ("NONE": the coprocess
- * answers NODATA). Only the asker that starts a fetch waits for it; later
- * askers get what there is at once, and the value once it is in. */
+ * answers NODATA). A waiting coprocess holds up its PowerDNS thread and the
+ * ordinary lookups queued behind it, so waits are rationed: a running fetch
+ * is waited for by whoever asks (a CA asks from several places at once)
+ * until its window ends, about as long as the URL's last fetch took (not at
+ * all once that outlasted the budget, nor while its server has lately kept
+ * someone waiting in vain); the value once it is in. A table that brings
+ * new URLs has them fetched soon, so that their speed is known before
+ * anyone waits. */
 #ifndef IBPDNS_SIDECAR_ACME_H
 #define IBPDNS_SIDECAR_ACME_H
 
@@ -28,6 +34,7 @@ typedef struct sc_acme_stats {
     atomic_uint_fast64_t refused;     /* too many askers at once, or malformed */
     atomic_uint_fast64_t fetches_ok, fetches_failed;   /* per URL, after its attempts */
     atomic_uint_fast64_t cache_hits;
+    atomic_uint_fast64_t prefetches;  /* fetches a new table's URLs started unasked */
 } sc_acme_stats_t;
 
 typedef struct sc_acme sc_acme_t;

@@ -16,7 +16,9 @@
 
 #include "acme.h"
 #include "cluster.h"
+#include "event_json.h"
 #include "harvest.h"
+#include "recorder.h"
 #include "ibp_explain.h"
 #include "ibp_table.h"
 
@@ -158,6 +160,20 @@ static json_t *table_json(const sc_state_t *s, time_t now)
     return table;
 }
 
+/* Routing.MaxShiftPercent: the last table weighed and what is held back. */
+static json_t *guard_json(const sc_state_t *s, time_t now)
+{
+    const sc_guard_t *g = &s->guard;
+    json_t *j = json_pack("{s:I, s:b, s:o, s:I, s:I}", "max_shift_percent",
+                          (json_int_t)g->max_shift_percent, "held", g->held,
+                          "held_age_seconds", g->held ? age_or_null(now, g->held_since) : json_null(),
+                          "refusals", (json_int_t)g->refusals, "forced", (json_int_t)g->forced);
+    json_object_set_new(j, "last_weighed", !g->weighed ? json_null() : json_pack(
+        "{s:f, s:f, s:o}", "shift_percent", g->shift_percent, "health_percent", g->health_percent,
+        "largest", jstr(g->shift_where)));
+    return j;
+}
+
 static json_t *health_json(const sc_state_t *s, time_t now)
 {
     const sc_source_t *res = &s->src[SC_SRC_RESULTS];
@@ -190,6 +206,28 @@ static json_t *usage_json(sc_usage_t *u, time_t now)
         "files_removed", (json_int_t)st->files_removed, "last_flush_seconds", st->last_flush_s);
     (void)now;
     pthread_mutex_unlock(&u->lock);
+    return j;
+}
+
+/* Member events: recording, or only read (s->events NULL). */
+static json_t *events_json(sc_events_t *ev)
+{
+    if (!ev)
+        return json_pack("{s:b}", "recording", 0);
+    sc_events_stats_t st;
+    sc_events_get_stats(ev, &st);
+    json_t *j = json_pack(
+        "{s:b, s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:o}",
+        "recording", 1, "ok", !st.failing_since, "loaded", st.loaded, "open", (json_int_t)st.open,
+        "queued", (json_int_t)st.queued, "snapshots", (json_int_t)st.snapshots,
+        "opened", (json_int_t)st.opened, "closed", (json_int_t)st.closed,
+        "deleted_short", (json_int_t)st.deleted, "failures", (json_int_t)st.failures,
+        "put_off", (json_int_t)st.refused, "not_followed", (json_int_t)st.over_cap,
+        "foreign_open_rows", (json_int_t)st.foreign_rows,
+        "minimum_offline_seconds", (json_int_t)ev->min_offline_s,
+        "last_success", time_or_null(st.last_success),
+        "failing_since", time_or_null(st.failing_since),
+        "last_error", st.failing_since ? jstr(st.last_error) : json_null());
     return j;
 }
 
@@ -275,11 +313,13 @@ char *sc_status_json(sc_state_t *s)
                             "table", table_json(s, now), "sources", sources,
                             "health", health_json(s, now));
     json_object_set_new(out, "overrides", overrides_json(s));
+    json_object_set_new(out, "guard", guard_json(s, now));
     char path[sizeof s->table_path];
     memcpy(path, s->table_path, sizeof path);
     pthread_mutex_unlock(&s->lock);
     json_object_set_new(out, "hosts", hosts_json(s, path)); /* no lock: it reads a file */
     json_object_set_new(out, "usage", usage_json(s->usage, now));
+    json_object_set_new(out, "events", events_json(s->events));
     json_object_set_new(out, "cluster", cluster_json(s->cluster, now));
     char *text = out ? json_dumps(out, JSON_INDENT(1) | JSON_PRESERVE_ORDER) : NULL;
     json_decref(out);
@@ -409,6 +449,9 @@ static void acme_metrics(text_t *t, const struct sc_acme *a)
         (unsigned long long)atomic_load(&st->fetches_failed));
     metric(t, "ibpdns_acme_cache_hits_total", "counter", "ACME questions answered from the cache");
     add(t, "ibpdns_acme_cache_hits_total %llu\n", (unsigned long long)atomic_load(&st->cache_hits));
+    metric(t, "ibpdns_acme_prefetches_total", "counter",
+           "ACME URLs fetched unasked because a new table brought them");
+    add(t, "ibpdns_acme_prefetches_total %llu\n", (unsigned long long)atomic_load(&st->prefetches));
 }
 
 static void usage_metrics(text_t *t, sc_usage_t *u)
@@ -431,6 +474,30 @@ static void usage_metrics(text_t *t, sc_usage_t *u)
     pthread_mutex_unlock(&u->lock);
 }
 
+static void events_metrics(text_t *t, sc_events_t *ev)
+{
+    metric(t, "ibpdns_events_recording", "gauge",
+           "1 when the sidecar writes member_events from the monitor snapshots");
+    add(t, "ibpdns_events_recording %d\n", ev != NULL);
+    if (!ev)
+        return;
+    sc_events_stats_t st;
+    sc_events_get_stats(ev, &st);
+    metric(t, "ibpdns_events_store_up", "gauge", "1 unless the last member_events write failed");
+    add(t, "ibpdns_events_store_up %d\n", !st.failing_since);
+    metric(t, "ibpdns_events_open", "gauge", "Member events open, as the recorder knows them");
+    add(t, "ibpdns_events_open %llu\n", (unsigned long long)st.open);
+    metric(t, "ibpdns_events_queued", "gauge", "Member event writes waiting for the store");
+    add(t, "ibpdns_events_queued %llu\n", (unsigned long long)st.queued);
+    metric(t, "ibpdns_events_writes_total", "counter", "Member event writes stored, by kind");
+    add(t, "ibpdns_events_writes_total{kind=\"open\"} %llu\n", (unsigned long long)st.opened);
+    add(t, "ibpdns_events_writes_total{kind=\"close\"} %llu\n", (unsigned long long)st.closed);
+    add(t, "ibpdns_events_writes_total{kind=\"delete_short\"} %llu\n",
+        (unsigned long long)st.deleted);
+    metric(t, "ibpdns_events_write_failures_total", "counter", "Member event batches that failed");
+    add(t, "ibpdns_events_write_failures_total %llu\n", (unsigned long long)st.failures);
+}
+
 char *sc_metrics_text(sc_state_t *s)
 {
     text_t t = {0};
@@ -450,6 +517,18 @@ char *sc_metrics_text(sc_state_t *s)
     add(&t, "ibpdns_table_last_build_seconds %.6f\n", p->last_build_s);
     metric(&t, "ibpdns_table_bytes", "gauge", "Size of the table in place");
     add(&t, "ibpdns_table_bytes %zu\n", p->bytes);
+    const sc_guard_t *g = &s->guard;
+    metric(&t, "ibpdns_guard_held", "gauge",
+           "1 while a table is held back by Routing.MaxShiftPercent (the old one stays)");
+    add(&t, "ibpdns_guard_held %d\n", g->held ? 1 : 0);
+    metric(&t, "ibpdns_guard_refusals_total", "counter", "Tables the guard held back");
+    add(&t, "ibpdns_guard_refusals_total %llu\n", (unsigned long long)g->refusals);
+    metric(&t, "ibpdns_guard_forced_total", "counter",
+           "Tables over the limit published by POST /publish?force=1");
+    add(&t, "ibpdns_guard_forced_total %llu\n", (unsigned long long)g->forced);
+    metric(&t, "ibpdns_guard_shift_percent", "gauge", "Largest share of a host's located networks "
+           "the last table weighed moves for a reason other than health");
+    add(&t, "ibpdns_guard_shift_percent %.3f\n", g->weighed ? g->shift_percent : 0.0);
     source_metrics(&t, s, now);
     metric(&t, "ibpdns_health_snapshot_age_seconds", "gauge", "Seconds since the health snapshot last changed");
     const sc_source_t *res = &s->src[SC_SRC_RESULTS];
@@ -459,6 +538,7 @@ char *sc_metrics_text(sc_state_t *s)
     add(&t, "ibpdns_ready %d\n", s->ready);
     pthread_mutex_unlock(&s->lock);
     usage_metrics(&t, s->usage);
+    events_metrics(&t, s->events);
     acme_metrics(&t, s->acme);
     cluster_metrics(&t, s);
     if (t.oom) {
@@ -546,6 +626,19 @@ static json_t *error_json(const char *msg)
     return json_pack("{s:o}", "error", jstr(msg));
 }
 
+/* The table in place (NULL: err) and the City database's path, as the
+ * config thread last set them. */
+static sc_cached_table_t *table_and_mmdb(sc_state_t *s, char mmdb[sizeof s->mmdb_path],
+                                         ibp_err_t *err)
+{
+    char path[sizeof s->table_path];
+    pthread_mutex_lock(&s->lock);
+    memcpy(path, s->table_path, sizeof path);
+    memcpy(mmdb, s->mmdb_path, sizeof s->mmdb_path);
+    pthread_mutex_unlock(&s->lock);
+    return sc_table_acquire(&s->tables, path, err);
+}
+
 static json_t *route_json(sc_state_t *s, const sc_api_request_t *rq, unsigned *status)
 {
     route_args_t a;
@@ -553,12 +646,8 @@ static json_t *route_json(sc_state_t *s, const sc_api_request_t *rq, unsigned *s
     *status = MHD_HTTP_BAD_REQUEST;
     if (!route_parse(rq, &a, &err))
         return error_json(err.msg);
-    char path[sizeof s->table_path], mmdb[sizeof s->mmdb_path];
-    pthread_mutex_lock(&s->lock);
-    memcpy(path, s->table_path, sizeof path);
-    memcpy(mmdb, s->mmdb_path, sizeof mmdb);
-    pthread_mutex_unlock(&s->lock);
-    sc_cached_table_t *ct = sc_table_acquire(&s->tables, path, &err);
+    char mmdb[sizeof s->mmdb_path];
+    sc_cached_table_t *ct = table_and_mmdb(s, mmdb, &err);
     if (!ct) {
         *status = MHD_HTTP_SERVICE_UNAVAILABLE;
         return error_json(err.msg);
@@ -735,16 +824,193 @@ static void get_usage(sc_state_t *s, const sc_api_request_t *rq, sc_api_response
     set_json(out, status, j);
 }
 
+/* ---- /events (IBP's getMemberEvents, IBP-NODE §7.5) -------------------------------- */
+
+typedef struct events_out {
+    sc_buf_t b;
+    size_t n;
+} events_out_t;
+
+static bool event_record(void *ctx, const sc_event_row_t *r)
+{
+    events_out_t *o = ctx;
+    if (o->n++ >= IBP_EVENTS_ANSWER_MAX || o->b.len > IBP_EVENTS_ANSWER_BYTES || o->b.oom)
+        return false;
+    sc_buf_puts(&o->b, o->n > 1 ? "," : "[");
+    sc_event_json(&o->b, r);
+    return true;
+}
+
+/* IBP's {"result": "..."} error body. */
+static void set_result(sc_api_response_t *out, unsigned status, const char *msg)
+{
+    sc_buf_t b = {0};
+    sc_event_result_json(&b, msg);
+    set_text(out, status, b.oom ? (sc_buf_free(&b), NULL) : b.p, "application/json");
+}
+
+/* start and end as sent ("" when absent: IBP's defaults). */
+static void raw_arg(const sc_api_request_t *rq, const char *key, const char **v, size_t *n)
+{
+    *v = "";
+    *n = 0;
+    if (!rq->arg || !rq->arg(rq->arg_ctx, key, v, n) || !*v) {
+        *v = "";
+        *n = 0;
+    }
+}
+
+/* member, domain: as the rest of the API's arguments; absent is "" (IBP
+ * then matches member_name = '', which no event has). */
+static bool name_arg(const sc_api_request_t *rq, const char *key, char *out, ibp_err_t *err)
+{
+    bool present;
+    const char *v;
+    size_t n;
+    if (rq->arg && rq->arg(rq->arg_ctx, key, &v, &n) && (!v || n == 0)) {
+        out[0] = '\0';   /* "member=": empty, as absent */
+        return true;
+    }
+    return arg_text(rq, key, out, SC_API_EVENT_ARG_MAX + 1, &present, err);
+}
+
+static void get_events(sc_state_t *s, const sc_api_request_t *rq, sc_api_response_t *out)
+{
+    char member[SC_API_EVENT_ARG_MAX + 1], domain[SC_API_EVENT_ARG_MAX + 1];
+    ibp_err_t err = {{0}};
+    if (!name_arg(rq, "member", member, &err) || !name_arg(rq, "domain", domain, &err)) {
+        set_json(out, MHD_HTTP_BAD_REQUEST, error_json(err.msg));
+        return;
+    }
+    const char *start, *end;
+    size_t start_n, end_n;
+    raw_arg(rq, "start", &start, &start_n);
+    raw_arg(rq, "end", &end, &end_n);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    sc_event_query_t q = {.member = member, .domain = domain};
+    sc_events_window_rc_t rc = sc_events_window(start, start_n, end, end_n,
+                                                (sc_ts_t){now.tv_sec, (int32_t)now.tv_nsec},
+                                                &q.start, &q.end);
+    if (rc != SC_EVENTS_WINDOW_OK) {
+        set_result(out, MHD_HTTP_BAD_REQUEST,
+                   rc == SC_EVENTS_BAD_END ? "invalid endTime" : "invalid startTime");
+        return;
+    }
+    if (!s->usage) {
+        set_json(out, MHD_HTTP_SERVICE_UNAVAILABLE, error_json("no store is open"));
+        return;
+    }
+    events_out_t o = {0};
+    if (!sc_usage_events_query(s->usage, &q, event_record, &o, &err)) {
+        bool cut = o.n > IBP_EVENTS_ANSWER_MAX || o.b.len > IBP_EVENTS_ANSWER_BYTES;
+        sc_buf_free(&o.b);
+        if (cut) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "more than %d events or %d MiB match: narrow the time "
+                     "range", IBP_EVENTS_ANSWER_MAX, IBP_EVENTS_ANSWER_BYTES >> 20);
+            set_result(out, MHD_HTTP_BAD_REQUEST, msg);
+        } else {
+            set_result(out, MHD_HTTP_INTERNAL_SERVER_ERROR, err.msg);
+        }
+        return;
+    }
+    sc_buf_puts(&o.b, o.n ? "]" : "[]");
+    set_text(out, MHD_HTTP_OK, o.b.oom ? (sc_buf_free(&o.b), NULL) : o.b.p, "application/json");
+}
+
+/* GET /map.svg?host=NAME[&type=AAAA]: who serves where, drawn
+ * (ibp_world_map.h); kept until the table or the database changes. */
+static void get_map(sc_state_t *s, const sc_api_request_t *rq, sc_api_response_t *out)
+{
+    char host[IBP_NAME_MAX + 1], type[8];
+    bool has_host, has_type;
+    ibp_err_t err;
+    if (!arg_text(rq, "host", host, sizeof host, &has_host, &err) ||
+        !arg_text(rq, "type", type, sizeof type, &has_type, &err)) {
+        set_json(out, MHD_HTTP_BAD_REQUEST, error_json(err.msg));
+        return;
+    }
+    if (!has_host || (has_type && strcmp(type, "A") && strcmp(type, "AAAA"))) {
+        set_json(out, MHD_HTTP_BAD_REQUEST,
+                 error_json(!has_host ? "host: required" : "type: A or AAAA"));
+        return;
+    }
+    char mmdb[sizeof s->mmdb_path];
+    sc_cached_table_t *ct = table_and_mmdb(s, mmdb, &err);
+    if (!ct || !mmdb[0]) {
+        set_json(out, MHD_HTTP_SERVICE_UNAVAILABLE,
+                 error_json(ct ? "no MaxMind database to place the networks by" : err.msg));
+        if (ct)
+            sc_table_release(&s->tables, ct);
+        return;
+    }
+    unsigned family = has_type && !strcmp(type, "AAAA");
+    const ibp_tbl_name_t *nm = ibp_table_find(&ct->t, host, strlen(host));
+    if (!nm || nm->host >= ct->t.n[IBP_SEC_HOSTS] ||
+        ct->t.hosts[nm->host].policy[family] == IBP_TBL_NONE) {
+        sc_table_release(&s->tables, ct);
+        char msg[IBP_NAME_MAX + 64];
+        snprintf(msg, sizeof msg, "host: %s has no %s answers in the table in place", host,
+                 family ? "AAAA" : "A");
+        set_json(out, MHD_HTTP_NOT_FOUND, error_json(msg));
+        return;
+    }
+    char *svg;
+    size_t len;
+    sc_map_state_t st = sc_map_get(&s->maps, &s->tables, ct, mmdb, host, family, &svg, &len, &err);
+    if (st != SC_MAP_READY) {
+        char msg[IBP_ERR_MAX + 40];
+        snprintf(msg, sizeof msg, st == SC_MAP_PENDING
+                 ? "the map is being drawn: retry in a second"
+                 : "the map could not be drawn: %s", err.msg);
+        set_json(out, MHD_HTTP_SERVICE_UNAVAILABLE, error_json(msg));
+        return;
+    }
+    set_text(out, MHD_HTTP_OK, svg, "image/svg+xml");
+}
+
+/* Routing.MaxShiftPercent: builds at once; force=1 also publishes a table
+ * the guard holds back. The build runs after the answer: /status tells. */
+static void post_publish(sc_state_t *s, const sc_api_request_t *rq, sc_api_response_t *out)
+{
+    char force[8];
+    bool present;
+    ibp_err_t err;
+    if (!arg_text(rq, "force", force, sizeof force, &present, &err)) {
+        set_json(out, MHD_HTTP_BAD_REQUEST, error_json(err.msg));
+        return;
+    }
+    if (present && strcmp(force, "1") && strcmp(force, "0")) {
+        set_json(out, MHD_HTTP_BAD_REQUEST, error_json("force: 1 or 0"));
+        return;
+    }
+    bool forced = present && !strcmp(force, "1");
+    pthread_mutex_lock(&s->lock);
+    bool held = s->guard.held;
+    s->publish_now = true;
+    s->force_publish |= forced;
+    sc_state_kick(s);
+    pthread_mutex_unlock(&s->lock);
+    const char *msg = !forced ? "a build is triggered"
+                      : held  ? "the table held back is published: a build is triggered"
+                              : "nothing is held back: a build is triggered";
+    set_json(out, MHD_HTTP_ACCEPTED, json_pack("{s:s, s:s, s:b}", "status", "success",
+                                               "message", msg, "held", held));
+}
+
 typedef void (*get_fn)(sc_state_t *, const sc_api_request_t *, sc_api_response_t *);
 
 static const struct endpoint {
     const char *path;
     get_fn get;            /* NULL: not implemented yet (any method) */
     bool post;             /* POST as well as GET */
+    bool post_only;        /* it changes something: POST alone */
 } endpoints[] = {
-    {"/status", get_status, false}, {"/metrics", get_metrics, false},
-    {"/route", get_route, false}, {"/process", get_process, true}, {"/usage", get_usage, false},
-    {"/events", NULL, false},
+    {"/status", get_status, false, false}, {"/metrics", get_metrics, false, false},
+    {"/route", get_route, false, false}, {"/process", get_process, true, false},
+    {"/usage", get_usage, false, false}, {"/events", get_events, false, false},
+    {"/publish", post_publish, true, true}, {"/map.svg", get_map, false, false},
 };
 
 static const struct endpoint *endpoint_of(const char *path, size_t len)
@@ -783,10 +1049,11 @@ void sc_api_handle(sc_state_t *s, const char *token, const sc_api_request_t *rq,
     else if (!e->get)
         set_json(out, MHD_HTTP_NOT_IMPLEMENTED,
                  error_json("member events are not implemented yet"));
-    else if (strcmp(rq->method, "GET") && strcmp(rq->method, "HEAD") &&
-             !(e->post && !strcmp(rq->method, "POST")))
-        set_json(out, MHD_HTTP_METHOD_NOT_ALLOWED, error_json(e->post ? "use GET or POST"
-                                                                     : "use GET"));
+    else if (e->post_only ? strcmp(rq->method, "POST")
+                          : strcmp(rq->method, "GET") && strcmp(rq->method, "HEAD") &&
+                                !(e->post && !strcmp(rq->method, "POST")))
+        set_json(out, MHD_HTTP_METHOD_NOT_ALLOWED,
+                 error_json(e->post_only ? "use POST" : e->post ? "use GET or POST" : "use GET"));
     else if (rq->has_body)
         set_json(out, MHD_HTTP_CONTENT_TOO_LARGE, error_json("no endpoint takes a body"));
     else

@@ -1,5 +1,5 @@
 /* The sidecar's local HTTP API (BEHAVIOR §7): GET /status, /metrics,
- * /route and /usage, GET or POST /process. Loopback by default; any other address needs a bearer token. */
+ * /route, /usage and /events, GET or POST /process. Loopback by default; any other address needs a bearer token. */
 #ifndef IBPDNS_SIDECAR_API_H
 #define IBPDNS_SIDECAR_API_H
 
@@ -59,6 +59,7 @@ void sc_api_response_free(sc_api_response_t *r);
 #define SC_API_ADDR_MAX 64     /* an IPv6 address with a /128 takes 49 */
 #define SC_API_FLUSH_WAIT_S 60 /* /process waits this long for its flush */
 #define SC_API_USAGE_MAX_RECORDS 200000   /* /usage: one answer's records */
+#define SC_API_EVENT_ARG_MAX 1024         /* /events: bytes of member or domain */
 #define SC_API_OVERRIDES_SHOWN 1000       /* /status: overrides listed (all are counted) */
 #define SC_API_PEERS_SHOWN 256            /* /status: cluster nodes listed */
 

@@ -7,11 +7,13 @@
 #include <time.h>
 
 #include "ibp_compile.h"
+#include "ibp_country_split.h"
 #include "ibp_file.h"
 #include "ibp_health.h"
 #include "ibp_overrides.h"
 #include "ibp_table.h"
 #include "ibp_table_writer.h"
+#include "guard.h"
 #include "maxmind.h"
 #include "workers.h"
 
@@ -26,6 +28,7 @@ typedef struct snapshot {
     bool health_configured;
     ibp_overrides_t overrides;   /* in force: the file's, edited over NATS */
     bool overrides_ok;           /* copied (else: out of memory, build nothing) */
+    bool forced;                 /* POST /publish?force=1 came */
 } snapshot_t;
 
 static double now_s(void)
@@ -41,6 +44,16 @@ void sc_builder_init(sc_builder_t *b, sc_state_t *s)
     b->s = s;
 }
 
+static void drop_saved_geo(sc_builder_t *b);
+
+static void forget_accepted(sc_accepted_t *a)
+{
+    for (int i = 0; i <= SC_SRC_STATIC; i++)
+        sc_ref_put(a->ref[i]);
+    ibp_overrides_free(&a->overrides);
+    memset(a, 0, sizeof *a);
+}
+
 void sc_builder_free(sc_builder_t *b)
 {
     if (b->have_geo)
@@ -48,6 +61,8 @@ void sc_builder_free(sc_builder_t *b)
     if (b->have_clients)
         ibp_client_classes_free(&b->clients);
     ibp_overrides_free(&b->split);
+    forget_accepted(&b->accepted);
+    drop_saved_geo(b);
     free(b->last_buf);
     free(b->spare_buf);
     memset(b, 0, sizeof *b);
@@ -70,6 +85,8 @@ static void take_snapshot(sc_state_t *s, snapshot_t *snap)
     snap->overrides_ok = sc_overrides_sync(s) && ibp_overrides_copy(&s->ov_live, &snap->overrides,
                                                                     &err);
     s->dirty_config = s->dirty_health = s->dirty_geo = false;
+    snap->forced = s->force_publish;
+    s->force_publish = false;
     pthread_mutex_unlock(&s->lock);
 }
 
@@ -114,11 +131,12 @@ static bool asn_path_of(const char *city, char *out, size_t cap, struct stat *st
     return n > 0 && (size_t)n < cap && stat(out, st) == 0;
 }
 
-static bool inputs_digest(const snapshot_t *snap, const struct stat *mmdb, uint64_t *hi,
-                          uint64_t *lo)
+/* with_health false: what the guard weighs a change of (all but health). */
+static bool inputs_digest(const snapshot_t *snap, const struct stat *mmdb, bool with_health,
+                          uint64_t *hi, uint64_t *lo)
 {
-    uint64_t h[2];
-    if (!ibp_health_digest(snapshot_health(snap), &h[0], &h[1]))
+    uint64_t h[2] = {0, 0};
+    if (with_health && !ibp_health_digest(snapshot_health(snap), &h[0], &h[1]))
         return false;
     XXH3_state_t *st = XXH3_createState();
     if (!st)
@@ -129,6 +147,15 @@ static bool inputs_digest(const snapshot_t *snap, const struct stat *mmdb, uint6
         XXH3_128bits_update(st, &snap->lo[i], sizeof snap->lo[i]);
     }
     XXH3_128bits_update(st, h, sizeof h);
+    /* A nets file changes what the config means without changing its bytes. */
+    const ibp_nets_t *nets = &((const ibp_node_config_t *)snap->ref[SC_SRC_CONFIG]->model)->routing.nets;
+    XXH3_128bits_update(st, &nets->file_hi, sizeof nets->file_hi);
+    XXH3_128bits_update(st, &nets->file_lo, sizeof nets->file_lo);
+    const ibp_map_t *map = &((const ibp_node_config_t *)snap->ref[SC_SRC_CONFIG]->model)->routing.map;
+    if (map->file_hi || map->file_lo) {   /* no map file: the digest tables before it had */
+        XXH3_128bits_update(st, &map->file_hi, sizeof map->file_hi);
+        XXH3_128bits_update(st, &map->file_lo, sizeof map->file_lo);
+    }
     uint64_t ov[2];
     ibp_overrides_digest(&snap->overrides, &ov[0], &ov[1]);
     XXH3_128bits_update(st, ov, sizeof ov);
@@ -149,29 +176,173 @@ static bool inputs_digest(const snapshot_t *snap, const struct stat *mmdb, uint6
     return true;
 }
 
-/* Walks the database again only when member locations, override countries
- * or the database itself changed. *walked says whether it did. */
-static bool ensure_geo(sc_builder_t *b, const snapshot_t *snap, const struct stat *mmdb,
-                       bool *walked, ibp_err_t *err)
+/* While the guard weighs a table built from new classes, those of the
+ * table in place go aside (restore_geo brings them back if it is held),
+ * unless they already are (a build that failed after its walk left its own
+ * in use). */
+static void save_geo(sc_builder_t *b)
 {
+    sc_geo_saved_t *g = &b->saved_geo;
+    if (g->have) {
+        ibp_geo_classes_free(&b->geo);
+    } else {
+        g->geo = b->geo;
+        g->mmdb = b->geo_mmdb;
+        g->hi = b->mmdb_hi;
+        g->lo = b->mmdb_lo;
+        g->size = b->mmdb_size;
+        memcpy(g->detail, b->mmdb_detail, sizeof g->detail);
+        g->have = true;
+    }
+    b->have_geo = false;
+}
+
+/* The override countries split so far, before a build may add to them. */
+static bool save_split(sc_builder_t *b, ibp_err_t *err)
+{
+    if (b->saved_geo.have_split)
+        return true;
+    return (b->saved_geo.have_split = ibp_overrides_copy(&b->split, &b->saved_geo.split, err));
+}
+
+static void restore_geo(sc_builder_t *b)
+{
+    if (b->saved_geo.have_split) {
+        ibp_overrides_free(&b->split);
+        b->split = b->saved_geo.split;
+        b->saved_geo.have_split = false;
+    }
+    if (!b->saved_geo.have)
+        return;
+    if (b->have_geo)
+        ibp_geo_classes_free(&b->geo);
+    b->geo = b->saved_geo.geo;
+    b->geo_mmdb = b->saved_geo.mmdb;
+    b->mmdb_hi = b->saved_geo.hi;
+    b->mmdb_lo = b->saved_geo.lo;
+    b->mmdb_size = b->saved_geo.size;
+    memcpy(b->mmdb_detail, b->saved_geo.detail, sizeof b->mmdb_detail);
+    b->have_geo = true;
+    b->saved_geo.have = false;
+}
+
+static void drop_saved_geo(sc_builder_t *b)
+{
+    if (b->saved_geo.have)
+        ibp_geo_classes_free(&b->saved_geo.geo);
+    if (b->saved_geo.have_split)
+        ibp_overrides_free(&b->saved_geo.split);
+    b->saved_geo.have = b->saved_geo.have_split = false;
+}
+
+/* The geo fingerprint of snap's members and nets over the countries split so far. */
+static bool needs_fingerprint(const sc_builder_t *b, const snapshot_t *snap, uint64_t *fp,
+                              ibp_err_t *err)
+{
+    const ibp_node_config_t *cfg = snap->ref[SC_SRC_CONFIG]->model;
     ibp_geo_needs_t needs;
-    if (!keep_split_countries(b, &snap->overrides, err) ||
-        !ibp_geo_needs_from_model(snap->ref[SC_SRC_MEMBERS]->model, &b->split, &needs, err))
+    if (!ibp_geo_needs_from_model(snap->ref[SC_SRC_MEMBERS]->model, &b->split,
+                                  &cfg->routing.nets, &cfg->routing.map, &needs, err))
+        return false;
+    *fp = needs.fingerprint;
+    ibp_geo_needs_free(&needs);
+    return true;
+}
+
+/* Usage's client classes, built from this very City file. */
+static bool clients_of(const sc_builder_t *b, const struct stat *mmdb)
+{
+    return b->have_clients && ibp_same_file(&b->clients_built_from, mmdb);
+}
+
+/* The countries of needs that the classes in use do not split yet. */
+static size_t new_countries(const sc_builder_t *b, const ibp_geo_needs_t *needs, char (*out)[3],
+                            size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < needs->n_ccs && n < cap; i++) {
+        bool have = false;
+        for (size_t k = IBP_CLASS_FIRST; k < b->geo.n_cls && !have; k++)
+            have = !memcmp(b->geo.cls[k].cc, needs->ccs[i], 3);
+        if (!have)
+            memcpy(out[n++], needs->ccs[i], 3);
+    }
+    return n;
+}
+
+#define SPLIT_MAX 255   /* new countries one split takes (ibp_country_split.h); more: a walk */
+
+/* A country override for a country never overridden before: the classes
+ * in use split by it from the client classes (ibp_country_split.h), about
+ * what a walk would make in a fraction of its time. */
+static bool split_countries(sc_builder_t *b, const snapshot_t *snap, const ibp_geo_needs_t *needs,
+                            bool keep, ibp_err_t *err)
+{
+    char ccs[SPLIT_MAX][3];
+    size_t n = new_countries(b, needs, ccs, SPLIT_MAX);
+    ibp_geo_classes_t fresh;
+    if (!ibp_geo_classes_split_countries(&b->geo, &b->clients, (const char (*)[3])ccs, n,
+                                         needs->fingerprint, &fresh, err))
+        return ibp_err_prefix(err, "%s", snap->mmdb_path);
+    if (keep)
+        save_geo(b);
+    else
+        ibp_geo_classes_free(&b->geo);
+    b->geo = fresh;
+    b->have_geo = true;
+    return true;
+}
+
+/* Walks the database again only when member locations, override countries
+ * or the database itself changed. *walked says whether it did; keep: the
+ * classes before are kept aside (save_geo); may_walk false: a walk needed
+ * is an error (a held table's inputs: the database file may be the new one). */
+static bool ensure_geo(sc_builder_t *b, const snapshot_t *snap, const struct stat *mmdb,
+                       bool keep, bool may_walk, bool *walked, bool *refused, bool *split_only,
+                       ibp_err_t *err)
+{
+    *refused = false;
+    *split_only = false;
+    ibp_geo_needs_t needs;
+    const ibp_node_config_t *cfg = snap->ref[SC_SRC_CONFIG]->model;
+    uint64_t before = 0;   /* the fingerprint without the countries new to the split */
+    if ((keep && !save_split(b, err)) ||
+        !needs_fingerprint(b, snap, &before, err) ||
+        !keep_split_countries(b, &snap->overrides, err) ||
+        !ibp_geo_needs_from_model(snap->ref[SC_SRC_MEMBERS]->model, &b->split,
+                                  &cfg->routing.nets, &cfg->routing.map, &needs, err))
         return false;
     *walked = !b->have_geo || b->geo.fingerprint != needs.fingerprint ||
               !ibp_same_file(&b->geo_mmdb, mmdb);
-    bool ok = true;
+    /* New override countries alone: split the classes in use, no walk. */
+    char probe[SPLIT_MAX + 1][3];
+    if (*walked && b->have_geo && before == b->geo.fingerprint &&
+        ibp_same_file(&b->geo_mmdb, mmdb) && clients_of(b, mmdb) &&
+        new_countries(b, &needs, probe, SPLIT_MAX + 1) <= SPLIT_MAX) {
+        bool ok = split_countries(b, snap, &needs, keep, err);
+        ibp_geo_needs_free(&needs);
+        *walked = false;
+        *split_only = ok;
+        return ok;
+    }
+    *refused = *walked && !may_walk;
+    bool ok = !*refused || ibp_err_set(err, "the geo classes of the table in place are gone");
+    *walked = *walked && ok;
     if (*walked) {
-        ibp_geo_input_t gi = {.mmdb_path = snap->mmdb_path, .sites = needs.sites,
-                              .n_sites = needs.n_sites, .ccs = (const char (*)[3])needs.ccs,
-                              .n_ccs = needs.n_ccs, .fingerprint = needs.fingerprint};
+        ibp_geo_input_t gi = ibp_geo_input_of(&needs, snap->mmdb_path);
         ibp_geo_classes_t fresh;
+        uint64_t hi, lo, size;
         ok = ibp_geo_classes_build(&gi, &fresh, err) &&
              ibp_geo_classes_index_updates(&fresh, err) &&
-             ibp_digest_file(snap->mmdb_path, &b->mmdb_hi, &b->mmdb_lo, &b->mmdb_size, err);
+             ibp_digest_file(snap->mmdb_path, &hi, &lo, &size, err);
         if (ok) {
-            if (b->have_geo)
+            if (b->have_geo && keep)
+                save_geo(b);
+            else if (b->have_geo)
                 ibp_geo_classes_free(&b->geo);
+            b->mmdb_hi = hi;
+            b->mmdb_lo = lo;
+            b->mmdb_size = size;
             b->geo = fresh;
             b->have_geo = true;
             b->geo_mmdb = *mmdb;
@@ -211,6 +382,7 @@ static void ensure_clients(sc_builder_t *b, const snapshot_t *snap, const struct
         ibp_client_classes_free(&b->clients);
     b->clients = fresh;
     b->have_clients = true;
+    b->clients_built_from = *city;
     ibp_log(&b->s->log, IBP_LOG_INFO, "usage client classes: %zu (countries%s) over %zu networks",
             fresh.n, with_asn ? " and ASNs" : "", fresh.n_networks);
 }
@@ -259,9 +431,17 @@ static void clean_up_once(sc_builder_t *b, const char *path)
     snprintf(b->cleaned_path, sizeof b->cleaned_path, "%s", path);
 }
 
-static bool compile_and_publish(sc_builder_t *b, const snapshot_t *snap, const char *path,
-                                ibp_compile_out_t *co, ibp_err_t *err)
+/* A table built and checked, not yet published. */
+typedef struct candidate {
+    ibp_compile_out_t co;
+    ibp_table_t check;     /* attached to co.table */
+    uint64_t generation, build_time;
+} candidate_t;
+
+static bool compile_candidate(sc_builder_t *b, const snapshot_t *snap, const char *path,
+                              candidate_t *c, ibp_err_t *err)
 {
+    ibp_compile_out_t *co = &c->co;
     const ibp_node_config_t *cfg = snap->ref[SC_SRC_CONFIG]->model;
     ibp_input_desc_t inputs[SC_SRC_COUNT];
     adopt_existing_table(b, path);
@@ -286,28 +466,46 @@ static bool compile_and_publish(sc_builder_t *b, const snapshot_t *snap, const c
         return false;
     double t1 = now_s();
     b->phase_s[SC_PHASE_COMPILE] = t1 - t0;
-    ibp_table_t check;   /* never publish what the coprocess would refuse */
+    /* never publish what the coprocess would refuse */
     clean_up_once(b, path);
     if (!ibp_table_attach_trusting(co->table, co->table_len, b->last_buf ? &b->last : NULL,
-                                   &check, err))
+                                   &c->check, err))
         return false;
-    double t2 = now_s();
-    b->phase_s[SC_PHASE_CHECK] = t2 - t1;
+    b->phase_s[SC_PHASE_CHECK] = now_s() - t1;
+    c->generation = ci.generation;
+    c->build_time = ci.build_time;
+    return true;
+}
+
+static bool publish_candidate(sc_builder_t *b, const char *path, candidate_t *c, ibp_err_t *err)
+{
+    double t0 = now_s();
+    ibp_compile_out_t *co = &c->co;
     if (!ibp_table_write_file(path, co->table, co->table_len, err))
         return false;
-    b->phase_s[SC_PHASE_WRITE] = now_s() - t2;
-    b->generation = ci.generation;
-    b->build_time = ci.build_time;
+    b->phase_s[SC_PHASE_WRITE] = now_s() - t0;
+    b->generation = c->generation;
+    b->build_time = c->build_time;
     b->spare_buf = b->last_buf;
     b->spare_cap = b->last_cap;
     b->last_buf = co->table;   /* check is attached to it */
     b->last_cap = co->table_cap;
-    b->last = check;
+    b->last = c->check;
     co->table = NULL;
     return true;
 }
 
-static void record_build(sc_builder_t *b, bool ok, bool walked, double secs,
+/* A candidate held back: its buffer is the next build's to write into. */
+static void drop_candidate(sc_builder_t *b, candidate_t *c)
+{
+    ibp_table_close(&c->check);
+    free(b->spare_buf);
+    b->spare_buf = c->co.table;
+    b->spare_cap = c->co.table_cap;
+    c->co.table = NULL;
+}
+
+static void record_build(sc_builder_t *b, bool ok, bool walked, bool split_only, double secs,
                          const ibp_compile_out_t *co, const char *why)
 {
     sc_state_t *s = b->s;
@@ -345,7 +543,9 @@ static void record_build(sc_builder_t *b, bool ok, bool walked, double secs,
     if (ok)
         ibp_log(&s->log, IBP_LOG_INFO, "published table generation %llu (%s) in %.0f ms",
                 (unsigned long long)b->generation,
-                walked ? "MaxMind walked" : "geo classes reused", secs * 1000);
+                walked ? "MaxMind walked"
+                : split_only ? "geo classes split by new override countries"
+                             : "geo classes reused", secs * 1000);
     else if (strcmp(why, b->last_failure))
         ibp_log(&s->log, IBP_LOG_ERROR, "table build failed, the table in place stays: %s", why);
     else
@@ -399,11 +599,136 @@ static bool published_in_place(sc_builder_t *b, const char *path)
     return false;
 }
 
+/* ---- the guard (Routing.MaxShiftPercent) -------------------------------------- */
+
+/* The inputs of the table in place replace snap's, health aside. */
+static bool use_accepted(const sc_accepted_t *a, snapshot_t *snap, struct stat *mmdb)
+{
+    for (int i = SC_SRC_CONFIG; i <= SC_SRC_STATIC; i++) {
+        sc_ref_put(snap->ref[i]);
+        snap->ref[i] = sc_ref_get(a->ref[i]);
+        snap->hi[i] = a->hi[i];
+        snap->lo[i] = a->lo[i];
+        snap->size[i] = a->size[i];
+        memcpy(snap->url[i], a->url[i], sizeof snap->url[i]);
+    }
+    ibp_overrides_free(&snap->overrides);
+    memcpy(snap->mmdb_path, a->mmdb_path, sizeof snap->mmdb_path);
+    *mmdb = a->mmdb;
+    ibp_err_t err;
+    return ibp_overrides_copy(&a->overrides, &snap->overrides, &err);
+}
+
+/* snap's inputs, health aside, are those of the table just published. */
+static void accept_inputs(sc_accepted_t *a, const snapshot_t *snap, const struct stat *mmdb,
+                          uint64_t hi, uint64_t lo)
+{
+    forget_accepted(a);
+    for (int i = SC_SRC_CONFIG; i <= SC_SRC_STATIC; i++) {
+        a->ref[i] = sc_ref_get(snap->ref[i]);
+        a->hi[i] = snap->hi[i];
+        a->lo[i] = snap->lo[i];
+        a->size[i] = snap->size[i];
+        memcpy(a->url[i], snap->url[i], sizeof a->url[i]);
+    }
+    memcpy(a->mmdb_path, snap->mmdb_path, sizeof a->mmdb_path);
+    a->mmdb = *mmdb;
+    a->digest_hi = hi;
+    a->digest_lo = lo;
+    ibp_err_t err;
+    /* Out of memory: nothing accepted, so nothing is held until the next publish. */
+    a->have = ibp_overrides_copy(&snap->overrides, &a->overrides, &err);
+    if (!a->have)
+        forget_accepted(a);
+}
+
+static void set_guard_limit(sc_state_t *s, unsigned limit)
+{
+    pthread_mutex_lock(&s->lock);
+    s->guard.max_shift_percent = limit;
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* What the build in hand does about the guard. */
+typedef struct guard_plan {
+    unsigned limit;
+    bool weigh;            /* the candidate is weighed before it is published */
+    bool substituted;      /* built from the accepted inputs (a table is held back) */
+    uint64_t hi, lo;       /* snap's inputs, health aside */
+} guard_plan_t;
+
+/* A held table stays held while the inputs in hand are those it came from
+ * (and the guard is on, and nobody forced it): the build in hand is then
+ * the table in place's inputs with today's health. */
+static bool plan_guard(sc_builder_t *b, snapshot_t *snap, struct stat *mmdb, guard_plan_t *g)
+{
+    memset(g, 0, sizeof *g);
+    g->limit = ((const ibp_node_config_t *)snap->ref[SC_SRC_CONFIG]->model)->routing.max_shift_percent;
+    set_guard_limit(b->s, g->limit);
+    bool digested = inputs_digest(snap, mmdb, false, &g->hi, &g->lo);
+    bool as_accepted = digested && b->accepted.have && g->hi == b->accepted.digest_hi &&
+                       g->lo == b->accepted.digest_lo;
+    bool same_as_held = digested && g->hi == b->held_hi && g->lo == b->held_lo;
+    if (b->held && (!g->limit || snap->forced || !same_as_held)) {
+        b->held = false;
+        if (as_accepted || !g->limit)
+            sc_guard_release(b->s);   /* else weighed again below */
+    }
+    if (b->held) {
+        g->substituted = true;
+        return use_accepted(&b->accepted, snap, mmdb);
+    }
+    g->weigh = g->limit && digested && !as_accepted && b->accepted.have && b->last_buf &&
+               !b->guard_bypass;
+    b->guard_bypass = false;
+    return true;
+}
+
+/* A held table's inputs need a walk of the database: its classes are gone
+ * and the file may be the new one. Health must publish: the hold ends and
+ * the next build publishes the inputs in hand unweighed, loudly. */
+static void guard_lost(sc_builder_t *b, const char *why)
+{
+    b->held = false;
+    b->guard_bypass = true;
+    sc_guard_release(b->s);
+    ibp_log(&b->s->log, IBP_LOG_ERROR, "table guard: %s: the table held back is released and "
+            "published unweighed, so that health changes are not held up", why);
+}
+
+/* Weighs c against the table in place; true: it is held back. */
+static bool hold_back(sc_builder_t *b, const snapshot_t *snap, const guard_plan_t *g,
+                      candidate_t *c)
+{
+    bool hold = false;
+    ibp_err_t err = {{0}};
+    if (!sc_guard_weigh(b->s, &b->last, &c->check, g->limit, snap->forced, &hold, &err)) {
+        ibp_log(&b->s->log, IBP_LOG_ERROR, "table guard: %s: the table is published unweighed",
+                err.msg);
+        return false;
+    }
+    if (!hold)
+        return false;
+    restore_geo(b);
+    drop_candidate(b, c);
+    clear_failure(b);   /* the build worked: an earlier failure is no longer the news */
+    b->held = true;
+    b->held_hi = g->hi;
+    b->held_lo = g->lo;
+    /* A health change that came with the held inputs is published at once,
+     * from the accepted ones. */
+    pthread_mutex_lock(&b->s->lock);
+    b->s->publish_now = true;
+    pthread_mutex_unlock(&b->s->lock);
+    return true;
+}
+
 bool sc_builder_run_once(sc_builder_t *b)
 {
     snapshot_t snap;
     take_snapshot(b->s, &snap);
     bool ok = true;
+    bool force_kept = snap.forced;   /* until the build it asked for is done */
     for (int i = SC_SRC_CONFIG; i <= SC_SRC_STATIC; i++)
         if (!snap.ref[i])
             goto out;   /* nothing to build from yet; the sources say why */
@@ -416,33 +741,63 @@ bool sc_builder_run_once(sc_builder_t *b)
     char path[4096];
     if (!snap.mmdb_path[0] || stat(snap.mmdb_path, &mmdb) != 0)
         goto out;       /* the maxmind_city source reports it */
+    guard_plan_t guard;
+    if (!plan_guard(b, &snap, &mmdb, &guard)) {
+        ok = false;     /* out of memory */
+        goto out;
+    }
     uint64_t hi = 0, lo = 0;
-    bool digested = inputs_digest(&snap, &mmdb, &hi, &lo);   /* else: build, to be safe */
+    bool digested = inputs_digest(&snap, &mmdb, true, &hi, &lo);   /* else: build, to be safe */
     bool have_path = table_path_of(b->s, snap.ref[SC_SRC_CONFIG]->model, path, sizeof path, &err);
     if (digested && have_path && b->have_inputs && hi == b->inputs_hi && lo == b->inputs_lo &&
         published_in_place(b, path)) {
         clear_failure(b);   /* same inputs, same table: publish nothing */
+        force_kept = false;
         goto out;
     }
     double t0 = now_s();
-    bool walked = false;
-    ibp_compile_out_t co = {0};
+    bool walked = false, refused = false, split_only = false;
+    candidate_t c = {0};
     memset(b->phase_s, 0, sizeof b->phase_s);
-    ok = have_path && ensure_geo(b, &snap, &mmdb, &walked, &err);
-    if (ok)
+    ok = have_path && ensure_geo(b, &snap, &mmdb, guard.weigh, !guard.substituted, &walked,
+                                 &refused, &split_only, &err);
+    if (refused)
+        guard_lost(b, err.msg);
+    if (ok && !guard.substituted)   /* usage's classes follow the database in hand */
         ensure_clients(b, &snap, &mmdb);
     b->phase_s[SC_PHASE_GEO] = now_s() - t0;
-    ok = ok && compile_and_publish(b, &snap, path, &co, &err);
-    record_build(b, ok, walked, now_s() - t0, &co, err.msg);
+    ok = ok && compile_candidate(b, &snap, path, &c, &err);
+    if (ok && guard.weigh && hold_back(b, &snap, &guard, &c)) {
+        ibp_compile_out_free(&c.co);
+        force_kept = false;
+        goto out;   /* not a failure: nothing to retry until the inputs change */
+    }
+    /* A failed build keeps the table in place's classes aside still: its
+     * retry may be held back. */
+    ok = ok && publish_candidate(b, path, &c, &err);
+    if (ok) {
+        drop_saved_geo(b);
+        force_kept = false;
+    }
+    record_build(b, ok, walked, split_only, now_s() - t0, &c.co, err.msg);
     if (ok)
-        log_warnings_once(b, &co);
-    ibp_compile_out_free(&co);
+        log_warnings_once(b, &c.co);
+    ibp_compile_out_free(&c.co);
     if (ok) {
         b->inputs_hi = hi;
         b->inputs_lo = lo;
         b->have_inputs = digested && stat(path, &b->published) == 0;
+        if (!guard.substituted) {
+            accept_inputs(&b->accepted, &snap, &mmdb, guard.hi, guard.lo);
+            sc_guard_release(b->s);
+        }
     }
 out:
+    if (force_kept) {   /* nothing was built: the force waits for the build that can be */
+        pthread_mutex_lock(&b->s->lock);
+        b->s->force_publish = true;
+        pthread_mutex_unlock(&b->s->lock);
+    }
     release_snapshot(&snap);
     return ok;
 }

@@ -14,6 +14,33 @@
 #include "ibp_table.h"
 #include "state.h"
 
+/* What the table in place was built from, health aside: while the guard
+ * (Routing.MaxShiftPercent) holds a table back, health changes are
+ * published from these. */
+typedef struct sc_accepted {
+    sc_ref_t *ref[SC_SRC_STATIC + 1];
+    uint64_t hi[SC_SRC_STATIC + 1], lo[SC_SRC_STATIC + 1], size[SC_SRC_STATIC + 1];
+    char url[SC_SRC_STATIC + 1][4096];
+    ibp_overrides_t overrides;
+    char mmdb_path[4096];
+    struct stat mmdb;
+    uint64_t digest_hi, digest_lo;   /* of all that (inputs_digest without health) */
+    bool have;
+} sc_accepted_t;
+
+/* The geo classes (and the override countries they split) of the table in
+ * place, kept aside while a table built from new ones is weighed and until
+ * it is published: held back, they come back (restore_geo). */
+typedef struct sc_geo_saved {
+    ibp_geo_classes_t geo;
+    struct stat mmdb;
+    uint64_t hi, lo, size;
+    char detail[160];
+    bool have;
+    ibp_overrides_t split;
+    bool have_split;
+} sc_geo_saved_t;
+
 typedef struct sc_builder {
     sc_state_t *s;
     ibp_geo_classes_t geo;
@@ -29,6 +56,8 @@ typedef struct sc_builder {
     ibp_client_classes_t clients;
     bool have_clients;
     struct stat clients_city, clients_asn;   /* identities they were built from */
+    struct stat clients_built_from;  /* the City file of the classes in use (a failed
+                                        rebuild keeps older ones) */
     bool clients_with_asn;
     uint64_t inputs_hi, inputs_lo; /* of the table in place */
     bool have_inputs;
@@ -51,6 +80,11 @@ typedef struct sc_builder {
     uint8_t *spare_buf;
     size_t spare_cap;
     double phase_s[SC_PHASE_COUNT];   /* of the build under way */
+    sc_accepted_t accepted;
+    sc_geo_saved_t saved_geo;
+    bool held;                     /* a table built from these inputs is held back: */
+    uint64_t held_hi, held_lo;     /* (inputs_digest without health) */
+    bool guard_bypass;             /* the next build publishes unweighed (see plan_guard) */
 } sc_builder_t;
 
 #define SC_RETRY_FIRST_MS 1000

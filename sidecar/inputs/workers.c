@@ -59,6 +59,48 @@ static bool cache_copy(const sc_fetch_cache_t *from, sc_fetch_cache_t *to)
     return ok;
 }
 
+/* Where a file the config names (its Routing.Nets or Routing.Map file) is,
+ * as it is now; false when it names none or the file cannot be seen. */
+static bool side_file_stat(const sc_state_t *s, const char *file, struct stat *st)
+{
+    char path[4096];
+    ibp_err_t ignored;
+    return file && file[0] &&
+           ibp_local_path(file, s->config_dir, path, sizeof path, &ignored) &&
+           stat(path, st) == 0;
+}
+
+static bool side_file_changed(const sc_state_t *s, const char *file, bool had,
+                              const struct stat *was)
+{
+    struct stat st;
+    if (!side_file_stat(s, file, &st))
+        return had;
+    return !had || !ibp_same_file(&st, was);
+}
+
+/* gdnsd watches its nets file: a config whose bytes did not change is read
+ * again when its nets or map file did (or went away: the fault then shows). */
+static bool nets_file_changed(const sc_state_t *s, const sc_source_t *src)
+{
+    const ibp_node_config_t *cfg = src->good ? src->good->model : NULL;
+    return side_file_changed(s, cfg ? cfg->routing.nets_file : NULL, src->have_nets_file,
+                             &src->nets_file) ||
+           side_file_changed(s, cfg ? cfg->routing.map_file : NULL, src->have_map_file,
+                             &src->map_file);
+}
+
+/* The config's nets and map files, statted before they are read: a change
+ * while one is read shows as a change at the next look. */
+static bool load_config_nets(const sc_state_t *s, ibp_node_config_t *cfg, struct stat st[2],
+                             bool have[2], ibp_err_t *err)
+{
+    have[0] = side_file_stat(s, cfg->routing.nets_file, &st[0]);
+    have[1] = side_file_stat(s, cfg->routing.map_file, &st[1]);
+    return ibp_node_config_load_nets(cfg, s->config_dir, err) &&
+           ibp_node_config_load_map(cfg, s->config_dir, err);
+}
+
 /* Parses new content and swaps it in; the lock is not held while parsing.
  * Returns whether the content was kept. */
 static bool accept_body(sc_state_t *s, sc_src_id_t id, const sc_fetch_result_t *r,
@@ -70,7 +112,15 @@ static bool accept_body(sc_state_t *s, sc_src_id_t id, const sc_fetch_result_t *
     ibp_err_t err = {{0}};
     char name[256];
     snprintf(name, sizeof name, "%.*s", (int)strcspn(base_name(src->url), "?"), base_name(src->url));
-    bool ok = model && k->parse(r->body, r->len, name, model, &err);
+    bool parsed = model && k->parse(r->body, r->len, name, model, &err);
+    /* Routing.Nets or Routing.Map given as a file is read with the config
+     * that names it. */
+    struct stat side_st[2] = {{0}};
+    bool have_side[2] = {false, false};
+    bool ok = parsed && (id != SC_SRC_CONFIG ||
+                         load_config_nets(s, model, side_st, have_side, &err));
+    if (parsed && !ok)
+        k->free_model(model);
     sc_ref_t *ref = ok ? sc_ref_new(model, k->free_model) : NULL;
     pthread_mutex_lock(&s->lock);
     if (!ref) {
@@ -80,6 +130,10 @@ static bool accept_body(sc_state_t *s, sc_src_id_t id, const sc_fetch_result_t *
     } else {
         sc_ref_put(src->good);
         src->good = ref;
+        src->nets_file = side_st[0];
+        src->have_nets_file = have_side[0];
+        src->map_file = side_st[1];
+        src->have_map_file = have_side[1];
         src->have_content = true;
         src->digest_hi = hi;
         src->digest_lo = lo;
@@ -146,13 +200,24 @@ static void fetch_input(sc_state_t *s, sc_src_id_t id, const char *url,
         sc_fetch_cache_free(&trial);
         return;
     }
+    bool nets_changed = id == SC_SRC_CONFIG && nets_file_changed(s, src);
+    if (nets_changed && r.status == SC_FETCH_NOT_MODIFIED) {   /* the body, to parse it again */
+        sc_fetch_result_free(&r);
+        sc_fetch_cache_free(&trial);
+        if (!sc_fetch(url, s->config_dir, lim, &trial, NULL, NULL, &r, &err)) {
+            record_failure(s, id, err.msg);
+            sc_fetch_cache_free(&trial);
+            return;
+        }
+        nets_changed = r.status == SC_FETCH_OK;
+    }
     bool kept = false;
     if (id != SC_SRC_RESULTS || !results_source_rejected(s, &r)) {
         uint64_t hi = 0, lo = 0;
         if (r.status == SC_FETCH_OK)
             ibp_digest(r.body, r.len, &hi, &lo);
-        if (r.status == SC_FETCH_NOT_MODIFIED ||
-            (src->good && hi == src->digest_hi && lo == src->digest_lo)) {
+        if ((r.status == SC_FETCH_NOT_MODIFIED && !nets_changed) ||
+            (src->good && hi == src->digest_hi && lo == src->digest_lo && !nets_changed)) {
             record_unchanged(s, id);
             kept = true;
         } else {

@@ -570,16 +570,47 @@ bool sc_usage_flush_now(sc_usage_t *u, int timeout_s)
     return ok;
 }
 
+/* A store to read, or *s NULL when an SQLite file does not exist yet
+ * (nothing stored: an empty answer, not an error). */
+static bool open_reader(sc_usage_t *u, sc_store_t **s, ibp_err_t *err)
+{
+    struct stat st;
+    *s = NULL;
+    if (!u->use_mysql && stat(u->db_path, &st) != 0 && errno == ENOENT)
+        return true;
+    return open_any(u, true, s, err);
+}
+
 bool sc_usage_query(sc_usage_t *u, const sc_usage_query_t *q, sc_usage_row_fn fn, void *ctx,
                     ibp_err_t *err)
 {
-    struct stat st;
-    if (!u->use_mysql && stat(u->db_path, &st) != 0 && errno == ENOENT)
-        return true;   /* nothing stored yet */
     sc_store_t *s;
-    if (!open_any(u, true, &s, err))
+    if (!open_reader(u, &s, err))
         return false;
-    bool ok = s->ops->query(s, q, fn, ctx, err);
-    s->ops->close(s);
+    bool ok = !s || s->ops->query(s, q, fn, ctx, err);
+    if (s)
+        s->ops->close(s);
     return ok;
+}
+
+bool sc_usage_events_query(sc_usage_t *u, const sc_event_query_t *q, sc_event_row_fn fn,
+                           void *ctx, ibp_err_t *err)
+{
+    sc_store_t *s;
+    if (!open_reader(u, &s, err))
+        return false;
+    bool ok = !s || s->ops->events_query(s, q, fn, ctx, err);
+    if (s)
+        s->ops->close(s);
+    return ok;
+}
+
+bool sc_usage_open_events(void *ctx, sc_store_t **out, ibp_err_t *err)
+{
+    const sc_usage_t *u = ctx;
+    if (!u->use_mysql)
+        return sc_store_sqlite_open_events(u->db_path, out, err);
+    sc_mysql_cfg_t m = {.host = u->my_host, .user = u->my_user, .pass = u->my_pass,
+                        .db = u->my_db, .port = u->my_port};
+    return sc_store_mysql_open_events(&m, out, err);
 }

@@ -88,4 +88,15 @@ IBP_MUST_CHECK
 bool sc_usage_query(sc_usage_t *u, const sc_usage_query_t *q, sc_usage_row_fn fn, void *ctx,
                     ibp_err_t *err);
 
+/* getMemberEvents from the store, on the caller's thread (its own
+ * connection); no SQLite file yet is no rows. */
+IBP_MUST_CHECK
+bool sc_usage_events_query(sc_usage_t *u, const sc_event_query_t *q, sc_event_row_fn fn,
+                           void *ctx, ibp_err_t *err);
+
+/* The events recorder's handle on the same store (sc_events_open_fn; ctx
+ * is the sc_usage_t). */
+IBP_MUST_CHECK
+bool sc_usage_open_events(void *u, sc_store_t **out, ibp_err_t *err);
+
 #endif

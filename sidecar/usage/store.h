@@ -1,6 +1,8 @@
 /* The usage store: IBP's `requests` table (IBP-NODE §7.3) and, in the same
  * database, the harvest sequence of every counter file, so that counts and
- * the note of having stored them commit together (exactly once).
+ * the note of having stored them commit together (exactly once); and the
+ * monitors' `member_events` (IBP-NODE §7.5), read for /events and written
+ * by the events recorder (recorder.h) on a handle of its own.
  *
  * One interface, two back-ends: SQLite (store_sqlite.c, the embedded
  * default) and MySQL/MariaDB. A store handle belongs to one thread. */
@@ -10,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "event_time.h"
 #include "ibp_err.h"
 
 /* IBP's column widths (characters): longer values are cut to them. */
@@ -34,6 +37,38 @@ typedef struct sc_usage_query {
 
 typedef bool (*sc_usage_row_fn)(void *ctx, const sc_usage_row_t *row);
 
+/* ---- member_events (IBP-NODE §7.5) ----------------------------------------
+ * One row per outage of a (member, check type, check name, domain,
+ * endpoint, family): status 0, end_time NULL while it lasts. Times UTC,
+ * written in whole seconds. */
+
+/* What identifies an event ("" domain or endpoint: NULL in the table). */
+typedef struct sc_event_key {
+    const char *member, *check_type, *check_name, *domain, *endpoint;
+    bool is_ipv6;
+} sc_event_key_t;
+
+/* A row read back: NULL texts read as "", but data stays NULL. */
+typedef struct sc_event_row {
+    sc_event_key_t key;
+    bool status;
+    sc_ts_t start;
+    bool has_end;          /* end_time is not NULL */
+    sc_ts_t end;
+    const char *error;
+    const char *data;      /* additional_data as stored, or NULL */
+} sc_event_row_t;
+
+/* getMemberEvents: member_name = member AND start <= start_time <= end,
+ * AND domain_name = domain when domain is not "", by start_time. */
+typedef struct sc_event_query {
+    const char *member, *domain;
+    sc_ts_t start, end;
+} sc_event_query_t;
+
+/* false: stop reading (the query then fails with "stopped by its reader"). */
+typedef bool (*sc_event_row_fn)(void *ctx, const sc_event_row_t *row);
+
 typedef struct sc_store sc_store_t;
 
 typedef struct sc_store_ops {
@@ -48,6 +83,22 @@ typedef struct sc_store_ops {
     /* SUM(hits) grouped as getUsage groups, in date order. */
     bool (*query)(sc_store_t *s, const sc_usage_query_t *q, sc_usage_row_fn fn, void *ctx,
                   ibp_err_t *err);
+    /* member_events, any handle: getMemberEvents' rows, by start_time. */
+    bool (*events_query)(sc_store_t *s, const sc_event_query_t *q, sc_event_row_fn fn,
+                         void *ctx, ibp_err_t *err);
+    /* Every open row (status 0, end_time NULL): the recorder's state at start. */
+    bool (*events_open_rows)(sc_store_t *s, sc_event_row_fn fn, void *ctx, ibp_err_t *err);
+    /* The writes, between begin and commit, on an events handle only (NULL
+     * elsewhere). Each can be sent again after a commit whose outcome was not
+     * reported, and changes nothing twice. event_open: an open row from
+     * start, unless the key has an open row or one that started at start.
+     * event_close: the key's open rows that started at least min_s before
+     * end get end_time = end; the others that started at or before end are
+     * deleted (an outage shorter than System.MinimumOfflineTime). */
+    bool (*event_open)(sc_store_t *s, const sc_event_key_t *k, int64_t start, const char *error,
+                       const char *data, ibp_err_t *err);
+    bool (*event_close)(sc_store_t *s, const sc_event_key_t *k, int64_t end, int64_t min_s,
+                        uint64_t *closed, uint64_t *deleted, ibp_err_t *err);
     void (*close)(sc_store_t *s);
 } sc_store_ops_t;
 
@@ -72,5 +123,14 @@ bool sc_store_mysql_open(const sc_mysql_cfg_t *cfg, bool read_only, sc_store_t *
 /* Opens (creating the schema if missing) the SQLite store at path. */
 IBP_MUST_CHECK
 bool sc_store_sqlite_open(const char *path, bool read_only, sc_store_t **out, ibp_err_t *err);
+
+/* The events recorder's handle: creates member_events if missing (the
+ * only way this sidecar ever creates or writes that table: with MySQL only
+ * when Storage.RecordEvents is true) and prepares its writes. begin,
+ * commit and rollback frame them; the usage ops are not prepared. */
+IBP_MUST_CHECK
+bool sc_store_sqlite_open_events(const char *path, sc_store_t **out, ibp_err_t *err);
+IBP_MUST_CHECK
+bool sc_store_mysql_open_events(const sc_mysql_cfg_t *cfg, sc_store_t **out, ibp_err_t *err);
 
 #endif

@@ -10,6 +10,7 @@ typedef struct sqlite_store {
     sc_store_t base;
     sqlite3 *db;
     sqlite3_stmt *upsert, *get_seq, *set_seq, *forget;
+    sqlite3_stmt *ev_open, *ev_close, *ev_delete;   /* an events handle's writes */
     bool in_txn;
 } sqlite_store_t;
 
@@ -23,6 +24,28 @@ static const char SCHEMA[] =
     "network_asn,network_name,country_code,country_name,is_ipv6));"
     /* Ours: how many harvests of each counter file are in requests. */
     "CREATE TABLE IF NOT EXISTS ibpdns_harvests (file TEXT PRIMARY KEY, seq INTEGER NOT NULL);";
+
+/* IBP-NODE §7.5's columns. Times are UTC text, "YYYY-MM-DD HH:MM:SS"
+ * (event_time.h), whose byte order is their time order. Names are read as
+ * MySQL's collation compares them (case ignored), written exactly. */
+static const char EVENTS_SCHEMA[] =
+    "CREATE TABLE IF NOT EXISTS member_events ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " member_name VARCHAR(255), check_type VARCHAR(50), check_name VARCHAR(100),"
+    " domain_name VARCHAR(255) NULL, endpoint TEXT NULL, status BOOLEAN,"
+    " start_time TEXT, end_time TEXT NULL, error TEXT NULL,"
+    " additional_data TEXT NULL, is_ipv6 BOOLEAN);"
+    "CREATE INDEX IF NOT EXISTS idx_member_events_member ON member_events"
+    " (member_name COLLATE NOCASE, start_time);"
+    "CREATE INDEX IF NOT EXISTS idx_member_events_open ON member_events"
+    " (member_name, check_name) WHERE end_time IS NULL;";
+
+#define EV_COLS "member_name,check_type,check_name,domain_name,endpoint,status,start_time," \
+                "end_time,error,additional_data,is_ipv6"
+/* ?1..?6: the key (sc_event_key_t); "" domain or endpoint bound as NULL. */
+#define EV_KEY "member_name = ?1 AND check_type = ?2 AND check_name = ?3 AND domain_name IS ?4" \
+               " AND endpoint IS ?5 AND is_ipv6 = ?6"
+#define EV_OPEN_ROW "status = 0 AND end_time IS NULL"
 
 #define GROUP_COLS "date,domain_name,member_name,country_code,network_asn,network_name," \
                    "country_name,is_ipv6"
@@ -184,16 +207,152 @@ static bool s_query(sc_store_t *b, const sc_usage_query_t *q, sc_usage_row_fn fn
     return ok;
 }
 
+/* ---- member_events ----------------------------------------------------------- */
+
+static void bind_null_empty(sqlite3_stmt *st, int i, const char *v)
+{
+    if (v && v[0])
+        sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+static void bind_key(sqlite3_stmt *st, const sc_event_key_t *k)
+{
+    bind_text(st, 1, k->member);
+    bind_text(st, 2, k->check_type);
+    bind_text(st, 3, k->check_name);
+    bind_null_empty(st, 4, k->domain);
+    bind_null_empty(st, 5, k->endpoint);
+    sqlite3_bind_int(st, 6, k->is_ipv6);
+}
+
+static void bind_time(sqlite3_stmt *st, int i, sc_ts_t t)
+{
+    char text[32];
+    sc_ts_sql(t, text);
+    sqlite3_bind_text(st, i, text, -1, SQLITE_TRANSIENT);
+}
+
+/* A row of EV_COLS; a time that is not one we write reads as Go's zero time. */
+static void ev_row(sqlite3_stmt *st, sc_event_row_t *r)
+{
+    *r = (sc_event_row_t){
+        .key = {.member = col(st, 0), .check_type = col(st, 1), .check_name = col(st, 2),
+                .domain = col(st, 3), .endpoint = col(st, 4),
+                .is_ipv6 = sqlite3_column_int(st, 10) != 0},
+        .status = sqlite3_column_int(st, 5) != 0, .error = col(st, 8),
+        .data = sqlite3_column_type(st, 9) == SQLITE_NULL ? NULL : col(st, 9)};
+    if (!sc_ts_parse_sql(col(st, 6), &r->start))
+        r->start = (sc_ts_t){.sec = SC_TS_ZERO_SEC};
+    r->has_end = sqlite3_column_type(st, 7) != SQLITE_NULL;
+    if (r->has_end && !sc_ts_parse_sql(col(st, 7), &r->end))
+        r->end = (sc_ts_t){.sec = SC_TS_ZERO_SEC};
+}
+
+/* Steps st to its end (and finalizes it), each row to fn. */
+static bool ev_rows(sqlite_store_t *s, sqlite3_stmt *st, sc_event_row_fn fn, void *ctx,
+                    const char *what, ibp_err_t *err)
+{
+    int rc = SQLITE_DONE;
+    bool ok = true;
+    while (ok && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        sc_event_row_t r;
+        ev_row(st, &r);
+        ok = fn(ctx, &r) || ibp_err_set(err, "%s stopped by its reader", what);
+    }
+    if (ok && rc != SQLITE_DONE)
+        ok = db_fail(s, what, err);
+    sqlite3_finalize(st);
+    return ok;
+}
+
+static bool s_events_query(sc_store_t *b, const sc_event_query_t *q, sc_event_row_fn fn,
+                           void *ctx, ibp_err_t *err)
+{
+    sqlite_store_t *s = (sqlite_store_t *)b;
+    bool by_domain = q->domain && q->domain[0];
+    char sql[512];
+    snprintf(sql, sizeof sql, "SELECT " EV_COLS " FROM member_events WHERE member_name = ?1 "
+             "COLLATE NOCASE AND start_time >= ?2 AND start_time <= ?3%s ORDER BY start_time, id",
+             by_domain ? " AND domain_name = ?4 COLLATE NOCASE" : "");
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return db_fail(s, "events query", err);
+    bind_text(st, 1, q->member);
+    bind_time(st, 2, q->start);
+    bind_time(st, 3, q->end);
+    if (by_domain)
+        bind_text(st, 4, q->domain);
+    return ev_rows(s, st, fn, ctx, "events query", err);
+}
+
+static bool s_events_open_rows(sc_store_t *b, sc_event_row_fn fn, void *ctx, ibp_err_t *err)
+{
+    sqlite_store_t *s = (sqlite_store_t *)b;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT " EV_COLS " FROM member_events WHERE " EV_OPEN_ROW
+                           " ORDER BY start_time, id", -1, &st, NULL) != SQLITE_OK)
+        return db_fail(s, "open events", err);
+    return ev_rows(s, st, fn, ctx, "open events", err);
+}
+
+static bool s_event_open(sc_store_t *b, const sc_event_key_t *k, int64_t start,
+                         const char *error, const char *data, ibp_err_t *err)
+{
+    sqlite_store_t *s = (sqlite_store_t *)b;
+    sqlite3_stmt *st = s->ev_open;
+    if (!st)
+        return ibp_err_set(err, "sqlite: member_events: not an events handle");
+    bind_key(st, k);
+    bind_time(st, 7, (sc_ts_t){.sec = start});
+    bind_null_empty(st, 8, error);
+    bind_null_empty(st, 9, data);
+    return step_done(s, st, "open an event", err);
+}
+
+static bool changes(sqlite_store_t *s, sqlite3_stmt *st, const char *what, uint64_t *n,
+                    ibp_err_t *err)
+{
+    *n = 0;
+    int rc = sqlite3_step(st);
+    bool ok = rc == SQLITE_DONE || db_fail(s, what, err);
+    if (ok)
+        *n = (uint64_t)sqlite3_changes(s->db);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return ok;
+}
+
+static bool s_event_close(sc_store_t *b, const sc_event_key_t *k, int64_t end, int64_t min_s,
+                          uint64_t *closed, uint64_t *deleted, ibp_err_t *err)
+{
+    sqlite_store_t *s = (sqlite_store_t *)b;
+    *closed = *deleted = 0;
+    if (!s->ev_close)
+        return ibp_err_set(err, "sqlite: member_events: not an events handle");
+    sqlite3_stmt *sts[] = {s->ev_close, s->ev_delete};
+    uint64_t *counts[] = {closed, deleted};
+    for (int i = 0; i < 2; i++) {
+        bind_key(sts[i], k);
+        bind_time(sts[i], 7, (sc_ts_t){.sec = end});
+        bind_time(sts[i], 8, (sc_ts_t){.sec = end - min_s});
+        if (!changes(s, sts[i], i ? "delete a short event" : "close an event", counts[i], err))
+            return false;
+    }
+    return true;
+}
+
 static void s_close(sc_store_t *b)
 {
     sqlite_store_t *s = (sqlite_store_t *)b;
     if (!s)
         return;
     s_rollback(b);
-    sqlite3_finalize(s->upsert);
-    sqlite3_finalize(s->get_seq);
-    sqlite3_finalize(s->set_seq);
-    sqlite3_finalize(s->forget);
+    sqlite3_stmt *sts[] = {s->upsert, s->get_seq, s->set_seq, s->forget,
+                           s->ev_open, s->ev_close, s->ev_delete};
+    for (size_t i = 0; i < sizeof sts / sizeof sts[0]; i++)
+        sqlite3_finalize(sts[i]);
     sqlite3_close(s->db);
     free(s);
 }
@@ -201,7 +360,8 @@ static void s_close(sc_store_t *b)
 static const sc_store_ops_t sqlite_ops = {
     .begin = s_begin, .add = s_add, .get_seq = s_get_seq, .set_seq = s_set_seq,
     .forget = s_forget, .commit = s_commit, .rollback = s_rollback, .query = s_query,
-    .close = s_close,
+    .events_query = s_events_query, .events_open_rows = s_events_open_rows,
+    .event_open = s_event_open, .event_close = s_event_close, .close = s_close,
 };
 
 static bool prepare(sqlite_store_t *s, const char *sql, sqlite3_stmt **st, ibp_err_t *err)
@@ -215,7 +375,7 @@ static bool open_writer(sqlite_store_t *s, ibp_err_t *err)
     /* FULL: a committed harvest survives a power cut, or the counter file
      * and the store would disagree about it. */
     return exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", err) &&
-           exec(s, SCHEMA, err) &&
+           exec(s, SCHEMA, err) && exec(s, EVENTS_SCHEMA, err) &&
            prepare(s, "INSERT INTO requests (" KEY_COLS ",hits) VALUES (?,?,?,?,?,?,?,?,?,?) "
                    "ON CONFLICT (" KEY_COLS ") DO UPDATE SET hits = hits + excluded.hits",
                    &s->upsert, err) &&
@@ -225,9 +385,27 @@ static bool open_writer(sqlite_store_t *s, ibp_err_t *err)
            prepare(s, "DELETE FROM ibpdns_harvests WHERE file = ?", &s->forget, err);
 }
 
-bool sc_store_sqlite_open(const char *path, bool read_only, sc_store_t **out, ibp_err_t *err)
+/* The recorder's writes; the usage writer makes the table too, so that it
+ * is there for /events whichever handle came first. */
+static bool open_events_writer(sqlite_store_t *s, ibp_err_t *err)
+{
+    return exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", err) &&
+           exec(s, EVENTS_SCHEMA, err) &&
+           prepare(s, "INSERT INTO member_events (" EV_COLS ") SELECT ?1, ?2, ?3, ?4, ?5, 0, ?7, "
+                   "NULL, ?8, ?9, ?6 WHERE NOT EXISTS (SELECT 1 FROM member_events WHERE " EV_KEY
+                   " AND ((" EV_OPEN_ROW ") OR start_time = ?7))", &s->ev_open, err) &&
+           prepare(s, "UPDATE member_events SET end_time = ?7 WHERE " EV_KEY " AND " EV_OPEN_ROW
+                   " AND start_time <= ?8", &s->ev_close, err) &&
+           prepare(s, "DELETE FROM member_events WHERE " EV_KEY " AND " EV_OPEN_ROW
+                   " AND start_time > ?8 AND start_time <= ?7", &s->ev_delete, err);
+}
+
+typedef enum open_mode { OPEN_READ, OPEN_USAGE, OPEN_EVENTS } open_mode_t;
+
+static bool open_mode(const char *path, open_mode_t mode, sc_store_t **out, ibp_err_t *err)
 {
     *out = NULL;
+    bool read_only = mode == OPEN_READ;
     sqlite_store_t *s = calloc(1, sizeof *s);
     if (!s)
         return ibp_err_set(err, "out of memory");
@@ -236,8 +414,10 @@ bool sc_store_sqlite_open(const char *path, bool read_only, sc_store_t **out, ib
     bool ok = sqlite3_open_v2(path, &s->db, flags | SQLITE_OPEN_NOMUTEX, NULL) == SQLITE_OK ||
               db_fail(s, "open", err);
     ok = ok && (sqlite3_busy_timeout(s->db, 5000) == SQLITE_OK || db_fail(s, "busy", err));
-    if (ok && !read_only)
+    if (ok && mode == OPEN_USAGE)
         ok = open_writer(s, err);
+    if (ok && mode == OPEN_EVENTS)
+        ok = open_events_writer(s, err);
     if (!ok) {
         ibp_err_prefix(err, "%s", path);
         s_close(&s->base);
@@ -245,4 +425,14 @@ bool sc_store_sqlite_open(const char *path, bool read_only, sc_store_t **out, ib
     }
     *out = &s->base;
     return true;
+}
+
+bool sc_store_sqlite_open(const char *path, bool read_only, sc_store_t **out, ibp_err_t *err)
+{
+    return open_mode(path, read_only ? OPEN_READ : OPEN_USAGE, out, err);
+}
+
+bool sc_store_sqlite_open_events(const char *path, sc_store_t **out, ibp_err_t *err)
+{
+    return open_mode(path, OPEN_EVENTS, out, err);
 }

@@ -68,12 +68,10 @@ typedef struct inputs {
 static bool compile(inputs_t *in, uint32_t index_min_nodes, uint8_t **table, size_t *len,
                     ibp_err_t *err)
 {
-    if (!ibp_geo_needs_from_model(&in->members, &in->cfg.overrides, &in->needs, err))
+    if (!ibp_geo_needs_from_model(&in->members, &in->cfg.overrides, &in->cfg.routing.nets, &in->cfg.routing.map,
+                                  &in->needs, err))
         return false;
-    ibp_geo_input_t gi = {.mmdb_path = fuzz_city_mmdb(), .sites = in->needs.sites,
-                          .n_sites = in->needs.n_sites,
-                          .ccs = (const char (*)[3])in->needs.ccs, .n_ccs = in->needs.n_ccs,
-                          .fingerprint = in->needs.fingerprint};
+    ibp_geo_input_t gi = ibp_geo_input_of(&in->needs, fuzz_city_mmdb());
     char city[PATH_MAX], asn[PATH_MAX];
     snprintf(city, sizeof city, "%s", fuzz_city_mmdb());
     snprintf(asn, sizeof asn, "%.*s/GeoLite2-ASN-Test.mmdb",
@@ -108,6 +106,8 @@ bool fuzz_table_build(const char *dir, uint32_t index_min_nodes, uint8_t **table
     snprintf(results, sizeof results, "%s/results.json", dir);
     bool has_results = access(results, F_OK) == 0;
     bool ok = load(node, IBP_IN_NODE_CONFIG, &in->cfg, err) &&
+              ibp_node_config_load_nets(&in->cfg, dir, err) &&
+              ibp_node_config_load_map(&in->cfg, dir, err) &&
               load_url(in->cfg.members_url, dir, IBP_IN_MEMBERS, &in->members, err) &&
               load_url(in->cfg.services_url, dir, IBP_IN_SERVICES, &in->services, err) &&
               load_url(in->cfg.static_url, dir, IBP_IN_STATIC, &in->statics, err) &&

@@ -14,7 +14,9 @@
  * The sanitizers check that validation let nothing through that a reader
  * could trip on; on top of that it asserts (abort): a route gives at most
  * IBP_TBL_MAX_ANSWERS existing targets and a scope within the client's
- * family, and the route from every leaf's network ends on that leaf. */
+ * family, a net answer (Routing.Nets) names a member and its net is in the
+ * table, so does a map answer (Routing.Map) and the map's text is in
+ * the table, and the route from every leaf's network ends on that leaf. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,15 +54,56 @@ static bool discard(pipe_out_t *out, void *ctx)
 
 static pipe_out_t pipe_out = {.flush = discard};
 
+/* The most specific net holding addr by a scan of them all: what
+ * ibp_table_net_of's binary searches must agree with. */
+static bool naive_holds(const ibp_tbl_net_t *n, const uint8_t addr[16])
+{
+    unsigned bytes = n->len / 8, rest = n->len % 8;
+    if (n->len > 128 || memcmp(n->addr, addr, bytes))
+        return false;
+    return !rest || ((n->addr[bytes] ^ addr[bytes]) >> (8 - rest)) == 0;
+}
+
+static const ibp_tbl_net_t *naive_net_of(const ibp_table_t *t, const uint8_t addr[16])
+{
+    const ibp_tbl_net_t *best = NULL;
+    for (uint32_t i = 0; i < t->n_nets; i++)
+        if (naive_holds(&t->nets[i], addr) && (!best || t->nets[i].len > best->len))
+            best = &t->nets[i];
+    return best;
+}
+
 static void check_route(const ibp_table_t *t, const ibp_client_t *c, const ibp_route_t *r)
 {
-    if (r->n > IBP_TBL_MAX_ANSWERS || r->scope > (c->v4 ? 32u : 128u) || r->how > IBP_HOW_SPREAD)
-        fuzz_fail("route: %u answers, scope %u for an IPv%d client", r->n, r->scope,
-                  c->v4 ? 4 : 6);
+    if (r->n > IBP_TBL_MAX_ANSWERS || r->scope > (c->v4 ? 32u : 128u) ||
+        r->how > IBP_HOW_LAST)
+        fuzz_fail("route: %u answers, scope %u for an IPv%d client, how %u", r->n, r->scope,
+                  c->v4 ? 4 : 6, (unsigned)r->how);
+    if (r->how == IBP_HOW_FAILOVER_SPREAD &&
+        (r->spread_of < 2 || r->spread_pick < 1 || r->spread_pick > r->spread_of ||
+         r->n > r->spread_of))
+        fuzz_fail("route: failover spread pick %u of %u, %u answers", r->spread_pick,
+                  r->spread_of, r->n);
     for (unsigned i = 0; i < r->n; i++)
         if (r->target[i] >= t->n[IBP_SEC_TARGETS])
             fuzz_fail("route: target %u of %u does not exist", r->target[i],
                       t->n[IBP_SEC_TARGETS]);
+    /* A Routing.Nets answer names at least one member; the net the
+     * explanation names holds the client and its text is in the table. */
+    if ((r->how == IBP_HOW_NET || r->how == IBP_HOW_NET_FALLBACK) &&
+        (r->n == 0 || t->targets[r->target[0]].member == IBP_TBL_NONE))
+        fuzz_fail("route: a net answer of %u targets, the first no member's", r->n);
+    /* A Routing.Map answer likewise; the map's text is in the table. */
+    if ((r->how == IBP_HOW_MAP || r->how == IBP_HOW_MAP_FALLBACK) &&
+        (r->n == 0 || t->targets[r->target[0]].member == IBP_TBL_NONE))
+        fuzz_fail("route: a map answer of %u targets, the first no member's", r->n);
+    if (t->h->map_text && t->h->map_text - 1 >= t->strings_size)
+        fuzz_fail("route: map text %u of %zu", t->h->map_text, t->strings_size);
+    const ibp_tbl_net_t *net = ibp_table_net_of(t, c->addr.b);
+    if (net && (net->text >= t->strings_size || net->len > 128))
+        fuzz_fail("route: net text %u of %zu, /%u", net->text, t->strings_size, net->len);
+    if (net != naive_net_of(t, c->addr.b))
+        fuzz_fail("route: the net search and a scan of every net disagree");
 }
 
 /* A client from the input's last 34 bytes: address, resolver, flags, prefix

@@ -7,6 +7,7 @@
     srv.set('/gone', 'oops', status=500)
     url = srv.url('/members.json')        # http://127.0.0.1:<port>/members.json
     srv.requests('/members.json')         # [(method, {header: value}), ...]
+    srv.serve_files('/acme/', some_dir)   # GET /acme/<file> answers that file's bytes
     srv.stop()
 
 It binds 127.0.0.1 on a free port, never anything else. Paths are matched
@@ -28,6 +29,7 @@ import io
 import os
 import random
 import shutil
+import socket
 import ssl
 import subprocess
 import tarfile
@@ -176,6 +178,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog is 5: a burst of connections past it is
+    # dropped and retried by TCP a second later, which tests would see.
+    request_queue_size = 128
     ssl_context = None
     fixture = None
 
@@ -187,12 +192,19 @@ class _Server(http.server.ThreadingHTTPServer):
             # a client that rejects our certificate cannot stall accept().
             sock = self.ssl_context.wrap_socket(sock, server_side=True,
                                                 do_handshake_on_connect=False)
+        with self.fixture._lock:
+            self.fixture._conns.add(sock)
         return sock, addr
 
     def finish_request(self, request, client_address):
         if self.ssl_context is not None:
             request.do_handshake()
         super().finish_request(request, client_address)
+
+    def shutdown_request(self, request):
+        with self.fixture._lock:
+            self.fixture._conns.discard(request)
+        super().shutdown_request(request)
 
     def handle_error(self, request, client_address):
         pass  # clients hanging up or refusing the certificate are what tests do
@@ -207,6 +219,8 @@ class FixtureServer:
         self._lock = threading.Lock()
         self._entries = {}
         self._requests = {}
+        self._dirs = {}
+        self._conns = set()
         self._httpd = None
         self._thread = None
 
@@ -230,10 +244,21 @@ class FixtureServer:
         ctx.load_cert_chain(self.certfile, self.keyfile)
         return ctx
 
-    def stop(self):
+    def stop(self, drop_connections=False):
+        """Stops listening. Connections already open (a client's keep-alive)
+        are still served until they idle out, unless drop_connections: then
+        they are shut down too, as a server that goes away would."""
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
+            if drop_connections:
+                with self._lock:
+                    conns = list(self._conns)
+                for c in conns:
+                    try:
+                        c.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
             self._thread.join(timeout=5)
             self._httpd = None
         if self._tmpdir is not None:
@@ -272,6 +297,14 @@ class FixtureServer:
         with self._lock:
             self._entries[path] = entry
 
+    def serve_files(self, prefix, directory, delay=0):
+        """GET prefix + NAME answers the bytes of directory/NAME (read at each
+        request, so another process can write it) when no set() entry matches;
+        a missing file, or a NAME with '/' or starting with '.', is 404.
+        prefix ends with '/'; delay (seconds) comes before every answer."""
+        with self._lock:
+            self._dirs[prefix] = (directory, delay)
+
     def remove(self, path):
         with self._lock:
             self._entries.pop(path, None)
@@ -292,4 +325,17 @@ class FixtureServer:
         path = urllib.parse.urlsplit(raw_path).path
         with self._lock:
             self._requests.setdefault(path, []).append((method, headers))
-            return self._entries.get(raw_path) or self._entries.get(path)
+            entry = self._entries.get(raw_path) or self._entries.get(path)
+            dirs = list(self._dirs.items())
+        if entry is not None:
+            return entry
+        for prefix, (directory, delay) in dirs:
+            name = path[len(prefix):] if path.startswith(prefix) else ''
+            if name and '/' not in name and not name.startswith('.'):
+                time.sleep(delay)
+                try:
+                    with open(os.path.join(directory, name), 'rb') as f:
+                        return _Entry(f.read(), 200, None, 0, None, False)
+                except OSError:
+                    return None
+        return None

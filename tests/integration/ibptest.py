@@ -8,7 +8,8 @@ Paths come from the environment that meson sets (tests/meson.build):
 A test script defines functions named test_* and ends with
     if __name__ == '__main__':
         ibptest.main(globals())
-which runs them in file order (or only those named on the command line),
+which runs them in file order (or only those named on the command line,
+or all but those named with a leading '-'),
 prints `ok NAME` or `FAIL NAME: reason` for each, and exits 1 if any failed.
 """
 
@@ -20,6 +21,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import traceback
 
 # ---- paths ------------------------------------------------------------------
@@ -192,6 +194,35 @@ def static_record(qname, qtype, content, ttl=3600):
             'auth': True, 'domain_id': 0}
 
 
+# The real IBP config plus names below empty non-terminals (issue 15): a static
+# x.deep.dotters.network makes deep.dotters.network one, an ACME name makes
+# plus, stake.plus and boot.stake.plus.dotters.network three more.
+DEEP_STATIC = [static_record('x.deep.dotters.network', 'A', '192.0.2.7'),
+               static_record('_acme-challenge.boot.stake.plus.dotters.network', 'TXT',
+                             'http://127.0.0.1:9/never-fetched', ttl=0)]
+DEEP_ENTS = ['deep.dotters.network', 'plus.dotters.network', 'stake.plus.dotters.network',
+             'boot.stake.plus.dotters.network']
+
+
+def ibp_deep_table():
+    """Builds the table of the real IBP config (professional members, RPC
+    services, static records) plus DEEP_STATIC with the City test data.
+    Returns (Workspace, table path); keep the Workspace, it holds the files."""
+    ws = Workspace()
+    with open(os.path.join(IBP_CONFIG, 'members_professional.json')) as f:
+        members_obj = json.load(f)
+    with open(os.path.join(IBP_CONFIG, 'services_rpc.json')) as f:
+        services_obj = json.load(f)
+    with open(os.path.join(IBP_CONFIG, 'geodns-static.json')) as f:
+        static_obj = json.load(f) + DEEP_STATIC
+    return ws, ws.build_ok(ws.node_config(members_obj, services_obj, static_obj))
+
+
+def table_zones(tbl):
+    """The table's zone names, sorted (`ibpdns-table info`); None if it has none."""
+    return sorted(z['zone'] for z in table_json('info', tbl).get('zones', [])) or None
+
+
 # Monitor /results snapshots (IBP-NODE §5.1).
 
 CHECKTIME = '2026-04-18T10:00:00Z'
@@ -317,26 +348,69 @@ def one_error_line(stderr, what):
 
 # ---- runner ----------------------------------------------------------------
 
+# The ThreadSanitizer build exists for the sidecar, the one threaded program:
+# there a test that runs only single-threaded programs (ibpdns-table, the
+# coprocess) repeats what the normal and ASan builds check, at TSan's cost.
+TSAN = os.environ.get('IBP_TSAN') == '1'
+
+
+def single_threaded(f):
+    """Marks a test that never starts the sidecar: not run under TSan."""
+    f.single_threaded = True
+    return f
+
+
+def not_under_tsan(reason):
+    """Marks a test that starts the sidecar but is not worth TSan's time (reason says why)."""
+    def mark(f):
+        f.single_threaded = True
+        f.tsan_reason = reason
+        return f
+    return mark
+
+
 def main(namespace):
-    """Runs every test_* function of namespace in definition order (or the
-    ones named in sys.argv), prints ok/FAIL per test, exits 1 on any failure."""
+    """Runs every test_* function of namespace in definition order (or those
+    sys.argv selects), prints ok/FAIL per test, exits 1 on any failure."""
     tests = [f for n, f in namespace.items() if n.startswith('test_') and callable(f)]
     tests.sort(key=lambda f: f.__code__.co_firstlineno)
-    wanted = sys.argv[1:]
+    # NAME runs only the named tests, -NAME all but it (how meson.build
+    # splits a script into tests that may run beside others and those that
+    # must run alone); a name that is no test is an error, not nothing run.
+    wanted = [a for a in sys.argv[1:] if not a.startswith('-')]
+    unwanted = [a[1:] for a in sys.argv[1:] if a.startswith('-')]
+    unknown = sorted(set(wanted + unwanted) - {f.__name__ for f in tests})
+    if unknown:
+        print('FAIL: no such test: %s' % ', '.join(unknown), flush=True)
+        sys.exit(1)
     if wanted:
         tests = [f for f in tests if f.__name__ in wanted]
-    failed = 0
+    tests = [f for f in tests if f.__name__ not in unwanted]
+    failed = skipped_n = 0
+    failures = []   # repeated last: CI logs keep the tail of a long output
     for f in tests:
+        if TSAN and getattr(f, 'single_threaded', False):
+            print('skip %s: %s' % (f.__name__, getattr(f, 'tsan_reason', 'starts no sidecar (the '
+                                                      'TSan build checks threads)')), flush=True)
+            skipped_n += 1
+            continue
+        started = time.monotonic()
         try:
             f()
         except AssertionError as e:
             failed += 1
-            print('FAIL %s: %s' % (f.__name__, e), flush=True)
+            failures.append('%s: %s' % (f.__name__, e))
+            print('FAIL ' + failures[-1], flush=True)
         except Exception:
             failed += 1
+            failures.append('%s: exception %s' % (f.__name__, traceback.format_exc(limit=-1)))
             print('FAIL %s: exception\n%s' % (f.__name__, traceback.format_exc()), flush=True)
         else:
-            print('ok %s' % f.__name__, flush=True)
-    print('%d of %d tests failed' % (failed, len(tests)) if failed
-          else 'all %d tests passed' % len(tests), flush=True)
+            # The time: where the suite's half hour goes.
+            print('ok %s (%.1f s)' % (f.__name__, time.monotonic() - started), flush=True)
+    ran = len(tests) - skipped_n
+    for line in failures:
+        print('failed: ' + line[:600], flush=True)
+    print(('%d of %d tests failed' % (failed, ran) if failed else 'all %d tests passed' % ran)
+          + (', %d skipped' % skipped_n if skipped_n else ''), flush=True)
     sys.exit(1 if failed else 0)

@@ -63,6 +63,7 @@ class Sidecar:
             'Routing': {'TablePath': 'routing.tbl'},
             'Storage': {'Path': 'usage.sqlite', 'CounterDir': 'usage'},
         }
+        self.token = token   # status() and ready() send it
         if token:
             self.config['DnsApi']['BearerToken'] = token
         for section, values in (extra or {}).items():
@@ -110,7 +111,7 @@ class Sidecar:
             return 0, '', str(e)
 
     def status(self):
-        code, _, body = self.api('/status')
+        code, _, body = self.api('/status', token=self.token)
         ibptest.eq(code, 200, '/status')
         return json.loads(body)
 

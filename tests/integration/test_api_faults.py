@@ -101,7 +101,9 @@ def test_invalid_utf8_and_nul_are_400_naming_the_argument():
         eq([a['address'] for a in json.loads(body)['answers']], [AMFORC], 'answer')
         # Every other error is JSON too.
         for method, target, want in [('GET', '/nothing', 404), ('DELETE', '/status', 405),
-                                     ('POST', '/route', 405), ('GET', '/events', 501),
+                                     ('POST', '/route', 405), ('POST', '/events', 405),
+                                     ('GET', '/events?member=%FF', 400),
+                                     ('GET', '/events?domain=a%00b', 400),
                                      ('DELETE', '/process', 405),
                                      ('GET', '/%FF', 404), ('GET', '/status%FF', 404)]:
             code, ctype, body = get(p, target, method=method)

@@ -22,7 +22,6 @@ import os
 import random
 import re
 import select
-import shutil
 import signal
 import socket
 import struct
@@ -618,10 +617,12 @@ def rewrite_in_place(path, data, how, rnd):
         os.close(fd)
 
 
+@ibptest.single_threaded
 def test_table_rewritten_in_place_under_load():
     rewritten_in_place(private=True)
 
 
+@ibptest.single_threaded
 def test_mapped_table_rewritten_in_place_under_load():
     rewritten_in_place(private=False)
 

@@ -5,8 +5,6 @@ with the real IBP config plus deep names: empty non-terminals answer NODATA
 makes PowerDNS 4.7 say so never reaches a client (ANY, AXFR); names below
 stay answered and unknown siblings stay NXDOMAIN; every zone transferred by
 AXFR passes BIND's named-checkzone, and every SOA MNAME and NS name resolves."""
-import json
-import os
 import subprocess
 
 import dns.rcode
@@ -17,38 +15,18 @@ import ibptest
 import pdnsfix
 from ibptest import check, eq
 
-DEEP = [ibptest.static_record('x.deep.dotters.network', 'A', '192.0.2.7'),
-        ibptest.static_record('_acme-challenge.boot.stake.plus.dotters.network', 'TXT',
-                              'http://127.0.0.1:9/never-fetched', ttl=0)]
-ENTS = ['deep.dotters.network', 'plus.dotters.network', 'stake.plus.dotters.network',
-        'boot.stake.plus.dotters.network']
 CHECKZONE = '/usr/bin/named-checkzone'
-
-
-def table():
-    ws = ibptest.Workspace()
-    with open(os.path.join(ibptest.IBP_CONFIG, 'members_professional.json')) as f:
-        members = json.load(f)
-    with open(os.path.join(ibptest.IBP_CONFIG, 'services_rpc.json')) as f:
-        services = json.load(f)
-    with open(os.path.join(ibptest.IBP_CONFIG, 'geodns-static.json')) as f:
-        static = json.load(f) + DEEP
-    return ws, ws.build_ok(ws.node_config(members, services, static))
 
 
 def rcode(r):
     return dns.rcode.to_text(r.rcode())
 
 
-def zones_of(tbl):
-    return sorted(z['zone'] for z in ibptest.table_json('info', tbl).get('zones', [])) or None
-
-
 def test_empty_non_terminals_are_nodata():
-    ws, tbl = table()   # ws keeps the directory alive
+    ws, tbl = ibptest.ibp_deep_table()   # ws keeps the directory alive
     for settings in (None, pdnsfix.PRODUCTION):
         with pdnsfix.Pdns(tbl, settings=settings) as p:
-            for name in ENTS:
+            for name in ibptest.DEEP_ENTS:
                 for qtype in ('A', 'TXT', 'AAAA', 'NS'):
                     for _ in range(2):   # the second from PowerDNS's caches when on
                         r = p.query(name, qtype)
@@ -70,9 +48,9 @@ def test_empty_non_terminals_are_nodata():
 
 
 def test_every_zone_transfers_and_passes_named_checkzone():
-    ws, tbl = table()
+    ws, tbl = ibptest.ibp_deep_table()
     with pdnsfix.Pdns(tbl) as p:
-        zones = zones_of(tbl)
+        zones = ibptest.table_zones(tbl)
         check(zones and 'dotters.network' in zones and 'polkadot.ibp.network' in zones,
               'zones of the table: %r' % zones)
         names_to_resolve = set()

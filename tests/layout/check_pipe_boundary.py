@@ -7,7 +7,7 @@
   2. each lib/ folder's include directory holds only its own headers;
   3. ibpdns-pipe needs libc alone (readelf -d): no jansson, maxminddb,
      curl, sqlite, mariadb, nats (sanitizer runtimes aside)."""
-import json, os, re, shlex, subprocess, sys, tempfile
+import json, os, re, subprocess, sys, tempfile
 
 SRC, BUILD = os.environ['IBP_SRC'], os.environ['IBP_BUILD']
 ALLOWED = {os.path.join(SRC, d) for d in ('lib/base', 'lib/table', 'lib/usage', 'pipe')}

@@ -18,7 +18,7 @@ const char *fixture_shared(const char *rel)
     return path;
 }
 
-static char *read_shared(const char *rel, size_t *len)
+char *fixture_read_shared(const char *rel, size_t *len)
 {
     char *buf;
     ibp_err_t err;
@@ -48,27 +48,26 @@ static void build(const char *members_json, const char *statics_json, const char
     ibp_members_t members;
     ibp_services_t services;
     ibp_statics_t statics;
-    char *m = members_json ? NULL : read_shared("testdata/ibp-config/members_professional.json", &n);
+    char *m = members_json ? NULL
+                           : fixture_read_shared("testdata/ibp-config/members_professional.json", &n);
     if (!ibp_members_parse(m ? m : members_json, m ? n : strlen(members_json), "members.json",
                            &members, &err))
         fail_msg("%s", err.msg);
     free(m);
-    char *s = read_shared("testdata/ibp-config/services_rpc.json", &n);
+    char *s = fixture_read_shared("testdata/ibp-config/services_rpc.json", &n);
     if (!ibp_services_parse(s, n, "services_rpc.json", &services, &err))
         fail_msg("%s", err.msg);
     free(s);
-    char *x = statics_json ? NULL : read_shared("testdata/ibp-config/geodns-static.json", &n);
+    char *x = statics_json ? NULL : fixture_read_shared("testdata/ibp-config/geodns-static.json", &n);
     if (!ibp_statics_parse(x ? x : statics_json, x ? n : strlen(statics_json), "static.json",
                            &statics, &err))
         fail_msg("%s", err.msg);
     free(x);
     ibp_geo_needs_t needs;
     ibp_geo_classes_t geo;
-    assert_true(ibp_geo_needs_from_model(&members, &cfg.overrides, &needs, &err));
-    ibp_geo_input_t gi = {.mmdb_path = fixture_shared("testdata/maxmind/GeoIP2-City-Test.mmdb"),
-                          .sites = needs.sites, .n_sites = needs.n_sites,
-                          .ccs = (const char (*)[3])needs.ccs, .n_ccs = needs.n_ccs,
-                          .fingerprint = needs.fingerprint};
+    assert_true(ibp_geo_needs_from_model(&members, &cfg.overrides, &cfg.routing.nets, &cfg.routing.map, &needs, &err));
+    ibp_geo_input_t gi = ibp_geo_input_of(&needs,
+                                          fixture_shared("testdata/maxmind/GeoIP2-City-Test.mmdb"));
     if (!ibp_geo_classes_build(&gi, &geo, &err))
         fail_msg("%s", err.msg);
     ibp_client_classes_t clients;   /* every fixture table carries usage's client classes */
@@ -157,20 +156,19 @@ fixture_builder_t *fixture_builder_new(void)
                        "\"ServicesConfig\":\"s\",\"StaticDNSConfig\":\"x\"}}}";
     if (!ibp_node_config_parse(node, strlen(node), "node.json", &fb->cfg, &err))
         fail_msg("%s", err.msg);
-    char *m = read_shared("testdata/ibp-config/members_professional.json", &n);
+    char *m = fixture_read_shared("testdata/ibp-config/members_professional.json", &n);
     bool ok = ibp_members_parse(m, n, "members.json", &fb->members, &err);
     free(m);
-    char *s = read_shared("testdata/ibp-config/services_rpc.json", &n);
+    char *s = fixture_read_shared("testdata/ibp-config/services_rpc.json", &n);
     ok = ok && ibp_services_parse(s, n, "services_rpc.json", &fb->services, &err);
     free(s);
-    char *x = read_shared("testdata/ibp-config/geodns-static.json", &n);
+    char *x = fixture_read_shared("testdata/ibp-config/geodns-static.json", &n);
     ok = ok && ibp_statics_parse(x, n, "static.json", &fb->statics, &err);
     free(x);
-    ok = ok && ibp_geo_needs_from_model(&fb->members, &fb->cfg.overrides, &fb->needs, &err);
-    ibp_geo_input_t gi = {.mmdb_path = fixture_shared("testdata/maxmind/GeoIP2-City-Test.mmdb"),
-                          .sites = fb->needs.sites, .n_sites = fb->needs.n_sites,
-                          .ccs = (const char (*)[3])fb->needs.ccs, .n_ccs = fb->needs.n_ccs,
-                          .fingerprint = fb->needs.fingerprint};
+    ok = ok && ibp_geo_needs_from_model(&fb->members, &fb->cfg.overrides, &fb->cfg.routing.nets, &fb->cfg.routing.map,
+                                        &fb->needs, &err);
+    ibp_geo_input_t gi = ibp_geo_input_of(&fb->needs,
+                                          fixture_shared("testdata/maxmind/GeoIP2-City-Test.mmdb"));
     ok = ok && ibp_geo_classes_build(&gi, &fb->geo, &err) &&
          ibp_geo_classes_index_updates(&fb->geo, &err);
     if (!ok)

@@ -13,6 +13,8 @@
 
 /* $IBP_SHARED/<rel>, in a static buffer. */
 const char *fixture_shared(const char *rel);
+/* That file, whole (malloc'd, NUL-terminated); aborts the test if unreadable. */
+char *fixture_read_shared(const char *rel, size_t *len);
 
 /* Compiles the real configs (or the given member/static JSON texts, when
  * non-NULL) with GeoIP2-City-Test.mmdb. Aborts the test on failure. */

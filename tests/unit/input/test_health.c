@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "ibp_health.h"
+#include "ibp_limits.h"
 
 #define T "\"Checktime\": \"2026-04-18T10:00:00Z\""
 #define DOWN(name) "{\"Status\": false, \"MemberName\": \"" name "\", \"ErrorText\": \"x\"," \
@@ -387,6 +388,97 @@ static void test_offline_repeats_kept_once(void **state)
     free(body);
 }
 
+/* Member events' view (BEHAVIOR §6a): every result with the key that
+ * identifies it; texts for failed ones only. */
+static void test_event_observations(void **state)
+{
+    (void)state;
+    ibp_health_t h = parse_ok(
+        "{\"SiteResults\": [{\"CheckName\": \"ping\", \"IsIPv6\": true, \"Results\": ["
+        "{\"Status\": false, \"MemberName\": \"Amforc\", \"ErrorText\": \"timeout\","
+        " \"Data\": {\"b\": 1, \"a\": [true]}, \"IsIPv6\": false}," UP("Dwellir") "]}],"
+        " \"EndpointResults\": [{\"CheckName\": \"wss\", \"Domain\": \"rpc.dotters.network\","
+        " \"RpcUrl\": \"wss://rpc.dotters.network/kusama\", \"IsIPv6\": false, \"Results\": ["
+        DOWN("Dwellir") "]}]}");
+    assert_int_equal(h.n_obs, 3);
+    const ibp_health_obs_t *a = &h.obs[0], *d = &h.obs[1], *e = &h.obs[2];
+    assert_false(a->online);
+    assert_true(a->ipv6);   /* the group's family, not the result's */
+    assert_int_equal(a->kind, IBP_CHECK_SITE);
+    assert_string_equal(a->member, "Amforc");
+    assert_string_equal(a->check, "ping");
+    assert_null(a->domain);
+    assert_null(a->endpoint);
+    assert_string_equal(a->error, "timeout");
+    assert_string_equal(a->data, "{\"b\":1,\"a\":[true]}");
+    uint64_t hi, lo;
+    ibp_health_event_key(IBP_CHECK_SITE, "ping", NULL, NULL, "Amforc", true, &hi, &lo);
+    assert_true(hi == a->key_hi && lo == a->key_lo);
+    assert_true(d->online);
+    assert_null(d->member);   /* no texts for a result that passed */
+    ibp_health_event_key(IBP_CHECK_SITE, "ping", "", "", "Dwellir", true, &hi, &lo);
+    assert_true(hi == d->key_hi && lo == d->key_lo);
+    assert_false(e->online);
+    assert_int_equal(e->kind, IBP_CHECK_ENDPOINT);
+    assert_string_equal(e->domain, "rpc.dotters.network");
+    assert_string_equal(e->endpoint, "wss://rpc.dotters.network/kusama");
+    assert_null(e->data);   /* Data null */
+    ibp_health_event_key(IBP_CHECK_ENDPOINT, "wss", "rpc.dotters.network",
+                         "wss://rpc.dotters.network/kusama", "Dwellir", false, &hi, &lo);
+    assert_true(hi == e->key_hi && lo == e->key_lo);
+    /* Any other family, check, domain or member is another key. */
+    ibp_health_event_key(IBP_CHECK_ENDPOINT, "wss", "rpc.dotters.network",
+                         "wss://rpc.dotters.network/kusama", "Dwellir", true, &hi, &lo);
+    assert_false(hi == e->key_hi && lo == e->key_lo);
+    ibp_health_event_key(IBP_CHECK_DOMAIN, "wss", "rpc.dotters.network",
+                         "wss://rpc.dotters.network/kusama", "Dwellir", false, &hi, &lo);
+    assert_false(hi == e->key_hi && lo == e->key_lo);
+    ibp_health_free(&h);
+    assert_null(h.obs);
+    ibp_check_kind_t k;
+    assert_true(ibp_check_kind_parse("endpoint", &k));
+    assert_int_equal(k, IBP_CHECK_ENDPOINT);
+    assert_false(ibp_check_kind_parse("Site", &k));
+    assert_string_equal(ibp_check_kind_name(IBP_CHECK_DOMAIN), "domain");
+}
+
+/* Texts are bounded: ErrorText cut at a character, a long check name to
+ * its column's width, a huge Data dropped, an overlong RpcUrl not recorded. */
+static void test_event_observation_bounds(void **state)
+{
+    (void)state;
+    size_t cap = 3 * IBP_EVENT_DATA_MAX + 4096;
+    char *json = malloc(cap), *err = malloc(IBP_EVENT_ERROR_MAX + 8);
+    char *data = malloc(IBP_EVENT_DATA_MAX + 64), *url = malloc(IBP_EVENT_ENDPOINT_MAX + 8);
+    char check[160];
+    assert_true(json && err && data && url);
+    memset(err, 'e', IBP_EVENT_ERROR_MAX - 1);
+    memcpy(err + IBP_EVENT_ERROR_MAX - 1, "\xc3\xa9", 3);   /* é across the bound */
+    memset(check, 'c', 150);
+    check[150] = '\0';
+    snprintf(data, IBP_EVENT_DATA_MAX + 64, "{\"k\": \"%0*d\"}", IBP_EVENT_DATA_MAX, 0);
+    memcpy(url, "wss://", 6);
+    memset(url + 6, 'u', IBP_EVENT_ENDPOINT_MAX);
+    url[IBP_EVENT_ENDPOINT_MAX + 6] = '\0';
+    snprintf(json, cap,
+             "{\"SiteResults\": [{\"CheckName\": \"%s\", \"Results\": [{\"Status\": false,"
+             " \"MemberName\": \"A\", \"ErrorText\": \"%s\", \"Data\": %s}]}],"
+             " \"EndpointResults\": [{\"CheckName\": \"wss\", \"Domain\": \"x.net\","
+             " \"RpcUrl\": \"%s\", \"Results\": [" DOWN("A") "]}]}", check, err, data, url);
+    ibp_health_t h = parse_ok(json);
+    assert_int_equal(h.n_obs, 1);
+    assert_int_equal(h.n_obs_skipped, 1);
+    assert_int_equal(strlen(h.obs[0].error), IBP_EVENT_ERROR_MAX - 1);
+    assert_int_equal(strlen(h.obs[0].check), IBP_EVENT_CHECK_NAME_MAX);
+    assert_null(h.obs[0].data);
+    assert_false(ibp_health_online(&h, "x.net", "A", false));   /* routing still sees it */
+    ibp_health_free(&h);
+    free(json);
+    free(err);
+    free(data);
+    free(url);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -408,6 +500,8 @@ int main(void)
         cmocka_unit_test(test_offline_repeats_kept_once),
         cmocka_unit_test(test_json_error_is_one_printable_line),
         cmocka_unit_test(test_overlong_names_refused),
+        cmocka_unit_test(test_event_observations),
+        cmocka_unit_test(test_event_observation_bounds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

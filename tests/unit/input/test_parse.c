@@ -697,7 +697,7 @@ static void test_config_full(void **state)
         " \"MonitorApi\": {\"Anything\": 1}, \"Matrix\": [], \"Checks\": null,"
         " \"Routing\": {\"AnswersPerFamily\": 3, \"AllDownPolicy\": \"None\", \"Ttl\": 20,"
         "   \"SoaRetry\": 700, \"TablePath\": \"/t.tbl\", \"apexsoainany\": true},"
-        " \"Storage\": {\"Path\": \"/u.sqlite\"},"
+        " \"Storage\": {\"Path\": \"/u.sqlite\", \"RecordEvents\": false},"
         " \"Bogus\": true}";
     ibp_node_config_t c;
     ibp_err_t err = {{0}};
@@ -723,6 +723,9 @@ static void test_config_full(void **state)
     assert_true(c.routing.apex_soa_in_any);
     assert_string_equal(c.routing.table_path, "/t.tbl");
     assert_string_equal(c.storage_path, "/u.sqlite");
+    assert_int_equal(c.minimum_offline_s, 900);
+    assert_true(c.storage_record_events_set);
+    assert_false(c.storage_record_events);
     assert_int_equal(c.n_warnings, 2);
     assert_string_equal(c.warnings[0], "node.json: .Bogus: unknown key (ignored)");
     assert_string_equal(c.warnings[1], "node.json: .System.Foo: unknown key (ignored)");
@@ -751,6 +754,8 @@ static void test_config_defaults(void **state)
     assert_int_equal(c.routing.soa_minimum, 3600);
     assert_int_equal(c.routing.soa_ttl, 3600);
     assert_false(c.routing.apex_soa_in_any);   /* BEHAVIOR §2 */
+    assert_int_equal(c.minimum_offline_s, 30);   /* IBP's default */
+    assert_false(c.storage_record_events_set);   /* the store decides (BEHAVIOR §6a) */
     assert_string_equal(c.log_level, "");      /* never NULL */
     assert_string_equal(c.monitor_address, "");
     assert_int_equal(c.n_warnings, 0);
@@ -826,6 +831,10 @@ static void test_config_errors(void **state)
     config_fail("{\"System\": {" URLS "}, \"Nats\": []}",
                 "node.json: .Nats: expected an object, got array");
     config_fail("[]", "node.json: .: expected an object, got array");
+    config_fail("{\"System\": {" URLS "}, \"Storage\": {\"RecordEvents\": 1}}",
+                "node.json: .Storage.RecordEvents: expected a boolean, got number");
+    config_fail("{\"System\": {" URLS ", \"MinimumOfflineTime\": \"30s\"}}",
+                "node.json: .System.MinimumOfflineTime: expected an integer, got string");
     config_fail("{\"System\": {" URLS "}, \"DnsApi\": {\"RefreshIntervalSeconds\": 1e3}}",
                 "node.json: .DnsApi.RefreshIntervalSeconds: expected an integer, got number");
 }

@@ -129,9 +129,15 @@ static void bad_indices_behind_a_good_checksum_are_rejected(void **state)
     free(c);
 
     c = copy_of(f);
-    ((ibp_tbl_header_t *)c)->reserved[4] = 7;
+    ((ibp_tbl_header_t *)c)->reserved[1] = 7;
     reseal(c, f->len);
-    expect_reject(c, f->len, "reserved header word 4 is 7");
+    expect_reject(c, f->len, "reserved header word 1 is 7");
+    free(c);
+
+    c = copy_of(f);   /* a Routing.Map text past the strings */
+    ((ibp_tbl_header_t *)c)->map_text = 0xFFFFFFF0u;
+    reseal(c, f->len);
+    expect_reject(c, f->len, "Routing.Map text out of range");
     free(c);
 
     c = copy_of(f);
@@ -773,6 +779,81 @@ static void stale_temporaries_of_dead_writers_are_removed(void **state)
     assert_non_null(strstr(err.msg, "names a directory"));
 }
 
+/* Routing.Nets: the table carries them past its sections for the
+ * explanations, the answers carry the net flags; both are validated. */
+static void nets_are_carried_and_validated(void **state)
+{
+    (void)state;
+    uint8_t *buf;
+    size_t len;
+    fixture_build_routing("{\"Nets\": {\"81.2.69.0/24\": [\"Gatotech\"], "
+                          "\"81.0.0.0/8\": \"auto\"}}", &buf, &len);
+    fix_t f = {.buf = buf, .len = len};
+    ibp_err_t err;
+    assert_true(ibp_table_attach(buf, len, &f.t, &err));
+    assert_int_equal(f.t.n_nets, 2);
+    assert_true(ibp_table_check_derived(&f.t, &err));
+    unsigned scope;
+    assert_string_equal(route_on(&f.t, "81.2.69.142", &scope), "Gatotech");
+    uint8_t a[16] = {[12] = 81, [13] = 2, [14] = 69, [15] = 142};
+    const ibp_tbl_net_t *n = ibp_table_net_of(&f.t, a);
+    assert_non_null(n);
+    assert_string_equal(ibp_table_str(&f.t, n->text), "81.2.69.0/24");
+    a[13] = 3;   /* 81.3.69.142: only the auto /8 */
+    assert_string_equal(ibp_table_str(&f.t, ibp_table_net_of(&f.t, a)->text), "81.0.0.0/8");
+    a[12] = 82;
+    assert_null(ibp_table_net_of(&f.t, a));
+    ibp_table_close(&f.t);
+
+    const ibp_tbl_header_t *h = (const ibp_tbl_header_t *)buf;
+    uint8_t *c = copy_of(&f);
+    ((ibp_tbl_header_t *)c)->n_nets = (uint32_t)(len / sizeof(ibp_tbl_net_t));
+    reseal(c, len);
+    expect_reject(c, len, "the nets lie outside the file");
+    free(c);
+
+    c = copy_of(&f);
+    ibp_tbl_net_t *nets = (ibp_tbl_net_t *)(c + (size_t)h->nets_offset8 * 8);
+    ibp_tbl_net_t first = nets[0];
+    nets[0] = nets[1];
+    nets[1] = first;
+    reseal(c, len);
+    expect_reject(c, len, "net 1 is out of order");
+    free(c);
+
+    c = copy_of(&f);
+    nets = (ibp_tbl_net_t *)(c + (size_t)h->nets_offset8 * 8);
+    nets[1].addr[15] = 1;   /* host bits */
+    reseal(c, len);
+    expect_reject(c, len, "net 1 is malformed");
+    free(c);
+
+    c = copy_of(&f);
+    nets = (ibp_tbl_net_t *)(c + (size_t)h->nets_offset8 * 8);
+    nets[0].text = 0xFFFFFF;
+    reseal(c, len);
+    expect_reject(c, len, "net 0 is malformed");
+    free(c);
+
+    /* An answer flagged both net and net-fallback, or net with an override. */
+    c = copy_of(&f);
+    ibp_tbl_answer_t *ans = section(c, IBP_SEC_ANSWERS);
+    uint32_t k = 0;
+    while (!(ans[k].flags & IBP_ANSF_NET))
+        k++;
+    ans[k].flags |= IBP_ANSF_NET_FALLBACK;
+    reseal(c, len);
+    expect_reject(c, len, "answer");
+    ans[k].flags = IBP_ANSF_NET | IBP_ANSF_OVERRIDE;
+    reseal(c, len);
+    expect_reject(c, len, "answer");
+    ans[k].flags = 0x40;
+    reseal(c, len);
+    expect_reject(c, len, "answer");
+    free(c);
+    free(buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -795,6 +876,7 @@ int main(void)
         cmocka_unit_test(an_open_table_survives_its_file_being_rewritten),
         cmocka_unit_test(a_mapped_table_rewritten_in_place_never_reads_outside),
         cmocka_unit_test(stale_temporaries_of_dead_writers_are_removed),
+        cmocka_unit_test(nets_are_carried_and_validated),
     };
     return cmocka_run_group_tests(tests, setup, fixture_table_free);
 }

@@ -1,0 +1,27 @@
+/* Routing.MaxShiftPercent: before a table built from changed configs,
+ * overrides or MaxMind data replaces the one in place, the guard weighs how
+ * much of any host's clients it moves for a reason other than health
+ * (ibp_table_shift) and says whether to hold it back. Health changes never
+ * come here: failover must not wait for a human. */
+#ifndef IBPDNS_SIDECAR_GUARD_H
+#define IBPDNS_SIDECAR_GUARD_H
+
+#include <stdbool.h>
+
+#include "ibp_err.h"
+#include "ibp_table.h"
+#include "state.h"
+
+/* Weighs candidate against in_place under limit percent (0: off, nothing
+ * held), records the measure in s->guard and logs it. *hold: the candidate
+ * moves more than the limit and forced is false. False: the diff failed
+ * (out of memory); the caller holds nothing then, and says so. */
+IBP_MUST_CHECK
+bool sc_guard_weigh(sc_state_t *s, const ibp_table_t *in_place, const ibp_table_t *candidate,
+                    unsigned limit, bool forced, bool *hold, ibp_err_t *err);
+
+/* The table in place is the wanted one again (the inputs went back, or a
+ * candidate was published): nothing is held. */
+void sc_guard_release(sc_state_t *s);
+
+#endif
