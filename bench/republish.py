@@ -10,10 +10,11 @@ kept geo classes ("builds_health_only" grows, "builds_full" does not). The
 build time is the sidecar's own (`last_build_seconds` of /status: geo check,
 compile, validate, write and rename the table).
 
-usage: republish.py SIDECAR TABLE-TOOL WORK ROUNDS [CONFIGS DOWN]   (prints one JSON line)
+usage: republish.py SIDECAR TABLE-TOOL WORK ROUNDS [CONFIGS DOWN [NETS [MAP]]]   (one JSON line)
 CONFIGS: a directory with members.json, services.json and static.json (as
 bench/scale/gen.py writes them) instead of the IBP configs, DOWN the member
-key that goes down and up. The first "offline" table is checked with
+key that goes down and up, NETS a Routing.Nets file and MAP a Routing.Map file
+(bench/nets-cost --keep writes them; "" for none). The first "offline" table is checked with
 `TABLE-TOOL lookup`: the member must be skipped as offline.
 Only 127.0.0.1; the sidecar is stopped by its PID.
 """
@@ -72,6 +73,14 @@ def free_port():
         return s.getsockname()[1]
 
 
+def routing_settings(work):
+    routing = {'TablePath': os.path.join(work, 'routing.tbl')}
+    for key, i in (('Nets', 7), ('Map', 8)):
+        if len(sys.argv) > i and sys.argv[i]:
+            routing[key] = os.path.abspath(sys.argv[i])
+    return routing
+
+
 def main():
     sidecar, tool, work, rounds = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     down = 'Amforc'
@@ -100,7 +109,7 @@ def main():
         'DnsApi': {'ListenAddress': '127.0.0.1', 'ListenPort': str(api),
                    'MonitorAddress': '127.0.0.1', 'MonitorPort': str(httpd.server_address[1]),
                    'RefreshIntervalSeconds': 1},
-        'Routing': {'TablePath': os.path.join(work, 'routing.tbl')},
+        'Routing': routing_settings(work),
     }
     with open(os.path.join(work, 'node.json'), 'w') as f:
         json.dump(config, f)
