@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ibp_geo.h"
 #include "ibp_mmdb_walk.h"
 #include "ibp_table.h"
 #include "ibp_table_format.h"
@@ -120,9 +121,9 @@ static bool record_text(reader_t *r, MMDB_entry_s *e, char *text)
     if (!r->asn) {
         if (!get_text(r, e, cc_path, a) || !get_text(r, e, name_path, b))
             return false;
-        bool two = strlen(a) == 2 && a[0] >= 'A' && a[0] <= 'Z' && a[1] >= 'A' && a[1] <= 'Z';
-        if (two)
-            snprintf(text, 2 * TEXT_MAX, "%s\t%s", a, b);
+        char cc[3];
+        if (ibp_geo_country_code(a, strlen(a), cc))
+            snprintf(text, 2 * TEXT_MAX, "%s\t%s", cc, b);
         return true;
     }
     MMDB_entry_data_s d;

@@ -2,6 +2,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 static double radians(double deg)
 {
@@ -50,4 +51,20 @@ void ibp_geo_order(const ibp_site_t *client, const ibp_site_t *sites, size_t n,
     qsort(rank, n, sizeof *rank, cmp_rank);
     for (size_t i = 0; i < n; i++)
         order[i] = (uint16_t)rank[i].site;
+}
+
+bool ibp_geo_country_code(const char *s, size_t len, char out[3])
+{
+    memset(out, 0, 3);
+    if (len != 2)
+        return false;
+    for (size_t i = 0; i < 2; i++) {
+        char c = s[i] >= 'a' && s[i] <= 'z' ? (char)(s[i] - 'a' + 'A') : s[i];
+        if (c < 'A' || c > 'Z') {
+            memset(out, 0, 3);
+            return false;
+        }
+        out[i] = c;
+    }
+    return true;
 }

@@ -3,6 +3,7 @@
 #ifndef IBP_GEO_H
 #define IBP_GEO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,5 +33,12 @@ typedef struct ibp_geo_rank {
  * members sort half a million times per MaxMind walk. */
 void ibp_geo_order(const ibp_site_t *client, const ibp_site_t *sites, size_t n,
                    uint16_t *order, ibp_geo_rank_t *rank);
+
+/* A database's country.iso_code as the configs spell countries (Overrides
+ * and the compiler compare them byte for byte): two ASCII letters,
+ * uppercased into out; anything else is no country (out is ""). Every reader
+ * of iso_code goes through this, so that the walk, the explanation and the
+ * client classes cannot disagree on a database that writes "gb". */
+bool ibp_geo_country_code(const char *s, size_t len, char out[3]);
 
 #endif

@@ -83,7 +83,7 @@ typedef struct walker {
 static bool cc_relevant(const ibp_geo_input_t *in, const char *cc)
 {
     for (size_t i = 0; i < in->n_ccs; i++)
-        if (!strcasecmp(in->ccs[i], cc))
+        if (!memcmp(in->ccs[i], cc, 3))
             return true;
     return false;
 }
@@ -205,12 +205,9 @@ static bool record_location(walker_t *w, MMDB_entry_s *entry, bool *located,
     if (!get_value(w, entry, &data, cc_path))
         return false;
     memset(cc, 0, 3);
-    if (data.has_data && data.type == MMDB_DATA_TYPE_UTF8_STRING && data.data_size == 2) {
-        cc[0] = data.utf8_string[0];
-        cc[1] = data.utf8_string[1];
-        if (!cc_relevant(w->in, cc))
-            memset(cc, 0, 3);
-    }
+    if (data.has_data && data.type == MMDB_DATA_TYPE_UTF8_STRING &&
+        ibp_geo_country_code(data.utf8_string, data.data_size, cc) && !cc_relevant(w->in, cc))
+        memset(cc, 0, 3);
     return true;
 }
 
@@ -265,7 +262,6 @@ static bool place_put(walker_t *w, struct place *p, double lat, double lon, cons
 
 static bool record_class_lookup(walker_t *w, MMDB_entry_s *entry, uint32_t key, uint32_t *id);
 
-#define NAME_MAX_BYTES 64   /* longer names match no map key gdnsd would take either */
 
 /* The string at path into buf (NUL-terminated), or "" when absent, not a
  * string or too long. */
@@ -276,7 +272,7 @@ static bool record_name(walker_t *w, MMDB_entry_s *entry, const char *const *pat
     if (!get_value(w, entry, &data, path))
         return false;
     if (data.has_data && data.type == MMDB_DATA_TYPE_UTF8_STRING &&
-        data.data_size < NAME_MAX_BYTES && !memchr(data.utf8_string, 0, data.data_size)) {
+        data.data_size < IBP_GEO_NAME_MAX && !memchr(data.utf8_string, 0, data.data_size)) {
         memcpy(buf, data.utf8_string, data.data_size);
         buf[data.data_size] = '\0';
     }
@@ -291,11 +287,14 @@ static bool record_map_rule(walker_t *w, MMDB_entry_s *entry, uint32_t *rule)
     static const char *const cont_path[] = {"continent", "code", NULL};
     static const char *const cc_path[] = {"country", "iso_code", NULL};
     static const char *const city_path[] = {"city", "names", "en", NULL};
-    char names[3 + IBP_GEO_SUBS_MAX][NAME_MAX_BYTES];
+    char names[3 + IBP_GEO_SUBS_MAX][IBP_GEO_NAME_MAX];
     ibp_geo_names_t n = {.continent = names[0], .country = names[1], .city = names[2]};
     if (!record_name(w, entry, cont_path, names[0]) ||
         !record_name(w, entry, cc_path, names[1]) || !record_name(w, entry, city_path, names[2]))
         return false;
+    char cc[3];   /* the country as the overrides spell it */
+    ibp_geo_country_code(names[1], strlen(names[1]), cc);
+    memcpy(names[1], cc, sizeof cc);
     for (size_t i = 0; i < IBP_GEO_SUBS_MAX; i++) {
         char idx[4];
         snprintf(idx, sizeof idx, "%zu", i);
@@ -508,10 +507,10 @@ static void entry_string(MMDB_entry_s *e, const char *const *path, char *out, si
 {
     MMDB_entry_data_s d;
     if (MMDB_aget_value(e, &d, path) == MMDB_SUCCESS && d.has_data &&
-        d.type == MMDB_DATA_TYPE_UTF8_STRING) {
-        size_t n = d.data_size < cap - 1 ? d.data_size : cap - 1;
-        memcpy(out, d.utf8_string, n);
-        out[n] = '\0';
+        d.type == MMDB_DATA_TYPE_UTF8_STRING && d.data_size < cap &&
+        !memchr(d.utf8_string, 0, d.data_size)) {   /* as record_name: no truncated names */
+        memcpy(out, d.utf8_string, d.data_size);
+        out[d.data_size] = '\0';
     }
 }
 
@@ -542,10 +541,10 @@ bool ibp_geo_locate(ibp_geo_locator_t *loc, const uint8_t addr[16], bool is_v4,
     out->found = true;
     out->located = entry_double(&r.entry, lat_path, &out->lat) &&
                    entry_double(&r.entry, lon_path, &out->lon);
-    char cc[8] = "";
-    entry_string(&r.entry, cc_path, cc, sizeof cc);
-    if (strlen(cc) == 2)
-        memcpy(out->cc, cc, 3);
+    MMDB_entry_data_s d;
+    if (MMDB_aget_value(&r.entry, &d, cc_path) == MMDB_SUCCESS && d.has_data &&
+        d.type == MMDB_DATA_TYPE_UTF8_STRING)
+        ibp_geo_country_code(d.utf8_string, d.data_size, out->cc);
     entry_string(&r.entry, city_path, out->city, sizeof out->city);
     static const char *const cont_path[] = {"continent", "code", NULL};
     entry_string(&r.entry, cont_path, out->continent, sizeof out->continent);

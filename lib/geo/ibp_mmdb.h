@@ -13,8 +13,11 @@
 #include "ibp_geo.h"
 #include "ibp_geo_classes.h"
 
-/* A data record's place names, as Routing.Map keys them (NULL: absent). */
+/* A data record's place names, as Routing.Map keys them (NULL: absent).
+ * Names of IBP_GEO_NAME_MAX bytes or more, or with a NUL inside, are absent
+ * (no map key gdnsd would take either), in the walk and the explanation. */
 #define IBP_GEO_SUBS_MAX 10
+#define IBP_GEO_NAME_MAX 64
 typedef struct ibp_geo_names {
     const char *continent, *country;
     const char *subs[IBP_GEO_SUBS_MAX];
@@ -54,9 +57,9 @@ typedef struct ibp_geo_point {
     bool found, located;
     double lat, lon;
     char cc[3];
-    char city[64];
-    char continent[4];         /* what Routing.Map keys (continent.code) */
-    char subs[IBP_GEO_SUBS_MAX][64];   /* subdivisions[i].iso_code */
+    char city[IBP_GEO_NAME_MAX];
+    char continent[IBP_GEO_NAME_MAX];  /* what Routing.Map keys (continent.code) */
+    char subs[IBP_GEO_SUBS_MAX][IBP_GEO_NAME_MAX];   /* subdivisions[i].iso_code */
     size_t n_subs;
 } ibp_geo_point_t;
 

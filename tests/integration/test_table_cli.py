@@ -207,6 +207,38 @@ def test_damaged_city_mmdbs():
     expect_build_error(ws, cfg, 'empty mmdb', ['City-empty.mmdb'], mmdb=empty)
 
 
+def lowercase_country_mmdb(ws):
+    """The City test database with GB written "gb" (the one copy of the
+    string in its data section; records point at it)."""
+    import maxminddb
+    meta = maxminddb.open_database(ibptest.CITY_MMDB).metadata()
+    data_start = meta.node_count * meta.record_size * 2 // 8 + 16
+    with open(ibptest.CITY_MMDB, 'rb') as f:
+        good = f.read()
+    tree, data = good[:data_start], good[data_start:]
+    eq(data.count(b'\x42GB'), 1, 'copies of the string "GB" in the test database')
+    path = ws.write_text('City-lower.mmdb', tree + data.replace(b'\x42GB', b'\x42gb'))
+    eq(maxminddb.open_database(path).get(LONDON)['country']['iso_code'], 'gb',
+       'the rewritten database')
+    return path
+
+
+def test_lowercase_country_codes_are_the_overrides_countries():
+    # A database that spells a country "gb" routes it as the configs' "GB":
+    # the walk (the table), the explanation (--mmdb) and the client classes.
+    ws, cfg = ws_with(overrides={'polkadot.example.net': {'GB': {'memberName': 'Gatotech'}}})
+    lower = lowercase_country_mmdb(ws)
+    table = ws.build_ok(cfg, mmdb=lower)
+    res = ibptest.lookup(table, 'polkadot.example.net', LONDON)
+    eq([a['member'] for a in res['answers']], ['Gatotech'], 'London with GB overridden')
+    eq(res['how'], 'override', 'how London is answered')
+    why = ibptest.table_json('lookup', table, 'polkadot.example.net', LONDON, '--mmdb', lower)
+    eq(why['location']['country'], 'GB', 'the explanation\'s country')
+    eq(why['rule'], 'override', 'the explanation\'s rule')
+    eq(ibptest.lookup(table, 'kusama.example.net', LONDON)['how'], 'nearest',
+       'a host without the override')
+
+
 def test_missing_mmdb():
     ws, cfg = ws_with()
     expect_build_error(ws, cfg, 'missing mmdb', ['nothere.mmdb'],
