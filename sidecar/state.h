@@ -4,8 +4,10 @@
  * Threads: main (signals, readiness), config (config, members, services,
  * static, MaxMind), monitor (results), builder, events (member events from
  * the results, recorder.h: it reads src[SC_SRC_RESULTS].good and
- * last_change under the lock and waits on `wake`), and libmicrohttpd's API
- * thread with the API's watchdog. The contract, field by field below:
+ * last_change under the lock and waits on `wake`), libmicrohttpd's pool of
+ * API threads (SC_API_THREADS, any of them in any handler) with the API's
+ * watchdog, the map drawer, NATS's callbacks and the usage harvest. The
+ * contract, field by field below:
  *   [lock]    read and written with sc_state_t.lock held;
  *   [owner X] written only by thread X, which may read it without the lock;
  *             other threads read it under the lock, after X wrote it there;
@@ -141,6 +143,10 @@ typedef struct sc_state {
      * lock, the rest its thread's); NULL: events are only read (MySQL
      * without Storage.RecordEvents, or RecordEvents false) */
     struct sc_events *events;
+    /* [atomic] API requests inside the usage store (/process, /usage,
+     * /events): at most SC_API_STORE_REQUESTS_MAX, so that a hanging store
+     * always leaves the API a thread for /status and /metrics. */
+    atomic_uint api_store_requests;
     /* [lock] The country overrides in force: the config file's, edited over
      * NATS (geodns.override.update) until members, services or the file's
      * overrides change, when the file's come back (BEHAVIOR §6b). */

@@ -1006,12 +1006,30 @@ static const struct endpoint {
     get_fn get;            /* NULL: not implemented yet (any method) */
     bool post;             /* POST as well as GET */
     bool post_only;        /* it changes something: POST alone */
+    bool store;            /* it waits on the usage store */
 } endpoints[] = {
-    {"/status", get_status, false, false}, {"/metrics", get_metrics, false, false},
-    {"/route", get_route, false, false}, {"/process", get_process, true, false},
-    {"/usage", get_usage, false, false}, {"/events", get_events, false, false},
-    {"/publish", post_publish, true, true}, {"/map.svg", get_map, false, false},
+    {"/status", get_status, false, false, false}, {"/metrics", get_metrics, false, false, false},
+    {"/route", get_route, false, false, false}, {"/process", get_process, true, false, true},
+    {"/usage", get_usage, false, false, true}, {"/events", get_events, false, false, true},
+    {"/publish", post_publish, true, true, false}, {"/map.svg", get_map, false, false, false},
 };
+
+/* e->get, or 503 when the store already holds SC_API_STORE_REQUESTS_MAX
+ * requests: a store that hangs must not take the API's last thread. */
+static void call_endpoint(sc_state_t *s, const struct endpoint *e, const sc_api_request_t *rq,
+                          sc_api_response_t *out)
+{
+    if (!e->store) {
+        e->get(s, rq, out);
+        return;
+    }
+    if (atomic_fetch_add(&s->api_store_requests, 1) >= SC_API_STORE_REQUESTS_MAX)
+        set_json(out, MHD_HTTP_SERVICE_UNAVAILABLE,
+                 error_json("the usage store is busy with other requests; try again later"));
+    else
+        e->get(s, rq, out);
+    atomic_fetch_sub(&s->api_store_requests, 1);
+}
 
 static const struct endpoint *endpoint_of(const char *path, size_t len)
 {
@@ -1057,7 +1075,7 @@ void sc_api_handle(sc_state_t *s, const char *token, const sc_api_request_t *rq,
     else if (rq->has_body)
         set_json(out, MHD_HTTP_CONTENT_TOO_LARGE, error_json("no endpoint takes a body"));
     else
-        e->get(s, rq, out);
+        call_endpoint(s, e, rq, out);
 }
 
 void sc_api_response_free(sc_api_response_t *r)
@@ -1359,6 +1377,10 @@ static struct MHD_Daemon *daemon_start(sc_api_t *api, const struct sockaddr_stor
 {
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL_LINUX_ONLY |
                      (ss->ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);
+    /* A pool, not one thread: /process waits for its flush and /usage for
+     * the store, up to a minute when MariaDB hangs; the other threads keep
+     * answering (call_endpoint keeps one free of the store). Every handler
+     * reads shared state under its lock (state.h). */
     /* Slow clients. One that sends its request a byte at a time never idles
      * long enough for MHD's idle timeout, and MHD has no deadline for a
      * whole request: 66 of them (64 slots, 10 s timeout) starved every real
@@ -1385,6 +1407,7 @@ static struct MHD_Daemon *daemon_start(sc_api_t *api, const struct sockaddr_stor
      * and the sidecar's RSS grew by less than 5 MiB. */
     return MHD_start_daemon(flags, 0, NULL, NULL, handle, api,
                             MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)ss,
+                            MHD_OPTION_THREAD_POOL_SIZE, (unsigned)SC_API_THREADS,
                             MHD_OPTION_CONNECTION_LIMIT, connection_limit(),
                             MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S,
                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, CONNECTION_MEMORY,

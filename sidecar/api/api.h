@@ -58,6 +58,10 @@ void sc_api_response_free(sc_api_response_t *r);
 #define SC_API_NAME_MAX (IBP_NAME_MAX + 1)   /* a DNS name plus the root dot */
 #define SC_API_ADDR_MAX 64     /* an IPv6 address with a /128 takes 49 */
 #define SC_API_FLUSH_WAIT_S 60 /* /process waits this long for its flush */
+/* The HTTP server's threads, and how many of them may wait on the usage
+ * store at once (a hung MariaDB holds a request for up to a minute). */
+#define SC_API_THREADS 4
+#define SC_API_STORE_REQUESTS_MAX (SC_API_THREADS - 1)
 #define SC_API_USAGE_MAX_RECORDS 200000   /* /usage: one answer's records */
 #define SC_API_EVENT_ARG_MAX 1024         /* /events: bytes of member or domain */
 #define SC_API_OVERRIDES_SHOWN 1000       /* /status: overrides listed (all are counted) */

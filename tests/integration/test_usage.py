@@ -15,6 +15,8 @@ import sqlite3
 import shutil
 import threading
 import time
+import urllib.error
+import urllib.request
 
 import maxminddb
 
@@ -537,6 +539,60 @@ def test_mariadb_exact_rows_kills_and_an_outage():
             check(log.count('usage: cannot store') >= 1 and
                   log.count('usage: cannot store') == log.count('usage: stored again'),
                   'each outage logged once when it starts and once when it ends:\n' + log[-3000:])
+
+
+def test_api_answers_while_the_store_hangs():
+    """MariaDB frozen (SIGSTOP) under a flush: three /process requests wait
+    for it, a fourth is refused at once (503), and /status, /metrics and
+    /route answer meanwhile (one HTTP thread stays out of the store); once
+    the server thaws, the waiters get their answers and every count is in."""
+    with mariadbfix.MariaDB() as db:
+        sc = Sidecar(extra={'Mysql': db.config(), 'Storage': {'FlushSeconds': 3600}})
+        with sc, usage_pdns(sc) as pdns:
+            per_client = learn_answers(pdns)
+            process(sc)   # the store's connection is open; what follows waits in files
+            expected = totals(mysql_rows(db))
+            for ecs in CLIENTS:
+                pdns.query(HOST, 'A', ecs=ecs)
+                for member, v6 in per_client[ecs]:
+                    expected[(HOST, member, v6)] += LOOKUPS_PER_QUERY
+            waiters, answers = [], []
+
+            def wait_for_process():
+                t0 = time.monotonic()
+                req = urllib.request.Request('http://127.0.0.1:%d/process' % sc.api_port,
+                                             method='POST')
+                try:
+                    with urllib.request.urlopen(req, timeout=120) as r:
+                        answers.append((r.status, time.monotonic() - t0))
+                except urllib.error.HTTPError as e:
+                    answers.append((e.code, time.monotonic() - t0))
+            os.kill(db.proc.pid, signal.SIGSTOP)
+            try:
+                for _ in range(3):
+                    waiters.append(threading.Thread(target=wait_for_process))
+                    waiters[-1].start()
+                    time.sleep(0.3)   # each on an HTTP thread of its own
+                time.sleep(1)
+                eq(answers, [], 'a /process answered while MariaDB is frozen')
+                for path in ('/status', '/metrics', '/route?name=%s&ip=81.2.69.142' % HOST):
+                    t0 = time.monotonic()
+                    code, _, body = sc.api(path)
+                    eq(code, 200, '%s while three /process wait on the store (%s)' % (path, body))
+                    check(time.monotonic() - t0 < 2, '%s took %.1f s' % (path, time.monotonic() - t0))
+                code, _, body = sc.api('/process', method='POST')
+                eq(code, 503, 'a fourth request for the store')
+                check('busy' in json.loads(body)['error'], 'the refusal says why: %s' % body)
+                code, _, body = sc.api('/usage')
+                eq(code, 503, '/usage while the store is taken')
+                eq(answers, [], 'a /process answered while MariaDB is frozen')
+            finally:
+                os.kill(db.proc.pid, signal.SIGCONT)
+            for w in waiters:
+                w.join(timeout=130)
+            eq(sorted(code for code, _ in answers), [200, 200, 200], 'the waiters\' answers')
+            process(sc)
+            eq(totals(mysql_rows(db)), expected, 'every count stored once the server thawed')
 
 
 def crash_and_recover(sc, pdns, point, rows):
