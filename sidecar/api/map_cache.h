@@ -1,9 +1,10 @@
 /* GET /map.svg: world maps (lib/compile/ibp_world_map.h) drawn by a thread
  * of their own and kept until the table, the database, the host or the
- * family changes. The API has one thread, and on the full GeoLite2-City a
- * map walks the database and routes every network (about a core-second):
- * a request for a map not drawn yet starts the drawing and is told to
- * retry, so /status never waits for a map. One map is drawn at a time. */
+ * family changes. The API has a few threads (SC_API_THREADS), and on the
+ * full GeoLite2-City a map walks the database and routes every network
+ * (about a core-second): a request for a map not drawn yet starts the
+ * drawing and is told to retry, so no HTTP thread waits for a map and a
+ * client retrying cannot start a second drawing. One map is drawn at a time. */
 #ifndef IBPDNS_SIDECAR_MAP_CACHE_H
 #define IBPDNS_SIDECAR_MAP_CACHE_H
 
