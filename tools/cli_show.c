@@ -156,6 +156,7 @@ static const char *city_db(const ibp_table_t *t, const lookup_opts_t *o)
 /* Batch: one "IP [ECS-PREFIX]" per line in, one JSON line per query out. */
 static int lookup_batch(const ibp_table_t *t, lookup_opts_t *o, ibp_geo_locator_t *loc)
 {
+    ibp_explain_map_t maps = {0};   /* the table's map, parsed once for every line */
     char line[512];
     unsigned long lineno = 0;
     int rc = 0;
@@ -172,8 +173,10 @@ static int lookup_batch(const ibp_table_t *t, lookup_opts_t *o, ibp_geo_locator_
             rc = 1;
             continue;
         }
-        cli_print_json(ibp_explain_lookup(t, o->name, o->family, ip, ecs, &client, loc), false);
+        cli_print_json(ibp_explain_lookup(t, o->name, o->family, ip, ecs, &client, loc, &maps),
+                       false);
     }
+    ibp_explain_map_free(&maps);
     return rc;
 }
 
@@ -198,7 +201,8 @@ int cli_lookup(int argc, char **argv)
     if (o.batch)
         rc = lookup_batch(&t, &o, loc);
     else
-        cli_print_json(ibp_explain_lookup(&t, o.name, o.family, o.ip, o.ecs, &client, loc), true);
+        cli_print_json(ibp_explain_lookup(&t, o.name, o.family, o.ip, o.ecs, &client, loc, NULL),
+                       true);
     ibp_geo_locator_close(loc);
     ibp_table_close(&t);
     return rc;

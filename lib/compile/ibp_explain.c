@@ -98,38 +98,58 @@ static json_t *net_rule(const ibp_table_t *t, const ibp_client_t *c)
     return json_sprintf("net %s", ibp_table_str(t, n->text));
 }
 
-/* "map EU/DE/BY/Munich": the table's Routing.Map resolved again for the
- * location the lookup used (the classes keep no names; the map is small and
- * this runs once per explanation). Without the database: "map". */
-static json_t *map_rule(const ibp_table_t *t, const ibp_geo_point_t *p)
+/* The table's map, parsed into maps on its first use with this table. */
+static const ibp_map_t *table_map(const ibp_table_t *t, ibp_explain_map_t *maps)
 {
+    if (maps->table == t)
+        return maps->usable ? &maps->map : NULL;
+    ibp_explain_map_free(maps);
+    maps->table = t;
     uint32_t at = t->h->map_text;
-    if (!at || !p->found)
-        return json_string("map");
+    if (!at)
+        return NULL;
     const char *text = ibp_table_str(t, at - 1);
-    ibp_map_t m;
     ibp_err_t err;
-    if (!ibp_map_parse(text, strlen(text), "table", &m, &err))
+    maps->usable = ibp_map_parse(text, strlen(text), "table", &maps->map, &err);
+    return maps->usable ? &maps->map : NULL;
+}
+
+void ibp_explain_map_free(ibp_explain_map_t *m)
+{
+    if (m->usable)
+        ibp_map_free(&m->map);
+    memset(m, 0, sizeof *m);
+}
+
+/* "map EU/DE/BY/Munich": the table's Routing.Map resolved again for the
+ * location the lookup used (the classes keep no names). Without the
+ * database: "map". */
+static json_t *map_rule(const ibp_table_t *t, const ibp_geo_point_t *p, ibp_explain_map_t *maps)
+{
+    const ibp_map_t *m = p->found ? table_map(t, maps) : NULL;
+    if (!m)
         return json_string("map");
     ibp_map_loc_t loc = {.continent = p->continent, .country = p->cc, .city = p->city};
     for (size_t i = 0; i < p->n_subs && i < IBP_MAP_SUBS_MAX; i++)
         loc.subs[loc.n_subs++] = p->subs[i];
     ibp_map_rule_t r;
-    json_t *out = ibp_map_resolve(&m, &loc, &r) == IBP_MAP_LIST
-                      ? json_sprintf("map %s", r.text) : json_string("map");
-    ibp_map_free(&m);
-    return out;
+    return ibp_map_resolve(m, &loc, &r) == IBP_MAP_LIST ? json_sprintf("map %s", r.text)
+                                                         : json_string("map");
 }
 
 /* The rule that decided, with its detail: "failover-spread 2 of 3" is the
  * second of three next-nearest members the down nearest one's clients share. */
 static json_t *rule_json(const ibp_table_t *t, const ibp_client_t *c, const ibp_route_t *r,
-                         const ibp_geo_point_t *where)
+                         const ibp_geo_point_t *where, ibp_explain_map_t *maps)
 {
     if (r->how == IBP_HOW_NET || r->how == IBP_HOW_NET_FALLBACK)
         return net_rule(t, c);
-    if (r->how == IBP_HOW_MAP || r->how == IBP_HOW_MAP_FALLBACK)
-        return map_rule(t, where);
+    if (r->how == IBP_HOW_MAP || r->how == IBP_HOW_MAP_FALLBACK) {
+        ibp_explain_map_t once = {0};
+        json_t *rule = map_rule(t, where, maps ? maps : &once);
+        ibp_explain_map_free(&once);
+        return rule;
+    }
     if (r->how != IBP_HOW_FAILOVER_SPREAD)
         return json_string(ibp_route_how_name(r->how));
     char rule[48];
@@ -139,7 +159,7 @@ static json_t *rule_json(const ibp_table_t *t, const ibp_client_t *c, const ibp_
 
 json_t *ibp_explain_lookup(const ibp_table_t *t, const char *name, unsigned family,
                            const char *ip, const char *ecs, const ibp_client_t *client,
-                           ibp_geo_locator_t *loc)
+                           ibp_geo_locator_t *loc, ibp_explain_map_t *maps)
 {
     const ibp_tbl_name_t *nm = ibp_table_find(t, name, strlen(name));
     const ibp_tbl_host_t *h = nm && nm->host != IBP_TBL_NONE ? &t->hosts[nm->host] : NULL;
@@ -156,7 +176,7 @@ json_t *ibp_explain_lookup(const ibp_table_t *t, const char *name, unsigned fami
     json_object_set_new(out, "scope", json_integer(r.scope));
     json_object_set_new(out, "ttl", json_integer(t->h->ttl));
     json_object_set_new(out, "how", json_string(ibp_route_how_name(r.how)));
-    json_object_set_new(out, "rule", rule_json(t, client, &r, &where));
+    json_object_set_new(out, "rule", rule_json(t, client, &r, &where, maps));
     json_object_set_new(out, "location", location_json(&where));
     json_object_set_new(out, "candidates", ibp_explain_candidates(t, h, family));
     json_object_set_new(out, "records", records_json(t, nm));

@@ -9,6 +9,7 @@
 
 #include "ibp_err.h"
 
+#include "ibp_map.h"
 #include "ibp_mmdb.h"
 #include "ibp_table.h"
 
@@ -17,11 +18,23 @@
 IBP_MUST_CHECK
 bool ibp_explain_client(const char *ip, const char *ecs, ibp_client_t *c);
 
-/* loc may be NULL (then no locations or distances). family: 0 A, 1 AAAA. */
+/* The table's Routing.Map (its JSON text), parsed once for the many
+ * explanations of `lookup --batch`: a map may hold 100,000 entries. Zeroed
+ * before first use; tied to the table it was first used with. */
+typedef struct ibp_explain_map {
+    const ibp_table_t *table;
+    bool usable;               /* map holds the parse (false: a map-less table or a bad text) */
+    ibp_map_t map;
+} ibp_explain_map_t;
+
+void ibp_explain_map_free(ibp_explain_map_t *m);
+
+/* loc may be NULL (then no locations or distances). family: 0 A, 1 AAAA.
+ * maps may be NULL: the map is then parsed for this explanation alone. */
 IBP_MUST_CHECK
 json_t *ibp_explain_lookup(const ibp_table_t *t, const char *name, unsigned family,
                            const char *ip, const char *ecs, const ibp_client_t *client,
-                           ibp_geo_locator_t *loc);
+                           ibp_geo_locator_t *loc, ibp_explain_map_t *maps);
 
 /* Every member assigned to the host, with why it is skipped (or null). */
 IBP_MUST_CHECK

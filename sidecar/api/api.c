@@ -656,7 +656,7 @@ static json_t *route_json(sc_state_t *s, const sc_api_request_t *rq, unsigned *s
     if (mmdb[0] && !ibp_geo_locator_open(mmdb, &loc, &err))
         loc = NULL;   /* without it: no locations, the same answers */
     json_t *out = ibp_explain_lookup(&ct->t, a.name, a.family, a.ip, a.has_ecs ? a.ecs : NULL,
-                                     &a.client, loc);
+                                     &a.client, loc, NULL);
     ibp_geo_locator_close(loc);
     sc_table_release(&s->tables, ct);
     *status = MHD_HTTP_OK;

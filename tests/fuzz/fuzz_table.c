@@ -164,7 +164,7 @@ static void route_host(const ibp_table_t *t, uint32_t hi, const ibp_client_t *ex
             size_t i = (hi * 2 + fam) % (sizeof clients / sizeof clients[0]);
             if (!ibp_explain_client(clients[i].ip, clients[i].ecs, &c))
                 abort();   /* the client list is fixed and valid */
-            json_t *j = ibp_explain_lookup(t, name, fam, clients[i].ip, clients[i].ecs, &c, NULL);
+            json_t *j = ibp_explain_lookup(t, name, fam, clients[i].ip, clients[i].ecs, &c, NULL, NULL);
             free(json_dumps(j, JSON_COMPACT));
             json_decref(j);
             json_decref(ibp_explain_candidates(t, h, fam));

@@ -9,6 +9,7 @@ path. Records used: 81.2.69.142 London (EU/GB/ENG), 2.125.160.216 Boxford
 (NA/US/WA), 175.16.199.1 Changchun (AS/CN/22)."""
 import json
 import os
+import subprocess
 
 import ibptest
 from ibptest import (check, eq, member, members, one_error_line, result, service, site_group,
@@ -80,6 +81,28 @@ def test_default_at_every_level():
     eq(look(t, CHANGCHUN), ('Delta', 'map', 'map default'), 'the top default again')
     t = build_map({'EU': {'default': 'auto', 'SE': ['Delta']}, 'default': ['Charlie']})
     eq(look(t, LONDON), ('Alpha', 'nearest', 'nearest'), 'a default "auto": distance')
+
+
+@ibptest.single_threaded
+def test_batch_lookups_name_the_rules_single_lookups_do():
+    # `lookup --batch` parses the table's map once for all its lines: each
+    # line still names its own rule, as a single lookup does.
+    t = build_map({'default': ['Delta'],
+                   'EU': {'default': ['Charlie'],
+                          'GB': {'default': ['Bravo'], 'ENG': {'London': ['Alpha']}}}})
+    ips = [LONDON, BOXFORD, LINKOPING, MILTON, CHANGCHUN, '10.0.0.1', LONDON]
+    out = subprocess.run([ibptest.TABLE_TOOL, 'lookup', t, HOST, '--batch'],
+                         input=''.join(ip + '\n' for ip in ips), capture_output=True, text=True,
+                         timeout=60)
+    eq(out.returncode, 0, 'lookup --batch: ' + out.stderr[-500:])
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    eq(len(lines), len(ips), 'one answer per line')
+    for ip, r in zip(ips, lines):
+        got = (r['answers'][0]['member'] if r['answers'] else None), r['how'], r['rule']
+        eq(got, look(t, ip), 'batch vs single lookup of %s' % ip)
+    eq([r['rule'] for r in lines[:5]], ['map EU/GB/ENG/London', 'map EU/GB/default',
+                                        'map EU/default', 'map default', 'map default'],
+       'the rules in batch order')
 
 
 @ibptest.single_threaded

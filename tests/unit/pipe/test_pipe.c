@@ -341,7 +341,7 @@ static void explanations_agree_with_the_coprocess(void **state)
         ibp_client_t c;
         assert_true(ibp_explain_client(cases[i][0], cases[i][1], &c));
         json_t *why = ibp_explain_lookup(&f->tb.t, "polkadot.dotters.network", 0, cases[i][0],
-                                         cases[i][1], &c, NULL);
+                                         cases[i][1], &c, NULL, NULL);
         json_t *first = json_array_get(json_object_get(why, "answers"), 0);
         const char *said = first ? json_string_value(json_object_get(first, "address")) : "";
         if ((unsigned)json_integer_value(json_object_get(why, "scope")) != scope || strcmp(said, addr))
