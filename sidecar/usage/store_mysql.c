@@ -358,6 +358,10 @@ static void bind_time_in(MYSQL_BIND *b, MYSQL_TIME *t, sc_ts_t ts)
     sc_sec_to_civil(ts.sec, &c);
     if (c.year < 0)   /* before every TIMESTAMP */
         c = (sc_civil_t){.year = 0, .month = 1, .day = 1};
+    if (c.year > 9999) {   /* after every one: the bounds sc_ts_sql gives SQLite */
+        c = (sc_civil_t){.year = 9999, .month = 12, .day = 31, .hour = 23, .min = 59, .sec = 59};
+        ts.nsec = 999999999;
+    }
     *t = (MYSQL_TIME){.year = (unsigned)c.year, .month = (unsigned)c.month,
                       .day = (unsigned)c.day, .hour = (unsigned)c.hour,
                       .minute = (unsigned)c.min, .second = (unsigned)c.sec,
@@ -491,7 +495,8 @@ static bool ev_change(MYSQL_STMT *st, MYSQL_BIND *p, uint64_t *n, const char *wh
     return true;
 }
 
-/* close: SET end_time = end WHERE <key> AND open AND start_time <= end - min;
+/* close: SET end_time = max(end, start) WHERE <key> AND open AND
+ *        (start_time <= end - min OR start_time > end);
  * delete: WHERE <key> AND open AND start_time > end - min AND start_time <= end. */
 static bool m_event_close(sc_store_t *b, const sc_event_key_t *k, int64_t end, int64_t min_s,
                           uint64_t *closed, uint64_t *deleted, ibp_err_t *err)
@@ -502,10 +507,11 @@ static bool m_event_close(sc_store_t *b, const sc_event_key_t *k, int64_t end, i
         return ibp_err_set(err, "mysql: member_events: not an events handle");
     MYSQL_BIND p[9];
     key_bind_t kb;
-    MYSQL_TIME t[3];
+    MYSQL_TIME t[4];
     bind_time_in(&p[0], &t[0], (sc_ts_t){.sec = end});
     bind_key(&p[1], k, &kb);
     bind_time_in(&p[7], &t[1], (sc_ts_t){.sec = end - min_s});
+    bind_time_in(&p[8], &t[3], (sc_ts_t){.sec = end});
     if (!ev_change(s->ev_close, p, closed, "close an event", err))
         return false;
     bind_key(&p[0], k, &kb);
@@ -599,8 +605,11 @@ static bool set_up_events(mysql_store_t *s, ibp_err_t *err)
            prepare(s, "INSERT INTO member_events (" EV_COLS ") SELECT ?, ?, ?, ?, ?, 0, ?, NULL, "
                    "?, ?, ? FROM DUAL WHERE NOT EXISTS (SELECT 1 FROM member_events WHERE " EV_KEY
                    " AND ((" EV_OPEN_ROW ") OR start_time = ?))", &s->ev_open, err) &&
-           prepare(s, "UPDATE member_events SET end_time = ?, start_time = start_time WHERE "
-                   EV_KEY " AND " EV_OPEN_ROW " AND start_time <= ?", &s->ev_close, err) &&
+           /* A row that starts after the close is closed at its own start
+            * (store_sqlite.c says why). */
+           prepare(s, "UPDATE member_events SET end_time = GREATEST(?, start_time), "
+                   "start_time = start_time WHERE " EV_KEY " AND " EV_OPEN_ROW
+                   " AND (start_time <= ? OR start_time > ?)", &s->ev_close, err) &&
            prepare(s, "DELETE FROM member_events WHERE " EV_KEY " AND " EV_OPEN_ROW
                    " AND start_time > ? AND start_time <= ?", &s->ev_delete, err);
 }

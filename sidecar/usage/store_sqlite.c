@@ -394,8 +394,12 @@ static bool open_events_writer(sqlite_store_t *s, ibp_err_t *err)
            prepare(s, "INSERT INTO member_events (" EV_COLS ") SELECT ?1, ?2, ?3, ?4, ?5, 0, ?7, "
                    "NULL, ?8, ?9, ?6 WHERE NOT EXISTS (SELECT 1 FROM member_events WHERE " EV_KEY
                    " AND ((" EV_OPEN_ROW ") OR start_time = ?7))", &s->ev_open, err) &&
-           prepare(s, "UPDATE member_events SET end_time = ?7 WHERE " EV_KEY " AND " EV_OPEN_ROW
-                   " AND start_time <= ?8", &s->ev_close, err) &&
+           /* A row that starts after the close (the clock stepped back, or
+            * another writer's clock) is closed at its own start: left open, it
+            * would hide every later outage of its key. */
+           prepare(s, "UPDATE member_events SET end_time = MAX(?7, start_time) WHERE " EV_KEY
+                   " AND " EV_OPEN_ROW " AND (start_time <= ?8 OR start_time > ?7)",
+                   &s->ev_close, err) &&
            prepare(s, "DELETE FROM member_events WHERE " EV_KEY " AND " EV_OPEN_ROW
                    " AND start_time > ?8 AND start_time <= ?7", &s->ev_delete, err);
 }

@@ -176,6 +176,38 @@ def test_restart_while_open_opens_no_duplicate():
         eq(event_list(sc, 'Amforc')[0]['StartTime'], start, 'the event the first run opened')
 
 
+def test_an_open_row_that_starts_after_its_close_is_closed():
+    # The wall clock stepped back (or another writer's clock is ahead): the
+    # open row starts after the result turned online. It is closed at its
+    # own start, not left open to hide the next outage.
+    sc = Sidecar(extra={'System': {'MinimumOfflineTime': 1}}, start=False)
+    db = sqlite3.connect(os.path.join(sc.dir, 'usage.sqlite'))
+    db.executescript(IBP_DDL.replace('BIGINT AUTO_INCREMENT', 'INTEGER')
+                     .replace('TIMESTAMP NULL DEFAULT NULL', 'TEXT').replace('JSON', 'TEXT'))
+    ahead = time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(time.time() + 600))
+    db.execute("INSERT INTO member_events (member_name, check_type, check_name, status,"
+               " start_time, error, additional_data, is_ipv6) VALUES"
+               " ('Amforc', 'site', 'ping', 0, ?, 'down', '{}', 0)", (ahead,))
+    db.commit()
+    db.close()
+    results(sc, site=[('Amforc', True)])
+    sc.start()
+    with sc:
+        wait_stat(sc, 'closed', 1)
+        rows = sqlite_rows(sc)
+        eq(len(rows), 1, 'one row: %r' % rows)
+        eq(rows[0][7], rows[0][6], 'closed at its own start')
+        results(sc, site=[('Amforc', False)])
+        wait_stat(sc, 'opened', 1)
+        time.sleep(1.5)
+        results(sc, site=[('Amforc', True)])
+        wait_stat(sc, 'closed', 2)
+        rows = sqlite_rows(sc)
+        eq(len(rows), 2, 'the next outage has its row: %r' % rows)
+        check(rows[1][7] is not None and rows[1][7] >= rows[1][6], 'and it is closed')
+        eq(ev_stats(sc)['open'], 0, 'nothing left open')
+
+
 def test_a_failed_poll_or_a_missing_result_changes_nothing():
     with sidecar(minimum=1) as sc:
         results(sc, site=[('Amforc', False), ('Dwellir', False)])
@@ -274,6 +306,9 @@ def test_mariadb_read_only_then_recording():
             eq(event_list(sc, 'Amforc', start='2026-04-18T11:00:00+01:00',
                           end='2026-04-18T10:00:00Z'), json.loads(want)[:1],
                'bounds inclusive, offsets honoured')
+            eq(event_list(sc, 'Amforc', start='0000-01-01T00:00:00Z',
+                          end='9999-12-31T23:59:59-24:00'), json.loads(want),
+               'an end in year 10000 (a valid Go time) holds every event, as SQLite answers')
             eq(ev_stats(sc), {'recording': False}, 'MySQL without RecordEvents: not recording')
             results(sc, site=[('Dwellir', False)])
             time.sleep(3)
