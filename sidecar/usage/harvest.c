@@ -109,10 +109,21 @@ static void crash_point(const flush_run_t *r, sc_crash_point_t at)
 /* The coprocesses (user pdns) write here; setgid keeps the group. Made at
  * every flush if missing: a directory that cannot be made is a flush that
  * fails, loudly, not a sidecar that stops routing. */
-static void make_dir(const sc_usage_t *u)
+/* Setgid, so that the coprocesses' files get the directory's group. Under
+ * systemd's RestrictSUIDSGID the mkdir is refused (EPERM): the package makes
+ * the directory (packaging/ibpdns.tmpfiles); say why when it is missing. */
+static bool make_dir(const sc_usage_t *u, ibp_err_t *err)
 {
-    if (mkdir(u->dir, 02775) == 0)
+    if (mkdir(u->dir, 02775) == 0) {
         (void)chmod(u->dir, 02775);   /* whatever the umask took */
+        return true;
+    }
+    int mkdir_errno = errno;
+    struct stat st;
+    if (mkdir_errno == EEXIST || (stat(u->dir, &st) == 0 && S_ISDIR(st.st_mode)))
+        return true;
+    return ibp_err_set(err, "Storage.CounterDir %s: cannot create it: %s", u->dir,
+                       strerror(mkdir_errno));
 }
 
 void sc_usage_free(sc_usage_t *u)
@@ -496,8 +507,7 @@ bool sc_usage_flush(sc_usage_t *u)
 {
     double t0 = now_s();
     flush_run_t r = {.u = u};
-    make_dir(u);
-    bool ok = list_files(&r);
+    bool ok = make_dir(u, &r.err) && list_files(&r);
     for (size_t i = 0; ok && i < r.n; i++)
         (void)file_open(u, &r.files[i]);
     ok = ok && open_store(u, &r.err) && harvest(&r);

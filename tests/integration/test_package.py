@@ -5,7 +5,9 @@ installs it on this machine (root), and the installed programs run:
 ibpdns-table --version, ibpdns-sidecar --help, ibpdns-pipe --version; the
 unit, the sysusers file, the example node config, the PowerDNS snippet and
 the man pages are where the README says. The package is purged at the end."""
+import grp
 import os
+import pwd
 import shutil
 import subprocess
 import tempfile
@@ -16,7 +18,8 @@ from ibptest import check, eq
 VERSION = '0.1.0'
 INSTALLED = ['/usr/bin/ibpdns-table', '/usr/sbin/ibpdns-sidecar', '/usr/sbin/ibpdns-pipe',
              '/etc/ibpdns/node.json', '/lib/systemd/system/ibpdns-sidecar.service',
-             '/usr/lib/sysusers.d/ibpdns.conf', '/usr/share/doc/ibpdns/examples/pdns.conf',
+             '/usr/lib/sysusers.d/ibpdns.conf', '/usr/lib/tmpfiles.d/ibpdns.conf',
+             '/usr/share/doc/ibpdns/examples/pdns.conf',
              '/usr/share/man/man1/ibpdns-table.1.gz', '/usr/share/man/man8/ibpdns-sidecar.8.gz',
              '/usr/share/man/man8/ibpdns-pipe.8.gz']
 
@@ -43,6 +46,7 @@ def source_copy(dest):
 @ibptest.single_threaded
 def test_the_package_builds_passes_lintian_installs_and_runs():
     check(os.geteuid() == 0, 'dpkg -i needs root')
+    had_state = os.path.exists('/var/lib/ibpdns')
     work = tempfile.mkdtemp(prefix='ibptest-deb-')
     tree = os.path.join(work, 'ibpdns')
     try:
@@ -70,11 +74,22 @@ def test_the_package_builds_passes_lintian_installs_and_runs():
         r = run(['/usr/sbin/ibpdns-pipe', '--version'])
         eq((r.returncode, r.stdout.strip()), (0, 'ibpdns-pipe ' + VERSION), 'ibpdns-pipe --version')
         eq(run(['getent', 'passwd', 'ibpdns']).returncode, 0, 'the ibpdns user (sysusers)')
+        # The unit's RestrictSUIDSGID forbids the sidecar a setgid mkdir: the
+        # package makes the usage directory (tmpfiles), or nothing is counted.
+        st = os.stat('/var/lib/ibpdns/usage')
+        eq((oct(st.st_mode & 0o7777), grp.getgrgid(st.st_gid).gr_name,
+            pwd.getpwuid(st.st_uid).pw_name), ('0o2775', 'ibpdns', 'ibpdns'),
+           'the usage directory (tmpfiles.d)')
+        check('pdns' in grp.getgrnam('ibpdns').gr_mem or
+              run(['id', '-nG', 'pdns']).stdout.split().count('ibpdns') == 1,
+              'pdns is in group ibpdns')
         r = run(['systemd-analyze', 'verify', '/lib/systemd/system/ibpdns-sidecar.service'])
         check('ibpdns-sidecar.service' not in r.stderr or 'Unknown' not in r.stderr,
               'unit: %r' % r.stderr)
     finally:
         run(['dpkg', '--purge', 'ibpdns'])
+        if not had_state:   # the state dir tmpfiles made, which a purge leaves
+            shutil.rmtree('/var/lib/ibpdns', ignore_errors=True)
         shutil.rmtree(work, ignore_errors=True)
     check(not os.path.exists('/usr/sbin/ibpdns-sidecar'), 'purged')
 
