@@ -20,6 +20,7 @@ static void free_refs(pipe_usage_t *u)
 void pipe_usage_close(pipe_usage_t *u)
 {
     pipe_usage_commit(u);
+    u->last_packed = 0;   /* its slot is of this file */
     if (u->file.base)
         ibp_counter_close(&u->file);
     free_refs(u);
@@ -53,6 +54,7 @@ static void report_fault(pipe_usage_t *u, const char *why)
 static bool open_file(pipe_usage_t *u, const ibp_table_t *t, uint64_t now)
 {
     pipe_usage_commit(u);
+    u->last_packed = 0;   /* its slot is of the file being left */
     if (u->file.base)
         ibp_counter_close(&u->file);
     if (monotonic_s() < u->retry_at)
@@ -148,25 +150,26 @@ static bool make_key(pipe_usage_t *u, const ibp_table_t *t, uint32_t host, unsig
 
 /* day (16 bits), family (1), host (15), target (12), class (20): 0 when a
  * table's indices do not fit (u->packable, once per table) or the day does
- * (in 2149): the slow path then serves the key. */
+ * (in 2149): the slow path then serves the key. The day 0xFFFF is refused
+ * too, so that no packed key is all ones (PIPE_USAGE_NO_DAY). */
 static uint64_t pack_key(const pipe_usage_t *u, uint32_t day, unsigned fam, uint32_t host,
                          uint32_t target, uint32_t cls)
 {
-    if (!u->packable || day >= 1u << 16)
+    if (!u->packable || day >= 0xFFFFu)
         return 0;
     return (uint64_t)day << 48 | (uint64_t)fam << 47 | (uint64_t)host << 32 |
            (uint64_t)target << 20 | cls;
 }
 
-static inline pipe_usage_shortcut_t *shortcut_of(pipe_usage_t *u, uint64_t packed)
+/* The inline stage's memory of one key: only keys that pack (so never 0
+ * and never all ones), only slots of the open file. */
+static inline uint32_t remember(pipe_usage_t *u, uint64_t packed, uint32_t slot)
 {
-    uint32_t mask = PIPE_USAGE_SHORTCUTS - 1;
-    for (uint32_t i = (uint32_t)((packed * 0x9E3779B97F4A7C15ULL) >> 40) & mask;;
-         i = (i + 1) & mask) {   /* never full: at most PIPE_USAGE_SLOTS keys per file */
-        pipe_usage_shortcut_t *e = &u->shortcuts[i];
-        if (e->packed == packed || e->packed == 0)
-            return e;
+    if (slot != IBP_UC_NO_SLOT) {
+        u->last_packed = packed;
+        u->last_slot = slot;
     }
+    return slot;
 }
 
 static inline uint32_t slot_in_file(pipe_usage_t *u, const ibp_table_t *t, uint32_t host,
@@ -175,15 +178,15 @@ static inline uint32_t slot_in_file(pipe_usage_t *u, const ibp_table_t *t, uint3
     if (!u->file.base)
         return IBP_UC_NO_SLOT;
     uint64_t packed = pack_key(u, day, fam, host, target, cls);
-    pipe_usage_shortcut_t *e = packed ? shortcut_of(u, packed) : NULL;
+    pipe_usage_shortcut_t *e = packed ? pipe_usage_shortcut_of(u, packed) : NULL;
     if (e && e->packed)
-        return e->slot;
+        return remember(u, packed, e->slot);
     ibp_uc_key_t k;
     uint32_t slot = make_key(u, t, host, fam, target, cls, day, &k)
                         ? ibp_counter_slot_of(&u->file, &k) : IBP_UC_NO_SLOT;
     if (e && slot != IBP_UC_NO_SLOT)
         *e = (pipe_usage_shortcut_t){.packed = packed, .slot = slot};
-    return slot;
+    return e ? remember(u, packed, slot) : slot;
 }
 
 /* The slot of one hit: in this file, or in a new one when it is full (the
@@ -208,7 +211,7 @@ void pipe_usage_commit(pipe_usage_t *u)
     u->n_staged = 0;
 }
 
-void pipe_usage_stage(pipe_usage_t *u, const ibp_table_t *t, uint32_t host, unsigned fam,
+void pipe_usage_stage_slow(pipe_usage_t *u, const ibp_table_t *t, uint32_t host, unsigned fam,
                       const uint32_t *targets, unsigned n, uint32_t client_class)
 {
     if (!u->dir || !n)
@@ -223,6 +226,7 @@ void pipe_usage_stage(pipe_usage_t *u, const ibp_table_t *t, uint32_t host, unsi
         pipe_usage_tick(u);
         now = u->now;
         u->now = 0;   /* untimed callers read the clock each time */
+        u->day_key = PIPE_USAGE_NO_DAY;   /* and the inline stage never matches for them */
     }
     for (unsigned i = 0; i < n; i++) {
         if (u->n_staged == PIPE_USAGE_STAGED)
@@ -250,4 +254,8 @@ void pipe_usage_tick(pipe_usage_t *u)
     struct timespec ts;   /* the coarse clock comes from the vDSO: no system call */
     clock_gettime(CLOCK_REALTIME_COARSE, &ts);
     u->now = (uint64_t)(ts.tv_sec + u->clock_offset_s);
+    /* The day once per read, not per hit; a day pack_key refuses (or the
+     * day 0, whose keys could pack to 0 = "none") leaves it to the slow path. */
+    uint64_t day = u->now / 86400;
+    u->day_key = day >= 1 && day < 0xFFFFu ? day << 48 : PIPE_USAGE_NO_DAY;
 }

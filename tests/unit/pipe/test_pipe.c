@@ -72,8 +72,9 @@ static int count_lines(const char *s)
     return n;
 }
 
-/* Sums the hits of the counter files in dir by "domain|member|client|family". */
-static uint64_t counted(const char *dir, const char *want)
+/* Sums the hits of the counter files in dir by "domain|member|client|family"
+ * on the UTC day `day` (0: any), in every file or the one `only` names. */
+static uint64_t counted_in(const char *dir, const char *only, uint32_t day, const char *want)
 {
     uint64_t sum = 0;
     DIR *d = opendir(dir);
@@ -81,7 +82,8 @@ static uint64_t counted(const char *dir, const char *want)
     while ((e = readdir(d)) != NULL) {
         char path[600];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        if (!strstr(e->d_name, IBP_COUNTER_SUFFIX) || strstr(e->d_name, ".tmp"))
+        if (!strstr(e->d_name, IBP_COUNTER_SUFFIX) || strstr(e->d_name, ".tmp") ||
+            (only && strcmp(e->d_name, only)))
             continue;
         int fd = open(path, O_RDWR);
         struct stat st;
@@ -98,7 +100,7 @@ static uint64_t counted(const char *dir, const char *want)
             snprintf(key, sizeof key, "%.*s|%.*s|%.*s|%u", (int)en.domain.len, en.domain.s,
                      (int)en.member.len, en.member.s, (int)en.client.len, en.client.s,
                      en.family);
-            if (!strcmp(key, want))
+            if (!strcmp(key, want) && (!day || en.day == day))
                 sum += en.hits;
         }
         munmap(m, (size_t)st.st_size);
@@ -106,6 +108,32 @@ static uint64_t counted(const char *dir, const char *want)
     }
     closedir(d);
     return sum;
+}
+
+static uint64_t counted(const char *dir, const char *want)
+{
+    return counted_in(dir, NULL, 0, want);
+}
+
+/* The names of the counter files in dir, oldest first (their names carry
+ * the nanosecond they were made); how many. */
+static int counter_files(const char *dir, char names[][256], int max)
+{
+    int n = 0;
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (strstr(e->d_name, IBP_COUNTER_SUFFIX) && !strstr(e->d_name, ".tmp") && n < max)
+            snprintf(names[n++], 256, "%s", e->d_name);
+    closedir(d);
+    for (int i = 1; i < n; i++)   /* same length: same pid, 19-digit times until 2286 */
+        for (int j = i; j > 0 && strcmp(names[j - 1], names[j]) > 0; j--) {
+            char tmp[256];
+            memcpy(tmp, names[j], 256);
+            memcpy(names[j], names[j - 1], 256);
+            memcpy(names[j - 1], tmp, 256);
+        }
+    return n;
 }
 
 /* A lookup's records are counted by (domain, member, client class, family)
@@ -140,6 +168,168 @@ static void answered_dynamic_records_are_counted_after_the_write(void **state)
     f->st.usage = NULL;
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+#define SE "SE\tSweden\tAS29518\tBredband2 AB"
+
+/* One ANY lookup of host for a client of ecs, its answer written. */
+static void ask(fix_t *f, const char *host, const char *ecs)
+{
+    char line[256];
+    snprintf(line, sizeof line, "Q\t%s\tIN\tANY\t1\t192.0.2.1\t192.0.2.1\t%s", host, ecs);
+    assert_non_null(strstr(send(f, line), "\tA\t"));
+}
+
+/* The coprocess's clock moved to `days` after today, read as it is once per
+ * read from PowerDNS: the inline stage's remembered slot is then in use. */
+static uint32_t tick_at(pipe_usage_t *u, int64_t days)
+{
+    u->clock_offset_s = days * 86400;
+    pipe_usage_tick(u);
+    return (uint32_t)(u->now / 86400);
+}
+
+/* The remembered slot (the last hit's key) serves only that key on that day:
+ * another class, host or member right after it, or the next day, gets its
+ * own slot, and going back finds the first one again. */
+static void the_remembered_slot_serves_only_its_key_and_day(void **state)
+{
+    fix_t *f = *state;
+    char dir[] = "/tmp/ibpdns-usage-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    pipe_usage_t u = {.dir = dir, .file = {.fd = -1}};
+    f->st.usage = &u;
+    helo(f, "3");
+    uint32_t day = tick_at(&u, 0);
+    const char *pd = "polkadot.dotters.network", *se = "89.160.20.112/28";
+    ask(f, pd, se);
+    ask(f, pd, se);
+    ask(f, pd, "81.2.69.160/28");     /* same host, member and family; another class */
+    ask(f, pd, se);
+    ask(f, pd, "2001:218::/32");
+    ask(f, "kusama.dotters.network", se);   /* same class and member, another host */
+    ask(f, pd, se);
+    ask(f, pd, "216.160.83.56/32");   /* another member and class */
+    ask(f, pd, se);
+    pipe_usage_commit(&u);
+    assert_int_equal(counted_in(dir, NULL, day, "polkadot.dotters.network|Amforc|" SE "|0"), 5);
+    assert_int_equal(counted(dir, "polkadot.dotters.network|Amforc|GB\tUnited Kingdom\t\t|0"), 1);
+    assert_int_equal(counted(dir, "polkadot.dotters.network|Amforc|JP\tJapan\t\t|0"), 1);
+    assert_int_equal(counted(dir, "kusama.dotters.network|Amforc|" SE "|0"), 1);
+    assert_int_equal(counted(dir, "polkadot.dotters.network|Stake Plus|US\tUnited States\tAS209\t|0"),
+                     1);
+    /* The next day, with the same key's slot remembered from today. */
+    assert_int_equal(tick_at(&u, 1), day + 1);
+    ask(f, pd, se);
+    ask(f, pd, se);
+    assert_int_equal(tick_at(&u, 0), day);
+    ask(f, pd, se);
+    pipe_usage_commit(&u);
+    assert_int_equal(counted_in(dir, NULL, day + 1, "polkadot.dotters.network|Amforc|" SE "|0"), 2);
+    assert_int_equal(counted_in(dir, NULL, day, "polkadot.dotters.network|Amforc|" SE "|0"), 6);
+    assert_int_equal(u.counted, 12);
+    /* Straight to the stage: the same host, family and class, another member. */
+    const ibp_table_t *t = &f->tb.t;
+    uint32_t a = 0, b = 1;
+    while (b < t->n[IBP_SEC_TARGETS] &&
+           (t->targets[b].member == IBP_TBL_NONE || t->targets[a].member == IBP_TBL_NONE ||
+            !strcmp(ibp_table_str(t, t->members[t->targets[a].member].name),
+                    ibp_table_str(t, t->members[t->targets[b].member].name))))
+        a = t->targets[a].member == IBP_TBL_NONE ? b : a, b++;
+    assert_true(b < t->n[IBP_SEC_TARGETS]);
+    const ibp_tbl_name_t *nm = &t->names[t->hosts[0].name];
+    uint32_t len;
+    const char *cls = ibp_table_client_text(t, 0, &len);
+    char ka[512], kb[512];
+    snprintf(ka, sizeof ka, "%.*s|%s|%.*s|0", (int)nm->name_len, ibp_table_str(t, nm->name),
+             ibp_table_str(t, t->members[t->targets[a].member].name), (int)len, cls);
+    snprintf(kb, sizeof kb, "%.*s|%s|%.*s|0", (int)nm->name_len, ibp_table_str(t, nm->name),
+             ibp_table_str(t, t->members[t->targets[b].member].name), (int)len, cls);
+    uint64_t had_a = counted(dir, ka), had_b = counted(dir, kb);
+    pipe_usage_stage(&u, t, 0, 0, &a, 1, 0);
+    pipe_usage_stage(&u, t, 0, 0, &b, 1, 0);
+    pipe_usage_stage(&u, t, 0, 0, &a, 1, 0);
+    pipe_usage_stage(&u, t, 0, 1, &a, 1, 0);   /* and the other family */
+    pipe_usage_commit(&u);
+    assert_int_equal(counted(dir, ka), had_a + 2);
+    assert_int_equal(counted(dir, kb), had_b + 1);
+    ka[strlen(ka) - 1] = '1';
+    assert_int_equal(counted(dir, ka), 1);
+    pipe_usage_close(&u);
+    /* A caller that never ticks: every stage reads the clock, so the day
+     * moving between two stages of one key moves its hits. */
+    pipe_usage_t untimed = {.dir = dir, .file = {.fd = -1}};
+    f->st.usage = &untimed;
+    ask(f, pd, se);
+    untimed.clock_offset_s = 86400;
+    ask(f, pd, se);
+    pipe_usage_commit(&untimed);
+    assert_int_equal(counted_in(dir, NULL, day + 1, "polkadot.dotters.network|Amforc|" SE "|0"), 3);
+    pipe_usage_close(&untimed);
+    f->st.usage = NULL;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* A full counter file is left for a new one: a key of the old file is
+ * counted in the new one, not at its old slot's index there, and once no
+ * new file can be made (the directory went away) a key remembered from the
+ * file just left is uncounted, never staged into the file closed under it. */
+static void a_left_file_takes_its_remembered_slots_with_it(void **state)
+{
+    fix_t *f = *state;
+    char dir[] = "/tmp/ibpdns-usage-XXXXXX", gone[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(gone, sizeof gone, "%s.gone", dir);
+    pipe_usage_t u = {.dir = dir, .file = {.fd = -1}};
+    ibp_log_t quiet = {.level = IBP_LOG_FATAL, .ident = "test", .fd = -1};
+    u.log = &quiet;
+    f->st.usage = &u;
+    helo(f, "3");
+    const char *pd = "polkadot.dotters.network", *se = "89.160.20.112/28";
+    const char *key = "polkadot.dotters.network|Amforc|" SE "|0";
+    char names[4][256];
+    int days = 0;   /* one new key a day, until the file is full */
+    for (; counter_files(dir, names, 4) < 2 && days < 2 * (int)PIPE_USAGE_SLOTS; days++) {
+        tick_at(&u, days);
+        ask(f, pd, se);
+        pipe_usage_commit(&u);
+    }
+    assert_int_equal(counter_files(dir, names, 4), 2);
+    uint32_t first = tick_at(&u, 0), moved = first + (uint32_t)days - 1;
+    /* The day before the move was counted in the first file, and is remembered. */
+    tick_at(&u, days - 2);
+    ask(f, pd, se);
+    tick_at(&u, days - 1);
+    ask(f, pd, se);
+    tick_at(&u, days - 2);
+    ask(f, pd, se);
+    pipe_usage_commit(&u);
+    assert_int_equal(counted_in(dir, names[0], moved - 1, key), 1);
+    assert_int_equal(counted_in(dir, names[1], moved - 1, key), 2);
+    assert_int_equal(counted_in(dir, names[1], moved, key), 2);
+    assert_int_equal(counted_in(dir, names[0], first, key), 1);
+    /* No new file can be made: fill the second one until a hit is uncounted. */
+    assert_int_equal(rename(dir, gone), 0);
+    int last = days;
+    for (; u.uncounted == 0 && last < days + 2 * (int)PIPE_USAGE_SLOTS; last++) {
+        tick_at(&u, last);
+        ask(f, pd, se);
+        pipe_usage_commit(&u);
+    }
+    assert_int_equal(u.uncounted, 1);
+    tick_at(&u, last - 2);   /* the last key the second file took */
+    ask(f, pd, se);
+    pipe_usage_commit(&u);
+    assert_int_equal(u.uncounted, 2);
+    assert_int_equal(counted(gone, key), u.counted);
+    assert_int_equal(counted_in(gone, names[1], first + (uint32_t)last - 2, key), 1);
+    pipe_usage_close(&u);
+    f->st.usage = NULL;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s %s", dir, gone);
     assert_int_equal(system(cmd), 0);
 }
 
@@ -451,6 +641,8 @@ int main(void)
         cmocka_unit_test(handshake_and_abi_field_counts),
         cmocka_unit_test(answered_dynamic_records_are_counted_after_the_write),
         cmocka_unit_test(answers_do_not_wait_for_a_broken_counter_directory),
+        cmocka_unit_test(the_remembered_slot_serves_only_its_key_and_day),
+        cmocka_unit_test(a_left_file_takes_its_remembered_slots_with_it),
         cmocka_unit_test(soa_only_at_an_apex),
         cmocka_unit_test(any_and_specific_types),
         cmocka_unit_test(apex_soa_in_any_when_asked),
