@@ -939,6 +939,20 @@ static ibp_tbl_answer_t answer_unlocated(const policy_build_t *b)
     return a;
 }
 
+/* A Nets or Map list that names none of this host's candidates does not
+ * concern the host: its clients get what they would without the list, so
+ * that the same answer under another name (net-fallback, map-fallback) does
+ * not split the trie's uniform nodes and shorten the ECS scope; a host the
+ * answer of which depends on no client keeps scope 0. */
+static bool list_concerns(const policy_build_t *b, const ibp_geo_class_t *cls)
+{
+    const uint16_t *order = &b->c->in->geo->orders[cls->order];
+    for (uint32_t i = 0; i < cls->n_listed; i++)
+        if (b->state[order[i]] != 0)
+            return true;
+    return false;
+}
+
 static ibp_tbl_answer_t answer_for_class(const policy_build_t *b, uint32_t id)
 {
     const ibp_geo_classes_t *g = b->c->in->geo;
@@ -954,9 +968,9 @@ static ibp_tbl_answer_t answer_for_class(const policy_build_t *b, uint32_t id)
                                           .flags = IBP_ANSF_OVERRIDE,
                                           .target = {b->pv.ovr[2 * i + 1]}};
     }
-    if (cls->n_listed)
+    if (cls->n_listed && list_concerns(b, cls))
         return answer_for_net(b, cls, cls->net != IBP_GEO_NO_NET);
-    if (!cls->located)
+    if (!cls->by_distance)
         return answer_unlocated(b);
     return answer_for_order(b, &g->orders[cls->order]);
 }
@@ -1122,14 +1136,18 @@ static bool policy_class(policy_build_t *b, uint32_t id)
  * class's member order settles every policy whose nearest healthy candidate
  * it passes. The rest (all candidates down: fail open) go the general way.
  * A listed class (Routing.Nets, Routing.Map) is walked alike: its order is
- * the list, then distance; only its flags say which of the two answered. */
+ * the list, then distance; only its flags say which of the two answered,
+ * and for the policies whose candidates the list does not name (listed
+ * clear) it is an ordinary class (list_concerns). */
 typedef struct fast_scan {
     uint64_t *healthy;     /* n_members x words */
     uint64_t *down;        /* the same for offline candidates, with failover spread only */
+    uint64_t *candidate;   /* the same for every candidate, healthy or not */
     size_t words;
     uint64_t *open;        /* words: policies still to settle */
     uint64_t *general;     /* words: policies this class must settle the general way */
     uint64_t *eligible;    /* words: policies that take part */
+    uint64_t *listed;      /* words: policies one of whose candidates the class's list names */
 } fast_scan_t;
 
 /* The flags of a listed class's answer whose member is at position i of
@@ -1143,43 +1161,71 @@ static uint8_t listed_flags(const ibp_geo_class_t *cls, size_t i)
     return i < cls->n_listed ? IBP_ANSF_MAP : IBP_ANSF_MAP_FALLBACK;
 }
 
-static bool fast_class(ctx_t *c, policy_build_t *bs, size_t n, const fast_scan_t *f, uint32_t id)
+/* f->listed for class cls (list_concerns for every policy at once); the
+ * policies its list does not concern and that have no distance order go
+ * the general way (answer_unlocated). */
+static void fast_listed(const ibp_geo_classes_t *g, const ibp_geo_class_t *cls, fast_scan_t *f)
+{
+    const uint16_t *order = &g->orders[cls->order];
+    memset(f->listed, 0, f->words * sizeof *f->listed);
+    for (uint32_t i = 0; i < cls->n_listed; i++)
+        for (size_t w = 0; w < f->words; w++)
+            f->listed[w] |= f->candidate[(size_t)order[i] * f->words + w];
+    if (!cls->by_distance)
+        for (size_t w = 0; w < f->words; w++) {
+            f->general[w] |= f->open[w] & ~f->listed[w];
+            f->open[w] &= f->listed[w];
+        }
+}
+
+/* Settles the policies of hit: member m's answer under flags. */
+static bool fast_settle(ctx_t *c, policy_build_t *bs, size_t w, uint64_t hit, uint16_t m,
+                        uint8_t flags, uint32_t id)
+{
+    unsigned kind = memo_kind(&(ibp_tbl_answer_t){.flags = flags});
+    for (; hit; hit &= hit - 1) {
+        policy_build_t *b = &bs[w * 64 + (size_t)__builtin_ctzll(hit)];
+        uint32_t idx = b->memo[MEMO_KINDS * m + kind];   /* the member's answer, once known */
+        if (idx == IBP_TBL_NONE) {
+            ibp_tbl_answer_t a = {.kind = IBP_ANS_TARGETS, .n = 1, .flags = flags,
+                                  .target = {member_target(c, m, b->pv.family == 6)}};
+            if ((idx = memo_answer(b, &a)) == IBP_TBL_NONE)
+                return false;
+        }
+        record_class(b, id, idx, false);
+    }
+    return true;
+}
+
+static bool fast_class(ctx_t *c, policy_build_t *bs, size_t n, fast_scan_t *f, uint32_t id)
 {
     const ibp_geo_classes_t *g = c->in->geo;
     const ibp_geo_class_t *cls = &g->cls[id];
     const uint16_t *order = &g->orders[cls->order];
     size_t left = 0;
     for (size_t w = 0; w < f->words; w++)
-        left += (size_t)__builtin_popcountll(f->open[w] = f->eligible[w]), f->general[w] = 0;
-    /* A list is never spread over (answer_for_net). */
-    const uint64_t *down = cls->n_listed ? NULL : f->down;
+        f->open[w] = f->eligible[w], f->general[w] = 0, f->listed[w] = 0;
+    if (cls->n_listed)
+        fast_listed(g, cls, f);
+    for (size_t w = 0; w < f->words; w++)
+        left += (size_t)__builtin_popcountll(f->open[w]);
     for (size_t i = 0; left && i < g->n_members; i++) {
         const uint64_t *h = &f->healthy[(size_t)order[i] * f->words];
-        const uint64_t *d = down ? &down[(size_t)order[i] * f->words] : NULL;
+        const uint64_t *d = f->down ? &f->down[(size_t)order[i] * f->words] : NULL;
         uint8_t flags = listed_flags(cls, i);
-        unsigned kind = memo_kind(&(ibp_tbl_answer_t){.flags = flags});
         for (size_t w = 0; w < f->words; w++) {
-            /* A down nearest candidate under failover spread: the general way. */
-            uint64_t spread = d ? f->open[w] & d[w] : 0;
+            /* A down nearest candidate under failover spread: the general
+             * way. A list is never spread over (answer_for_net). */
+            uint64_t spread = d ? f->open[w] & d[w] & ~f->listed[w] : 0;
             f->open[w] &= ~spread;
             f->general[w] |= spread;
             left -= (size_t)__builtin_popcountll(spread);
             uint64_t hit = f->open[w] & h[w];
             f->open[w] &= ~hit;
-            for (; hit; hit &= hit - 1) {
-                policy_build_t *b = &bs[w * 64 + (size_t)__builtin_ctzll(hit)];
-                /* the member's answer, once known */
-                uint32_t idx = b->memo[MEMO_KINDS * order[i] + kind];
-                if (idx == IBP_TBL_NONE) {
-                    ibp_tbl_answer_t a = {.kind = IBP_ANS_TARGETS, .n = 1, .flags = flags,
-                                          .target = {member_target(c, order[i],
-                                                                   b->pv.family == 6)}};
-                    if ((idx = memo_answer(b, &a)) == IBP_TBL_NONE)
-                        return false;
-                }
-                record_class(b, id, idx, false);
-                left--;
-            }
+            left -= (size_t)__builtin_popcountll(hit);
+            if (!fast_settle(c, bs, w, hit & f->listed[w], order[i], flags, id) ||
+                !fast_settle(c, bs, w, hit & ~f->listed[w], order[i], 0, id))
+                return false;
         }
     }
     for (size_t w = 0; w < f->words; w++)
@@ -1199,26 +1245,34 @@ static bool fast_scan_init(ctx_t *c, policy_build_t *bs, size_t n, fast_scan_t *
     f->open = calloc(f->words ? f->words : 1, sizeof *f->open);
     f->general = calloc(f->words ? f->words : 1, sizeof *f->general);
     f->eligible = calloc(f->words ? f->words : 1, sizeof *f->eligible);
+    f->candidate = calloc((n_members ? n_members : 1) * f->words, sizeof *f->candidate);
+    f->listed = calloc(f->words ? f->words : 1, sizeof *f->listed);
     bool spread = c->rc->failover_spread > 1;
     if (spread)
         f->down = calloc((n_members ? n_members : 1) * f->words, sizeof *f->down);
-    if (!f->healthy || !f->open || !f->general || !f->eligible || (spread && !f->down))
+    if (!f->healthy || !f->open || !f->general || !f->eligible || !f->candidate || !f->listed ||
+        (spread && !f->down))
         return false;
     for (size_t p = 0; p < n; p++) {
         if (bs[p].renumber || bs[p].per_family != 1)
             continue;
         f->eligible[p / 64] |= 1ull << (p % 64);
-        for (size_t m = 0; m < n_members; m++)
+        for (size_t m = 0; m < n_members; m++) {
             if (bs[p].state[m] == 1)
                 f->healthy[m * f->words + p / 64] |= 1ull << (p % 64);
             else if (bs[p].state[m] == 2 && spread)
                 f->down[m * f->words + p / 64] |= 1ull << (p % 64);
+            if (bs[p].state[m] != 0)
+                f->candidate[m * f->words + p / 64] |= 1ull << (p % 64);
+        }
     }
     return true;
 }
 
 static void fast_scan_free(fast_scan_t *f)
 {
+    free(f->candidate);
+    free(f->listed);
     free(f->healthy);
     free(f->down);
     free(f->general);
@@ -1234,7 +1288,7 @@ static bool map_all_classes(ctx_t *c, policy_build_t *bs, size_t n)
     bool ok = fast_scan_init(c, bs, n, &f);
     for (uint32_t id = 0; ok && id < g->n_cls; id++) {
         const ibp_geo_class_t *cls = &g->cls[id];
-        bool fast = id >= IBP_CLASS_FIRST && (cls->located || cls->n_listed) && !cls->cc[0];
+        bool fast = id >= IBP_CLASS_FIRST && (cls->by_distance || cls->n_listed) && !cls->cc[0];
         if (fast)
             ok = fast_class(c, bs, n, &f, id);
         for (size_t p = 0; ok && p < n; p++)

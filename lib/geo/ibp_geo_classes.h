@@ -24,7 +24,8 @@ enum {
 };
 
 typedef struct ibp_geo_class {
-    bool located;
+    bool located;          /* it has a member order (coordinates, or a Nets/Map list) */
+    bool by_distance;      /* that order, past any list, is by distance: it had coordinates */
     char cc[3];            /* set only for countries that have overrides */
     uint32_t order;        /* offset of its member order in classes->orders */
     double lat, lon;       /* first location seen in this class (diagnostics) */

@@ -88,17 +88,19 @@ static bool cc_relevant(const ibp_geo_input_t *in, const char *cc)
     return false;
 }
 
-static bool class_equal(const walker_t *w, uint32_t id, bool located, const char cc[3],
-                        uint32_t rule, const uint16_t *order)
+static bool class_equal(const walker_t *w, uint32_t id, bool located, bool by_distance,
+                        const char cc[3], uint32_t rule, const uint16_t *order)
 {
     const ibp_geo_class_t *c = &w->out->cls[id];
     size_t n = w->out->n_members;
-    return c->located == located && !memcmp(c->cc, cc, 3) && c->map_rule == rule &&
+    return c->located == located && c->by_distance == by_distance && !memcmp(c->cc, cc, 3) &&
+           c->map_rule == rule &&
            (!located || !memcmp(&w->out->orders[c->order], order, n * sizeof *order));
 }
 
-static bool class_append(walker_t *w, bool located, const char cc[3], uint32_t rule,
-                         const uint16_t *order, double lat, double lon, uint32_t *id)
+static bool class_append(walker_t *w, bool located, bool by_distance, const char cc[3],
+                         uint32_t rule, const uint16_t *order, double lat, double lon,
+                         uint32_t *id)
 {
     ibp_geo_classes_t *o = w->out;
     size_t n = o->n_members;
@@ -120,6 +122,7 @@ static bool class_append(walker_t *w, bool located, const char cc[3], uint32_t r
     }
     ibp_geo_class_t *c = &o->cls[o->n_cls];
     c->located = located;
+    c->by_distance = by_distance;
     memcpy(c->cc, cc, 3);
     c->order = (uint32_t)(o->n_cls * n);
     c->lat = lat;
@@ -135,28 +138,29 @@ static bool class_append(walker_t *w, bool located, const char cc[3], uint32_t r
     return true;
 }
 
-static uint64_t class_hash(bool located, const char cc[3], uint32_t rule, const uint16_t *order,
-                           size_t n)
+static uint64_t class_hash(bool located, bool by_distance, const char cc[3], uint32_t rule,
+                           const uint16_t *order, size_t n)
 {
-    uint64_t h = XXH3_64bits_withSeed(cc, 3, located + ((uint64_t)rule << 1));
+    uint64_t h = XXH3_64bits_withSeed(cc, 3, located + 2u * by_distance + ((uint64_t)rule << 2));
     return located ? XXH3_64bits_withSeed(order, n * sizeof *order, h) : h;
 }
 
-static bool class_intern(walker_t *w, bool located, const char cc[3], uint32_t rule,
-                         double lat, double lon, uint32_t *id)
+static bool class_intern(walker_t *w, bool located, bool by_distance, const char cc[3],
+                         uint32_t rule, double lat, double lon, uint32_t *id)
 {
     const uint16_t *order = w->order_buf;
-    uint64_t key = class_hash(located, cc, rule, order, w->out->n_members) | 1; /* never 0 */
+    uint64_t key = class_hash(located, by_distance, cc, rule, order, w->out->n_members) |
+                   1; /* never 0 */
     if (w->by_key.n * 2 >= w->by_key.cap && !ibp_u64map_grow(&w->by_key, 1u << 16))
         return ibp_err_set(w->err, "out of memory");
     size_t j = ibp_u64_hash(key) & (w->by_key.cap - 1);
     for (; w->by_key.keys[j]; j = (j + 1) & (w->by_key.cap - 1))
         if (w->by_key.keys[j] == key &&
-            class_equal(w, w->by_key.vals[j], located, cc, rule, order)) {
+            class_equal(w, w->by_key.vals[j], located, by_distance, cc, rule, order)) {
             *id = w->by_key.vals[j];
             return true;
         }
-    if (!class_append(w, located, cc, rule, order, lat, lon, id))
+    if (!class_append(w, located, by_distance, cc, rule, order, lat, lon, id))
         return false;
     w->by_key.keys[j] = key;
     w->by_key.vals[j] = *id;
@@ -380,7 +384,7 @@ static bool record_class_lookup(walker_t *w, MMDB_entry_s *entry, uint32_t key, 
             }
             if (rule)
                 order_listed_first(w, rule, located);
-            if (!class_intern(w, located || rule, cc, rule, lat, lon, id) ||
+            if (!class_intern(w, located || rule, located, cc, rule, lat, lon, id) ||
                 (p && !place_put(w, p, lat, lon, cc, rule, *id)))
                 return false;
         }
@@ -428,8 +432,8 @@ static bool walker_init(walker_t *w, const ibp_geo_input_t *in, ibp_geo_classes_
         return ibp_err_set(err, "out of memory");
     uint32_t id;   /* classes 0 and 1 are fixed: NODATA and UNDEF */
     static const char no_cc[3] = {0};
-    return class_append(w, false, no_cc, 0, w->order_buf, 0, 0, &id) &&
-           class_append(w, false, no_cc, 0, w->order_buf, 0, 0, &id);
+    return class_append(w, false, false, no_cc, 0, w->order_buf, 0, 0, &id) &&
+           class_append(w, false, false, no_cc, 0, w->order_buf, 0, 0, &id);
 }
 
 bool ibp_geo_classes_build(const ibp_geo_input_t *in, ibp_geo_classes_t *out, ibp_err_t *err)

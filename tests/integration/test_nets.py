@@ -84,9 +84,9 @@ def test_a_net_beats_maxmind_and_names_itself():
     rc, out, _ = ibptest.run_table('dump', t)
     nets = {(r['network'], r['kind']) for r in map(json.loads, out.splitlines())
             if r.get('kind', '').startswith('net')}
-    # a.example.net's policies by the list; b.example.net's by distance: Delta
-    # does not serve it.
-    eq(nets, {('81.2.69.0/24', 'net'), ('81.2.69.0/24', 'net-fallback')}, 'dump: net answers')
+    # a.example.net's policies by the list; b.example.net's as without the
+    # net: Delta does not serve it, so the net does not concern it.
+    eq(nets, {('81.2.69.0/24', 'net')}, 'dump: net answers')
 
 
 @ibptest.single_threaded
@@ -176,15 +176,52 @@ def test_a_list_is_never_spread_over():
 
 @ibptest.single_threaded
 def test_listed_members_must_serve_the_host_and_answers_per_family():
-    # Echo serves b.example.net only: for a.example.net the list is exhausted.
+    # Echo serves b.example.net only: a list naming none of a.example.net's
+    # candidates does not concern it (as without the net); a list naming one,
+    # down, falls back (test_list_exhausted_falls_back_to_distance).
     eq(look(build({'81.2.69.0/24': ['Echo']}), '81.2.69.142'),
-       ('Alpha', 'net-fallback', 'net 81.2.69.0/24'), 'a listed member not serving the host')
+       ('Alpha', 'nearest', 'nearest'), 'a listed member not serving the host')
+    eq(look(build({'81.2.69.0/24': ['Echo', 'Delta']}), '81.2.69.142'),
+       ('Delta', 'net', 'net 81.2.69.0/24'), 'a list naming a candidate after one that is not')
     ws = workspace()
     cfg = ws.node_config(MEMBERS, SERVICES, STATIC,
                          routing={'Nets': {'81.2.69.0/24': ['Delta']}, 'AnswersPerFamily': 2})
     r = ibptest.lookup(ws.build_ok(cfg), HOST, '81.2.69.142')
     eq([a['member'] for a in r['answers']], ['Delta', 'Alpha'], 'the list, then by distance')
     eq((r['how'], r['rule']), ('net', 'net 81.2.69.0/24'), 'two answers: how')
+
+
+def scopes_and_answers(table, host, ips, qtype='A'):
+    out = []
+    for ip in ips:
+        r = ibptest.lookup(table, host, ip, qtype=qtype)
+        out.append((ip, [a['member'] for a in r['answers']], r['scope'], r['how']))
+    return out
+
+
+@ibptest.single_threaded
+def test_a_host_no_list_concerns_keeps_its_answers_and_scopes():
+    # b.example.net has one candidate (Echo): its answer depends on no
+    # client, so scope 0 (PowerDNS caches it for everyone), with or without
+    # nets and a map that list only a.example.net's members. Its answers and
+    # scopes are the table's without them, and so are the unlisted parts of
+    # a.example.net's.
+    ips = ['81.2.69.142', '81.2.69.1', '2.125.160.216', '89.160.20.112', '216.160.83.56',
+           '175.16.199.1', '10.1.2.3', '8.8.8.8']
+    plain = build({})
+    listed = {'81.2.69.0/24': ['Delta'], '89.160.0.0/16': ['Bravo'], '10.0.0.0/8': ['Charlie']}
+    with_nets = build(listed)
+    with_map = build({}, routing={'Map': {'EU': {'GB': ['Delta'], 'SE': ['Bravo']},
+                                          'AS': ['Charlie']}})
+    base = scopes_and_answers(plain, 'b.example.net', ips)
+    eq({scope for _, _, scope, _ in base}, {0}, 'b.example.net without nets: scope 0')
+    eq(scopes_and_answers(with_nets, 'b.example.net', ips), base, 'b.example.net with nets')
+    eq(scopes_and_answers(with_map, 'b.example.net', ips), base, 'b.example.net with a map')
+    eq(scopes_and_answers(with_nets, 'b.example.net', ['2001:db8::1'], 'AAAA'),
+       scopes_and_answers(plain, 'b.example.net', ['2001:db8::1'], 'AAAA'), 'AAAA too')
+    outside = ['2.125.160.216', '216.160.83.56', '175.16.199.1']
+    eq(scopes_and_answers(with_nets, HOST, outside), scopes_and_answers(plain, HOST, outside),
+       'a.example.net outside every net: the plain answers and scopes')
 
 
 @ibptest.single_threaded
