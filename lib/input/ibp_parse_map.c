@@ -196,7 +196,7 @@ static bool parse_kids(map_ctx_t *x, const char *path, const json_t *v, unsigned
 static bool parse_node(map_ctx_t *x, const char *key, const char *path, const json_t *v,
                        unsigned level, const ibp_map_node_t *up, ibp_map_node_t *n)
 {
-    if (++x->n_nodes > IBP_MAP_NODES_MAX)
+    if (up && ++x->n_nodes > IBP_MAP_NODES_MAX)   /* the map itself is no entry */
         return ibp_jerr(x->c, path, "more than %u map entries", IBP_MAP_NODES_MAX);
     if (!(n->key = strdup(key)) || !(n->path = strdup(path[0] ? path : ".")) ||
         !set_rule(x->c, path, &n->rule, up ? up->rule : "", key))
