@@ -59,6 +59,29 @@ static size_t tree_cost(const tree_estimate_t *e)
            2 * e->bytes;
 }
 
+/* jansson's words for two common faults of files saved by hand are
+ * "invalid token near '???'" and "end of file expected near end of file":
+ * name them instead. */
+static void load_error(const char *buf, size_t len, const char *src, const json_error_t *jerr,
+                       ibp_err_t *err)
+{
+    const char *nul = memchr(buf, '\0', len);
+    if (len >= 3 && !memcmp(buf, "\xEF\xBB\xBF", 3)) {
+        ibp_err_set(err, "%s: invalid JSON: it starts with a UTF-8 byte order mark (EF BB BF), "
+                    "which JSON does not allow: save it without one", src);
+    } else if (nul && jerr->position >= 0 && (size_t)(nul - buf) <= (size_t)jerr->position) {
+        ibp_err_set(err, "%s: invalid JSON: a NUL byte at offset %zu (line %d)", src,
+                    (size_t)(nul - buf), jerr->line);
+    } else {
+        /* jansson quotes the input near the fault: keep the message one
+         * printable line, whatever the input holds. */
+        char why[sizeof jerr->text];
+        sanitize(why, sizeof why, jerr->text, sizeof why - 4);
+        ibp_err_set(err, "%s: invalid JSON at line %d column %d: %s", src, jerr->line,
+                    jerr->column, why);
+    }
+}
+
 json_t *ibp_json_load(const char *buf, size_t len, const char *src, ibp_err_t *err)
 {
     tree_estimate_t est = estimate_tree(buf ? buf : "", buf ? len : 0);
@@ -74,14 +97,8 @@ json_t *ibp_json_load(const char *buf, size_t len, const char *src, ibp_err_t *e
      * Go would silently keep the last one and hide the mistake. */
     json_t *root = json_loadb(buf ? buf : "", buf ? len : 0,
                               JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
-    if (!root) {
-        /* jansson quotes the input near the fault: keep the message one
-         * printable line, whatever the input holds. */
-        char why[sizeof jerr.text];
-        sanitize(why, sizeof why, jerr.text, sizeof why - 4);
-        ibp_err_set(err, "%s: invalid JSON at line %d column %d: %s", src, jerr.line,
-                    jerr.column, why);
-    }
+    if (!root)
+        load_error(buf ? buf : "", buf ? len : 0, src, &jerr, err);
     return root;
 }
 

@@ -599,7 +599,14 @@ static void test_nul_byte(void **state)
     ibp_statics_t s;
     ibp_err_t err = {{0}};
     assert_false(ibp_statics_parse(buf, sizeof buf - 1, "st.json", &s, &err));
-    assert_non_null(strstr(err.msg, "st.json: invalid JSON at line 1"));
+    assert_string_equal(err.msg, "st.json: invalid JSON: a NUL byte at offset 51 (line 1)");
+    /* After the value as well (jansson: "end of file expected near end of file"). */
+    assert_false(ibp_statics_parse("[]\0", 3, "st.json", &s, &err));
+    assert_string_equal(err.msg, "st.json: invalid JSON: a NUL byte at offset 2 (line 1)");
+    /* A byte order mark, as some editors save files. */
+    members_fail("\xEF\xBB\xBF{}", "m.json: invalid JSON: it starts with a UTF-8 byte order "
+                                   "mark (EF BB BF), which JSON does not allow: save it without "
+                                   "one");
     /* The \u0000 escape is refused as well (it would cut C strings). */
     statics_fail("[" RR("a.b", "TXT", "x\\u0000y", "1") "]",
                  "st.json: invalid JSON at line 1 column 55: \\u0000 is not allowed without "
