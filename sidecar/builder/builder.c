@@ -696,13 +696,87 @@ static void guard_lost(sc_builder_t *b, const char *why)
             "published unweighed, so that health changes are not held up", why);
 }
 
+/* Some candidate of some host of t is offline. */
+static bool someone_offline(const ibp_table_t *t)
+{
+    for (uint32_t i = 0; i < t->n[IBP_SEC_CANDS]; i++)
+        if (t->cands[i].skip[0] == IBP_SKIP_OFFLINE || t->cands[i].skip[1] == IBP_SKIP_OFFLINE)
+            return true;
+    return false;
+}
+
+/* The guard's view of one set of inputs with every member online (no
+ * previous table: numbered afresh). */
+typedef struct online_table {
+    ibp_compile_out_t co;
+    ibp_table_t t;
+    bool have;
+} online_table_t;
+
+static bool compile_online(const sc_builder_t *b, sc_ref_t *const ref[], const ibp_overrides_t *ov,
+                           const ibp_overrides_t *split, const ibp_geo_classes_t *geo,
+                           online_table_t *out, ibp_err_t *err)
+{
+    ibp_compile_in_t ci = {
+        .config = ref[SC_SRC_CONFIG]->model, .members = ref[SC_SRC_MEMBERS]->model,
+        .services = ref[SC_SRC_SERVICES]->model, .statics = ref[SC_SRC_STATIC]->model,
+        .overrides = ov, .geo_overrides = split, .health = NULL, .geo = geo,
+        .build_time = b->build_time, .generation = b->generation,
+    };
+    memset(out, 0, sizeof *out);
+    if (!ibp_compile(&ci, &out->co, err))
+        return false;
+    out->have = ibp_table_attach_trusting(out->co.table, out->co.table_len, NULL, &out->t, err);
+    return out->have;
+}
+
+static void online_free(online_table_t *o)
+{
+    if (o->have)
+        ibp_table_close(&o->t);
+    ibp_compile_out_free(&o->co);
+    memset(o, 0, sizeof *o);
+}
+
+/* The table in place's inputs and snap's, both with every member online,
+ * when someone is offline in c: two more compiles, only for a table the
+ * guard weighs (changed configs) while a member is down. */
+static bool compile_online_pair(sc_builder_t *b, const snapshot_t *snap, const candidate_t *c,
+                                online_table_t pair[2], ibp_err_t *err)
+{
+    memset(pair, 0, 2 * sizeof *pair);
+    if (!someone_offline(&c->check) && !someone_offline(&b->last))
+        return true;
+    /* The table in place's classes with the countries they were split for:
+     * aside when this build walked again, else those in hand. */
+    bool aside = b->saved_geo.have;
+    const ibp_geo_classes_t *old_geo = aside ? &b->saved_geo.geo : &b->geo;
+    const ibp_overrides_t *old_split =
+        aside && b->saved_geo.have_split ? &b->saved_geo.split : &b->split;
+    bool ok = compile_online(b, b->accepted.ref, &b->accepted.overrides, old_split, old_geo,
+                             &pair[0], err) &&
+              compile_online(b, snap->ref, &snap->overrides, &b->split, &b->geo, &pair[1], err);
+    if (!ok) {
+        online_free(&pair[0]);
+        online_free(&pair[1]);
+    }
+    return ok;
+}
+
 /* Weighs c against the table in place; true: it is held back. */
 static bool hold_back(sc_builder_t *b, const snapshot_t *snap, const guard_plan_t *g,
                       candidate_t *c)
 {
     bool hold = false;
     ibp_err_t err = {{0}};
-    if (!sc_guard_weigh(b->s, &b->last, &c->check, g->limit, snap->forced, &hold, &err)) {
+    online_table_t up[2];
+    bool weighed = compile_online_pair(b, snap, c, up, &err) &&
+                   sc_guard_weigh(b->s, &b->last, &c->check, up[0].have ? &up[0].t : NULL,
+                                  up[1].have ? &up[1].t : NULL, g->limit, snap->forced, &hold,
+                                  &err);
+    online_free(&up[0]);
+    online_free(&up[1]);
+    if (!weighed) {
         ibp_log(&b->s->log, IBP_LOG_ERROR, "table guard: %s: the table is published unweighed",
                 err.msg);
         return false;

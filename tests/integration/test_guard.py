@@ -105,6 +105,29 @@ def test_a_move_is_held_health_publishes_force_accepts():
         eq(metric(sc, 'ibpdns_guard_held'), 0.0, 'held metric after force')
 
 
+def test_a_move_made_while_the_member_is_offline_is_held_too():
+    """Amforc offline, then moved to Sydney: neither table has it answer
+    anyone, but the guard weighs both with every member online as well, so
+    the move is held rather than landing unweighed when Amforc comes back."""
+    with Sidecar(extra={'Routing': {'MaxShiftPercent': 20}}, token=TOKEN) as sc:
+        gen = sc.generation()
+        sc.http.set('/results', offline('Amforc'), headers={'X-IBP-Results-Source': 'official'})
+        wait_for('the offline member published', lambda: sc.generation() > gen, 10)
+        check(first(sc) not in ('Amforc', None), 'London: Amforc offline')
+        gen = sc.generation()
+        sc.http.set('/members.json', members_with_amforc_at(-33.87, 151.21))
+        wait_for('the move held back', lambda: guard(sc)['held'], 20)
+        w = guard(sc)['last_weighed']
+        check(w['shift_percent'] > 20 and 'Amforc' in w['largest'] and
+              'every member online' in w['largest'], 'status names the move: %r' % w)
+        eq(sc.generation(), gen, 'the held table is not published')
+        # Amforc back: a health change, published from the table in place's
+        # inputs: London gets Amforc in Zurich again, not the moved one.
+        sc.http.set('/results', b'{}', headers={'X-IBP-Results-Source': 'official'})
+        wait_for('Amforc back', lambda: first(sc) == 'Amforc', 10)
+        eq(guard(sc)['held'], True, 'still held')
+
+
 def test_health_tables_while_held_keep_the_old_database_and_countries():
     """While held, a new MaxMind file and a new override country come in:
     re-weighed and still held; a member going offline and back then
