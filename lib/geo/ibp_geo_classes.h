@@ -16,6 +16,11 @@
 #include "ibp_nlist.h"
 
 #define IBP_GEO_MAX_MEMBERS 1024
+/* Networks Routing.Nets may split the address space into, with MaxMind's
+ * (the full GeoLite2-City has about 1.2 million): each costs a trie node,
+ * in the build and in every coprocess's table. 500,000 random IPv4 /24s
+ * take about 4 million; an IPv6 /128 alone about 100. */
+#define IBP_GEO_NETWORKS_MAX 8000000u
 
 enum {
     IBP_CLASS_NODATA = 0,  /* no record, or a record without coordinates nor a relevant country */

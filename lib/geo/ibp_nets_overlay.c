@@ -31,6 +31,13 @@ typedef struct part_ctx {
     ibp_err_t *err;
 } part_ctx_t;
 
+static bool too_many(ibp_err_t *err)
+{
+    return ibp_err_set(err, "Routing.Nets: the nets split the address space into more than %u "
+                       "networks (an IPv6 /128 alone takes about 100): use fewer or shorter "
+                       "prefixes", IBP_GEO_NETWORKS_MAX);
+}
+
 /* The block p/len, whose covering net is `val`: a leaf unless a more
  * specific net lies inside it. Nets come sorted, so they are met in order
  * and the recursion is at most 128 deep. */
@@ -38,8 +45,11 @@ static bool partition(part_ctx_t *x, ibp_u128_t p, unsigned len, uint32_t val)
 {
     while (x->next < x->n && x->nets[x->next].len == len && x->nets[x->next].start == p)
         val = (uint32_t)x->next++;
-    if (x->next >= x->n || !within(&x->nets[x->next], p, len))
+    if (x->next >= x->n || !within(&x->nets[x->next], p, len)) {
+        if (x->out->n >= IBP_GEO_NETWORKS_MAX)   /* bounded before the memory is */
+            return too_many(x->err);
         return ibp_nlist_append(x->out, len, val, x->err);
+    }
     return partition(x, p, len + 1, val) &&
            partition(x, p | (ibp_u128_t)1 << (127 - len), len + 1, val);
 }
@@ -177,7 +187,8 @@ bool ibp_geo_nets_overlay(ibp_geo_classes_t *c, const ibp_geo_net_t *nets, size_
                    .seen = malloc(c->n_members ? c->n_members : 1)};
     bool ok = o.seen ? number_lists(&o, n_nets) : ibp_err_set(err, "out of memory");
     ok = ok && partition(&px, 0, 0, NO_NET) &&
-         ibp_nlist_intersect(&c->list, &part, combine, &o, &out, err);
+         ibp_nlist_intersect(&c->list, &part, combine, &o, &out, err) &&
+         (out.n <= IBP_GEO_NETWORKS_MAX || too_many(err));
     ibp_nlist_free(&part);
     free(o.seen);
     free(o.list_of);

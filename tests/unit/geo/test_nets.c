@@ -157,6 +157,32 @@ static void unsorted_or_repeated_nets_are_refused(void **state)
     ibp_geo_classes_free(&c);
 }
 
+/* Host routes deep in IPv6 split the space about 100 times each: past
+ * IBP_GEO_NETWORKS_MAX the overlay stops and says so, before the memory. */
+static void too_many_networks_are_refused(void **state)
+{
+    (void)state;
+    ibp_geo_classes_t c;
+    classes_init(&c);
+    append_ok(&c.list, 0, 2);
+    size_t n = 150000;   /* about 11 million networks */
+    ibp_geo_net_t *nets = calloc(n, sizeof *nets);
+    assert_non_null(nets);
+    static const uint16_t l[] = {1};
+    for (size_t i = 0; i < n; i++)   /* /128s in 2400::/12, spread and sorted */
+        nets[i] = (ibp_geo_net_t){.start = ((ibp_u128_t)0x240 << 116) | ((ibp_u128_t)i << 76) |
+                                           ((ibp_u128_t)(i * 2654435761u & 0xFFFFFFFFu) << 40),
+                                  .len = 128, .listed = l, .n_listed = 1};
+    ibp_err_t err;
+    assert_false(ibp_geo_nets_overlay(&c, nets, n, &err));
+    assert_non_null(strstr(err.msg, "Routing.Nets: the nets split the address space into more "
+                                    "than 8000000 networks"));
+    assert_int_equal(c.list.n, 1);   /* nothing changed */
+    assert_true(ibp_geo_nets_overlay(&c, nets, 1000, &err));   /* a few are fine */
+    free(nets);
+    ibp_geo_classes_free(&c);
+}
+
 static void parse_ok(const char *json, ibp_nets_t *out)
 {
     ibp_err_t err;
@@ -211,6 +237,7 @@ int main(void)
         cmocka_unit_test(unlocated_base_is_ordered_by_key),
         cmocka_unit_test(adjacent_nets_with_one_list_share_a_class),
         cmocka_unit_test(unsorted_or_repeated_nets_are_refused),
+        cmocka_unit_test(too_many_networks_are_refused),
         cmocka_unit_test(v4compat_is_the_ipv4_network_and_sorted),
         cmocka_unit_test(duplicate_spellings_keep_one_and_warn_on_another_list),
     };
