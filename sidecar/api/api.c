@@ -17,6 +17,7 @@
 #include "acme.h"
 #include "cluster.h"
 #include "event_json.h"
+#include "gojson.h"
 #include "harvest.h"
 #include "recorder.h"
 #include "ibp_explain.h"
@@ -745,15 +746,6 @@ static void get_process(sc_state_t *s, const sc_api_request_t *rq, sc_api_respon
     set_json(out, MHD_HTTP_OK, j);
 }
 
-static bool is_date(const char *d)
-{
-    static const char shape[] = "dddd-dd-dd";
-    for (int i = 0; i < 10; i++)
-        if (shape[i] == 'd' ? !isdigit((unsigned char)d[i]) : d[i] != '-')
-            return false;
-    return d[10] == '\0';
-}
-
 typedef struct usage_out {
     json_t *records;
     size_t n;
@@ -809,7 +801,7 @@ static void get_usage(sc_state_t *s, const sc_api_request_t *rq, sc_api_response
     const char *error = NULL;
     if (strcmp(a[0], a[1]) > 0) {
         error = "StartDate must be before or equal to EndDate";
-    } else if (is_date(a[0]) && is_date(a[1])) {
+    } else if (sc_go_date_ok(a[0]) && sc_go_date_ok(a[1])) {   /* else [], as NATS getUsage */
         sc_usage_query_t q = {a[0], a[1], a[2], a[3], a[4]};
         if (!sc_usage_query(s->usage, &q, usage_record, &o, &err)) {
             bool cut = o.n > SC_API_USAGE_MAX_RECORDS;

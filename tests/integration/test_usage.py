@@ -200,6 +200,10 @@ def test_answers_are_stored_exactly_and_read_back_as_ibp_does():
         eq(u.get('error'), 'StartDate must be before or equal to EndDate', 'start after end')
         u = json.loads(sc.api('/usage?start=yesterday&end=z')[2])
         eq((u['usageRecords'], 'error' in u), ([], False), 'a bad date: an empty list, no error')
+        # A day no calendar has, though shaped like one: the same, as NATS
+        # getUsage answers (SQLite compared it as text and found rows).
+        u = json.loads(sc.api('/usage?start=2000-02-30&end=%s' % today)[2])
+        eq((u['usageRecords'], 'error' in u), ([], False), 'an impossible date: [], no error')
         st = sc.status()['usage']
         eq((st['ok'], st['backlog_hits'], st['hits_stored']), (True, 0, sum(expected.values())),
            '/status usage')
