@@ -13,11 +13,16 @@
  * Names match case-insensitively, as PowerDNS passes the client's case.
  *
  * usage: constpipe --zones=Z1,Z2,.. --names=N1,N2,.. [--addr=192.0.2.1]
- *                  [--scope=24] [--ttl=30] [--record=DIR] [--apex-soa]
+ *                  [--scope=24] [--ttl=30] [--record=DIR] [--apex-soa] [--apex-ns=NS,..]
  * --apex-soa (diagnostic): ANY at a zone apex also returns the SOA, as
  * ibpdns-pipe's answers do, in BEHAVIOR §2's form with its default timers
  * (mname dns-01.<zone>., a 10-digit serial): it shows what that line costs
  * PowerDNS. The SOA walk keeps the short SOA either way.
+ * --apex-ns=NS1,NS2,.. (the baseline for a zone that is served whole): ANY
+ * at a name that is both a --names host and a --zones apex also returns one
+ * NS line per name first, as ibpdns-pipe answers a host that is its own
+ * apex: it shows what those lines cost PowerDNS, which parses them for
+ * every lookup there (it asks ANY for every question type).
  * --record=DIR appends every line received to DIR/rec-PID.txt (one write per
  * read; only to record a PowerDNS request stream, never while measuring). */
 #define _GNU_SOURCE
@@ -57,6 +62,8 @@ static size_t scope_len;
 static int abi;
 static int record_fd = -1;
 static bool apex_soa;   /* diagnostic: the apex SOA in ANY answers too, as ibpdns-pipe does */
+static str_t apex_ns[MAX_NAMES];   /* --apex-ns: the NS names of a host apex */
+static size_t n_apex_ns;
 
 static char out[OUT_CAP + 4096];
 static size_t out_len;
@@ -133,6 +140,16 @@ void handle_line(const char *line, size_t len)
                     put(qn->s, qn->len);
                     put(any_soa_tail[z], any_soa_tail_len[z]);
                 }
+                if (n_apex_ns && qt->len == 3 && find(zones, n_zones, qn->s, qn->len) >= 0)
+                    for (size_t k = 0; k < n_apex_ns; k++) {
+                        put(abi >= 3 ? "DATA\t0\t1\t" : "DATA\t", abi >= 3 ? 9 : 5);
+                        put(qn->s, qn->len);
+                        put("\tIN\tNS\t3600\t", 12);
+                        put(id->s, id->len);
+                        put("\t", 1);
+                        put(apex_ns[k].s, apex_ns[k].len);
+                        put(".\n", 2);
+                    }
                 if (abi >= 3) {
                     put("DATA\t", 5);
                     put(scope_s, scope_len);
@@ -214,9 +231,11 @@ int main(int argc, char **argv)
             record_dir = a + 9;
         else if (!strcmp(a, "--apex-soa"))
             apex_soa = true;
+        else if (!strncmp(a, "--apex-ns=", 10))
+            n_apex_ns = split_list(a + 10, apex_ns);
         else {
             fprintf(stderr, "usage: constpipe --zones=Z,.. --names=N,.. [--addr=IP] "
-                    "[--scope=N] [--ttl=N] [--record=DIR] [--apex-soa]\n");
+                    "[--scope=N] [--ttl=N] [--record=DIR] [--apex-soa] [--apex-ns=NS,..]\n");
             return 2;
         }
     }
