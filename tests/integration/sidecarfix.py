@@ -98,12 +98,12 @@ class Sidecar:
         with open(self.log.name, errors='replace') as f:
             return f.read()
 
-    def api(self, path, token=None, method='GET'):
+    def api(self, path, token=None, method='GET', timeout=5):
         req = urllib.request.Request('http://127.0.0.1:%d%s' % (self.api_port, path), method=method)
         if token:
             req.add_header('Authorization', 'Bearer ' + token)
         try:
-            with urllib.request.urlopen(req, timeout=5) as r:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
                 return r.status, r.headers.get('Content-Type', ''), r.read().decode()
         except urllib.error.HTTPError as e:
             return e.code, e.headers.get('Content-Type', ''), e.read().decode()

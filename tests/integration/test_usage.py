@@ -15,8 +15,6 @@ import sqlite3
 import shutil
 import threading
 import time
-import urllib.error
-import urllib.request
 
 import maxminddb
 
@@ -564,13 +562,8 @@ def test_api_answers_while_the_store_hangs():
 
             def wait_for_process():
                 t0 = time.monotonic()
-                req = urllib.request.Request('http://127.0.0.1:%d/process' % sc.api_port,
-                                             method='POST')
-                try:
-                    with urllib.request.urlopen(req, timeout=120) as r:
-                        answers.append((r.status, time.monotonic() - t0))
-                except urllib.error.HTTPError as e:
-                    answers.append((e.code, time.monotonic() - t0))
+                code = sc.api('/process', method='POST', timeout=120)[0]
+                answers.append((code, time.monotonic() - t0))
             os.kill(db.proc.pid, signal.SIGSTOP)
             try:
                 for _ in range(3):

@@ -13,7 +13,6 @@
 
 #include "fixture.h"
 #include "ibp_compile.h"
-#include "ibp_file.h"
 #include "ibp_map.h"
 
 static const char MAP[] =
@@ -221,6 +220,17 @@ static void unknown_member(void **state)
     ibp_map_free(&m);
 }
 
+/* The real IBP members, parsed. */
+static void shared_members(ibp_members_t *members)
+{
+    size_t len;
+    ibp_err_t err;
+    char *buf = fixture_read_shared("testdata/ibp-config/members_professional.json", &len);
+    if (!ibp_members_parse(buf, len, "members.json", members, &err))
+        fail_msg("%s", err.msg);
+    free(buf);
+}
+
 /* The geo fingerprint of a config whose Routing is `routing`: the sidecar
  * walks MaxMind again when it changes. */
 static uint64_t fingerprint_of(const char *routing)
@@ -232,14 +242,8 @@ static uint64_t fingerprint_of(const char *routing)
     ibp_node_config_t cfg;
     if (!ibp_node_config_parse(node, strlen(node), "node.json", &cfg, &err))
         fail_msg("%s", err.msg);
-    char *buf;
-    size_t len;
     ibp_members_t members;
-    if (!ibp_file_read(fixture_shared("testdata/ibp-config/members_professional.json"), 1u << 24,
-                       &buf, &len, &err) ||
-        !ibp_members_parse(buf, len, "members.json", &members, &err))
-        fail_msg("%s", err.msg);
-    free(buf);
+    shared_members(&members);
     ibp_geo_needs_t needs;
     if (!ibp_geo_needs_from_model(&members, &cfg.overrides, &cfg.routing.nets, &cfg.routing.map,
                                   &needs, &err))
@@ -276,14 +280,8 @@ static void an_unknown_member_names_the_map_path(void **state)
     ibp_node_config_t cfg;
     if (!ibp_node_config_parse(node, strlen(node), "node.json", &cfg, &err))
         fail_msg("%s", err.msg);
-    char *buf;
-    size_t len;
     ibp_members_t members;
-    if (!ibp_file_read(fixture_shared("testdata/ibp-config/members_professional.json"), 1u << 24,
-                       &buf, &len, &err) ||
-        !ibp_members_parse(buf, len, "members.json", &members, &err))
-        fail_msg("%s", err.msg);
-    free(buf);
+    shared_members(&members);
     ibp_geo_needs_t needs;
     assert_false(ibp_geo_needs_from_model(&members, &cfg.overrides, &cfg.routing.nets,
                                           &cfg.routing.map, &needs, &err));
